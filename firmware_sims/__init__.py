@@ -1,0 +1,1 @@
+"""Firmware simulators of the wearables crampsense supports, and a bleak backend for them."""
