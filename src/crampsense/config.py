@@ -14,6 +14,7 @@ naming the key, the value and what is allowed, before anything else happens.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -130,7 +131,7 @@ def _check(key: Key, value: Any) -> Any:
             key=key.name,
         )
     if isinstance(value, int | float):
-        if value != value:  # NaN  # noqa: PLR0124
+        if isinstance(value, float) and math.isnan(value):
             raise ConfigError(f"{where} is NaN; use a number", key=key.name)
         if (key.min is not None and value < key.min) or (key.max is not None and value > key.max):
             raise ConfigError(

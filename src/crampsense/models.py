@@ -12,6 +12,7 @@ Units are part of field names (``host_time_ns``, ``fs_hz``, ``duration_s``).
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Literal
@@ -98,7 +99,7 @@ def grade_severity(duration_s: float, peak_rel: float) -> Severity:
     >>> str(grade_severity(12.0, float("nan")))
     'mild'
     """
-    peak_ok = peak_rel == peak_rel  # False for NaN
+    peak_ok = not math.isnan(peak_rel)
     if duration_s >= SEVERE_DURATION_S or (peak_ok and peak_rel >= SEVERE_PEAK_REL):
         return Severity.SEVERE
     if duration_s >= MODERATE_DURATION_S or (peak_ok and peak_rel >= MODERATE_PEAK_REL):
