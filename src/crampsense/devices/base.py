@@ -12,7 +12,12 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from crampsense.models import Frame, SampleBlock
+
+if TYPE_CHECKING:
+    from crampsense.devices.timeline import TimelineBuilder
 
 __all__ = ["Capability", "DeviceProtocol", "GattWrite"]
 
@@ -88,6 +93,14 @@ class DeviceProtocol(abc.ABC):
     @abc.abstractmethod
     def decode(self, frame: Frame) -> list[SampleBlock]:
         """Decode one notification. Raises ``DecodeError`` (with offset and field) on bad bytes."""
+
+    def timeline_builder(self, stream: str) -> TimelineBuilder | None:
+        """A builder that puts this family's ``stream`` blocks back on a regular time grid.
+
+        ``None`` (the default) for irregular streams (heart rate, status) that need no grid.
+        Families with sequence numbers and device clocks say here how they wrap.
+        """
+        return None
 
     def metadata(self) -> Mapping[str, str]:
         """Configuration to store in a session's metadata (rates, scales), as strings."""
