@@ -121,13 +121,16 @@ class Config:
         return Path(configured).expanduser() if configured else default_data_dir()
 
 
+_TYPE_WORDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
 def _check(key: Key, value: Any) -> Any:
     where = f"config key {key.name!r}"
     if key.type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, key.type) or (isinstance(value, bool) and key.type is not bool):
         raise ConfigError(
-            f"{where} must be a {key.type.__name__}, got {value!r}; "
+            f"{where} must be {_TYPE_WORDS.get(key.type, key.type.__name__)}, got {value!r}; "
             f"see configs/default.toml (default {key.default!r})",
             key=key.name,
         )
