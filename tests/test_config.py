@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import tomllib
 from pathlib import Path
@@ -100,8 +99,8 @@ def test_paired_devices_round_trip_owner_only(tmp_path: Path) -> None:
     devices = [PairedDevice("AA:BB", "band L", "crampsense-band", "left-calf", simulated=True)]
     path = save_paired(home, devices)
     assert load_paired(home) == devices
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert load_paired(tmp_path / "none") == []
 
 
