@@ -1,0 +1,483 @@
+"""The Bluetooth SIG Heart Rate Service: what nearly every chest strap and watch exposes.
+
+Pure functions over bytes, no I/O. A strap gives crampsense heart rate and beat-to-beat (RR)
+intervals, which the summary uses to show arousals around a cramp; it carries no EMG.
+
+Wire format of Heart Rate Measurement (``0x2A37``, notify), little-endian::
+
+    byte 0      flags   bit0  heart rate is u16 (else u8), bpm
+                        bit1  sensor contact detected
+                        bit2  sensor contact feature supported
+                        bit3  energy expended field present (u16, kJ)
+                        bit4  RR intervals present
+                        bit5-7 reserved (ignored)
+    1 or 2      heart rate (u8 or u16), bpm
+    (2)         energy expended, kJ                      if bit3
+    (2 × n)     RR intervals, u16 in 1/1024 s, oldest first, filling the rest   if bit4
+
+References
+----------
+.. [1] Bluetooth SIG, "Heart Rate Service 1.0" (2011) and "GATT Specification Supplement",
+   section "Heart Rate Measurement".
+.. [2] Bluetooth SIG, "Battery Service 1.0" and "Device Information Service 1.1".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from crampsense.devices.base import Capability, DeviceProtocol, GattWrite
+from crampsense.errors import DecodeError
+from crampsense.models import Frame, SampleBlock
+
+__all__ = [
+    "BATTERY_LEVEL_UUID",
+    "BATTERY_SERVICE_UUID",
+    "BODY_SENSOR_LOCATIONS",
+    "BODY_SENSOR_LOCATION_UUID",
+    "DEVICE_INFORMATION_SERVICE_UUID",
+    "DEVICE_INFORMATION_UUIDS",
+    "FLAG_CONTACT_DETECTED",
+    "FLAG_CONTACT_SUPPORTED",
+    "FLAG_ENERGY_PRESENT",
+    "FLAG_HR_U16",
+    "FLAG_RR_PRESENT",
+    "HEART_RATE_MEASUREMENT_UUID",
+    "HEART_RATE_SERVICE_UUID",
+    "RR_TICKS_PER_S",
+    "HeartRateMeasurement",
+    "HeartRateProtocol",
+    "decode_battery_level",
+    "decode_body_sensor_location",
+    "decode_dis_string",
+    "decode_heart_rate_measurement",
+    "encode_heart_rate_measurement",
+    "sig_uuid",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def sig_uuid(short: int) -> str:
+    """The lower-case 128-bit form of a 16-bit Bluetooth SIG UUID.
+
+    Examples
+    --------
+    >>> sig_uuid(0x2A37)
+    '00002a37-0000-1000-8000-00805f9b34fb'
+    """
+    return f"0000{short:04x}-0000-1000-8000-00805f9b34fb"
+
+
+HEART_RATE_SERVICE_UUID: Final = sig_uuid(0x180D)
+HEART_RATE_MEASUREMENT_UUID: Final = sig_uuid(0x2A37)
+BODY_SENSOR_LOCATION_UUID: Final = sig_uuid(0x2A38)
+BATTERY_SERVICE_UUID: Final = sig_uuid(0x180F)
+BATTERY_LEVEL_UUID: Final = sig_uuid(0x2A19)
+DEVICE_INFORMATION_SERVICE_UUID: Final = sig_uuid(0x180A)
+
+#: Device Information Service string characteristics, field name -> UUID ([2]_).
+DEVICE_INFORMATION_UUIDS: Final[Mapping[str, str]] = {
+    "manufacturer": sig_uuid(0x2A29),
+    "model": sig_uuid(0x2A24),
+    "serial": sig_uuid(0x2A25),
+    "hardware": sig_uuid(0x2A27),
+    "firmware": sig_uuid(0x2A26),
+    "software": sig_uuid(0x2A28),
+}
+
+#: Body Sensor Location (0x2A38) values ([1]_); other values are reserved.
+BODY_SENSOR_LOCATIONS: Final[Mapping[int, str]] = {
+    0: "other",
+    1: "chest",
+    2: "wrist",
+    3: "finger",
+    4: "hand",
+    5: "ear lobe",
+    6: "foot",
+}
+
+FLAG_HR_U16: Final = 0x01
+FLAG_CONTACT_DETECTED: Final = 0x02
+FLAG_CONTACT_SUPPORTED: Final = 0x04
+FLAG_ENERGY_PRESENT: Final = 0x08
+FLAG_RR_PRESENT: Final = 0x10
+
+#: RR intervals are counted in 1/1024 s ticks (the spec's resolution, ~0.98 ms).
+RR_TICKS_PER_S: Final = 1024
+#: Largest value of a u16 field (heart rate in u16 form, energy, one RR interval).
+_U16_MAX: Final = 0xFFFF
+#: Largest heart rate that fits the compact u8 form (bpm).
+_U8_MAX: Final = 0xFF
+#: Largest Battery Level value; 101-255 are reserved ([2]_).
+BATTERY_MAX_PERCENT: Final = 100
+
+
+@dataclass(frozen=True, slots=True)
+class HeartRateMeasurement:
+    """One decoded Heart Rate Measurement notification.
+
+    Attributes
+    ----------
+    heart_rate_bpm : int
+        Heart rate in beats per minute.
+    contact_supported : bool
+        The sensor reports skin contact at all (flag bit 2).
+    contact_detected : bool
+        Skin contact detected (flag bit 1); meaningful only if ``contact_supported``.
+    energy_expended_kj : int or None
+        Accumulated energy expended in kJ, ``None`` when absent.
+    rr_ticks : tuple of int
+        RR intervals as sent, in 1/1024 s, oldest first.
+    hr_u16 : bool
+        The heart rate was sent in the u16 form (kept so that re-encoding is byte-exact).
+    """
+
+    heart_rate_bpm: int
+    contact_supported: bool
+    contact_detected: bool
+    energy_expended_kj: int | None
+    rr_ticks: tuple[int, ...]
+    hr_u16: bool = False
+
+    @property
+    def rr_intervals_s(self) -> tuple[float, ...]:
+        """RR intervals in seconds (exact ``ticks / 1024``), oldest first."""
+        return tuple(t / RR_TICKS_PER_S for t in self.rr_ticks)
+
+    @property
+    def flags(self) -> int:
+        """The flags byte this measurement is encoded with."""
+        flags = FLAG_HR_U16 if self.hr_u16 else 0
+        if self.contact_supported:
+            flags |= FLAG_CONTACT_SUPPORTED
+            if self.contact_detected:
+                flags |= FLAG_CONTACT_DETECTED
+        if self.energy_expended_kj is not None:
+            flags |= FLAG_ENERGY_PRESENT
+        if self.rr_ticks:
+            flags |= FLAG_RR_PRESENT
+        return flags
+
+
+def _u16(payload: bytes, offset: int, field: str) -> int:
+    if offset + 2 > len(payload):
+        msg = (
+            f"heart rate measurement of {len(payload)} bytes ends inside the u16 {field}; "
+            "the notification was truncated (check the MTU) or is not a 0x2A37 value"
+        )
+        raise DecodeError(msg, offset=offset, field=field)
+    return payload[offset] | (payload[offset + 1] << 8)
+
+
+def decode_heart_rate_measurement(payload: bytes) -> HeartRateMeasurement:
+    """Decode a Heart Rate Measurement (``0x2A37``) value.
+
+    Parameters
+    ----------
+    payload : bytes
+        The notification value, byte for byte.
+
+    Returns
+    -------
+    HeartRateMeasurement
+
+    Raises
+    ------
+    DecodeError
+        Empty payload, a field cut short, an odd RR tail, or trailing bytes although the RR
+        flag is clear (``offset`` and ``field`` name where).
+
+    Notes
+    -----
+    Strict about trailing bytes: the spec says RR intervals fill the rest of the packet, so
+    extra bytes without the RR flag mean a format this decoder does not understand. The raw
+    bytes stay in the session log either way.
+
+    Examples
+    --------
+    >>> m = decode_heart_rate_measurement(bytes.fromhex("164837040703"))
+    >>> m.heart_rate_bpm, m.contact_detected, [round(s, 3) for s in m.rr_intervals_s]
+    (72, True, [1.054, 0.757])
+    >>> m = decode_heart_rate_measurement(bytes.fromhex("194801 2c01 0004"))
+    >>> m.heart_rate_bpm, m.energy_expended_kj, m.rr_intervals_s
+    (328, 300, (1.0,))
+    """
+    payload = bytes(payload)
+    if not payload:
+        msg = "empty heart rate measurement; a 0x2A37 value has at least a flags byte and a rate"
+        raise DecodeError(msg, offset=0, field="flags")
+    flags = payload[0]
+    offset = 1
+    hr_u16 = bool(flags & FLAG_HR_U16)
+    if hr_u16:
+        heart_rate = _u16(payload, offset, "heart_rate")
+        offset += 2
+    else:
+        if offset >= len(payload):
+            msg = (
+                f"heart rate measurement of {len(payload)} byte(s) has no heart rate after "
+                "the flags; the notification was truncated or is not a 0x2A37 value"
+            )
+            raise DecodeError(msg, offset=offset, field="heart_rate")
+        heart_rate = payload[offset]
+        offset += 1
+    energy: int | None = None
+    if flags & FLAG_ENERGY_PRESENT:
+        energy = _u16(payload, offset, "energy_expended")
+        offset += 2
+    rest = len(payload) - offset
+    rr: tuple[int, ...] = ()
+    if flags & FLAG_RR_PRESENT:
+        if rest % 2:
+            msg = (
+                f"RR interval section of {rest} bytes is not a whole number of u16 values; "
+                "the notification was truncated or corrupted"
+            )
+            raise DecodeError(msg, offset=len(payload) - 1, field="rr_interval")
+        rr = tuple(int(v) for v in np.frombuffer(payload, dtype="<u2", offset=offset))
+    elif rest:
+        msg = (
+            f"{rest} trailing byte(s) after a heart rate measurement whose flags 0x{flags:02X} "
+            "announce no RR intervals; the device does not follow the Heart Rate Service spec"
+        )
+        raise DecodeError(msg, offset=offset, field="trailing")
+    return HeartRateMeasurement(
+        heart_rate_bpm=heart_rate,
+        contact_supported=bool(flags & FLAG_CONTACT_SUPPORTED),
+        contact_detected=bool(flags & FLAG_CONTACT_DETECTED),
+        energy_expended_kj=energy,
+        rr_ticks=rr,
+        hr_u16=hr_u16,
+    )
+
+
+def rr_ticks_from_s(rr_intervals_s: Sequence[float]) -> tuple[int, ...]:
+    """Seconds to 1/1024 s ticks (rounded to nearest), validated to fit a u16.
+
+    Raises
+    ------
+    DecodeError
+        An interval is negative, not finite or longer than 65535/1024 s (64 s).
+    """
+    ticks: list[int] = []
+    for i, s in enumerate(rr_intervals_s):
+        t = round(s * RR_TICKS_PER_S) if math.isfinite(s) else -1
+        if not 0 <= t <= _U16_MAX:
+            msg = (
+                f"RR interval {s!r} s cannot be encoded; allowed are 0 to "
+                f"{_U16_MAX / RR_TICKS_PER_S:.3f} s"
+            )
+            raise DecodeError(msg, offset=i, field="rr_interval")
+        ticks.append(t)
+    return tuple(ticks)
+
+
+def encode_heart_rate_measurement(
+    heart_rate_bpm: int,
+    *,
+    contact_detected: bool | None = None,
+    energy_expended_kj: int | None = None,
+    rr_intervals_s: Sequence[float] = (),
+    rr_ticks: Sequence[int] | None = None,
+    hr_u16: bool = False,
+) -> bytes:
+    """Encode a Heart Rate Measurement (``0x2A37``) value, the inverse of the decoder.
+
+    Parameters
+    ----------
+    heart_rate_bpm : int
+        Heart rate in bpm (0-65535); values above 255 force the u16 form.
+    contact_detected : bool or None
+        ``None``: contact sensing not supported; otherwise the contact state.
+    energy_expended_kj : int or None
+        Energy expended in kJ (0-65535), or ``None`` to leave the field out.
+    rr_intervals_s : sequence of float
+        RR intervals in seconds, oldest first (rounded to 1/1024 s). Ignored if ``rr_ticks``.
+    rr_ticks : sequence of int or None
+        RR intervals already in 1/1024 s ticks.
+    hr_u16 : bool
+        Send the heart rate as u16 even if it fits a u8.
+
+    Returns
+    -------
+    bytes
+        The notification value. The caller must keep it within ``mtu - 3`` bytes (a default
+        MTU of 23 leaves room for 8 RR intervals with a u8 rate and no energy field).
+
+    Raises
+    ------
+    DecodeError
+        A value does not fit its field (``field`` names it).
+
+    Examples
+    --------
+    >>> encode_heart_rate_measurement(72, contact_detected=True, rr_ticks=[1079, 775]).hex()
+    '164837040703'
+    """
+    if not 0 <= heart_rate_bpm <= _U16_MAX:
+        msg = f"heart rate {heart_rate_bpm} bpm does not fit a u16; allowed are 0 to {_U16_MAX}"
+        raise DecodeError(msg, offset=1, field="heart_rate")
+    if energy_expended_kj is not None and not 0 <= energy_expended_kj <= _U16_MAX:
+        msg = f"energy expended {energy_expended_kj} kJ does not fit a u16; allowed 0 to {_U16_MAX}"
+        raise DecodeError(msg, offset=2, field="energy_expended")
+    ticks = tuple(rr_ticks) if rr_ticks is not None else rr_ticks_from_s(rr_intervals_s)
+    for i, t in enumerate(ticks):
+        if not 0 <= t <= _U16_MAX:
+            msg = f"RR interval {t} ticks does not fit a u16; allowed are 0 to {_U16_MAX}"
+            raise DecodeError(msg, offset=i, field="rr_interval")
+    m = HeartRateMeasurement(
+        heart_rate_bpm=int(heart_rate_bpm),
+        contact_supported=contact_detected is not None,
+        contact_detected=bool(contact_detected),
+        energy_expended_kj=energy_expended_kj,
+        rr_ticks=ticks,
+        hr_u16=hr_u16 or heart_rate_bpm > _U8_MAX,
+    )
+    out = bytearray([m.flags])
+    out += m.heart_rate_bpm.to_bytes(2 if m.hr_u16 else 1, "little")
+    if energy_expended_kj is not None:
+        out += energy_expended_kj.to_bytes(2, "little")
+    out += np.asarray(ticks, dtype="<u2").tobytes()
+    return bytes(out)
+
+
+def decode_battery_level(payload: bytes) -> int:
+    """Decode Battery Level (``0x2A19``): one u8, percent 0-100.
+
+    Raises
+    ------
+    DecodeError
+        Not exactly one byte, or a reserved value above 100.
+    """
+    if len(payload) != 1:
+        msg = f"battery level must be 1 byte, got {len(payload)}; not a 0x2A19 value"
+        raise DecodeError(msg, offset=min(len(payload), 1), field="battery_level")
+    level = payload[0]
+    if level > BATTERY_MAX_PERCENT:
+        msg = f"battery level {level} is a reserved value; allowed are 0 to 100 percent"
+        raise DecodeError(msg, offset=0, field="battery_level")
+    return level
+
+
+def decode_body_sensor_location(payload: bytes) -> str:
+    """Decode Body Sensor Location (``0x2A38``) to a name (``"chest"``, ...).
+
+    Raises
+    ------
+    DecodeError
+        Not exactly one byte, or a reserved value.
+    """
+    if len(payload) != 1:
+        msg = f"body sensor location must be 1 byte, got {len(payload)}; not a 0x2A38 value"
+        raise DecodeError(msg, offset=min(len(payload), 1), field="body_sensor_location")
+    name = BODY_SENSOR_LOCATIONS.get(payload[0])
+    if name is None:
+        msg = f"body sensor location {payload[0]} is reserved; known values are 0 to 6"
+        raise DecodeError(msg, offset=0, field="body_sensor_location")
+    return name
+
+
+def decode_dis_string(payload: bytes, field: str = "device_information") -> str:
+    """Decode a Device Information string (UTF-8; trailing NUL padding removed).
+
+    Raises
+    ------
+    DecodeError
+        The bytes are not UTF-8.
+    """
+    try:
+        return bytes(payload).decode("utf-8").rstrip("\x00")
+    except UnicodeDecodeError as exc:
+        msg = f"device information {field!r} is not UTF-8 ({exc.reason}); read it again"
+        raise DecodeError(msg, offset=exc.start, field=field) from exc
+
+
+def _block(frame: Frame, stream: str, unit: str, values: list[float], flags: int) -> SampleBlock:
+    return SampleBlock(
+        device_address=frame.device_address,
+        stream=stream,
+        channels=(stream,),
+        unit=unit,
+        fs_hz=None,
+        values=np.asarray(values, dtype=np.float32).reshape(1, -1),
+        flags=flags,
+    )
+
+
+class HeartRateProtocol(DeviceProtocol):
+    """Any strap or watch exposing the standard Heart Rate Service (``0x180D``).
+
+    No commands: subscribing to ``0x2A37`` starts the stream. :meth:`decode` turns each
+    notification into blocks of stream ``"hr"`` (``"bpm"``, one value), ``"rr"`` (``"s"``,
+    zero or more values, only when present) and ``"energy"`` (``"kJ"``, only when present);
+    Battery Level notifications (``0x2A19``) become stream ``"battery"`` (``"percent"``).
+    Every block's ``flags`` is the measurement's flags byte (:data:`FLAG_CONTACT_DETECTED`...).
+    """
+
+    family = "heart-rate"
+    display_name = "Heart Rate Service (strap or watch)"
+
+    def matches(self, local_name: str | None, service_uuids: Sequence[str]) -> bool:
+        return any(_normalize(u) == HEART_RATE_SERVICE_UUID for u in service_uuids)
+
+    def capabilities(self) -> tuple[Capability, ...]:
+        return (
+            Capability(stream="hr", channels=("hr",), unit="bpm", fs_hz=None),
+            Capability(stream="rr", channels=("rr",), unit="s", fs_hz=None),
+        )
+
+    def control_uuids(self) -> tuple[str, ...]:
+        return ()
+
+    def data_uuids(self) -> tuple[str, ...]:
+        return (HEART_RATE_MEASUREMENT_UUID,)
+
+    def start_commands(self, device_time_ns: int) -> tuple[GattWrite, ...]:
+        return ()
+
+    def stop_commands(self) -> tuple[GattWrite, ...]:
+        return ()
+
+    def device_information_uuids(self) -> Mapping[str, str]:
+        """Strings worth reading once after connecting (field -> UUID)."""
+        return DEVICE_INFORMATION_UUIDS
+
+    def decode(self, frame: Frame) -> list[SampleBlock]:
+        uuid = _normalize(frame.characteristic_uuid)
+        if uuid == BATTERY_LEVEL_UUID:
+            level = decode_battery_level(frame.payload)
+            return [_block(frame, "battery", "percent", [float(level)], 0)]
+        if uuid != HEART_RATE_MEASUREMENT_UUID:
+            msg = (
+                f"characteristic {frame.characteristic_uuid} is not a heart rate or battery "
+                "characteristic; record only the UUIDs in data_uuids()"
+            )
+            raise DecodeError(msg, offset=0, field="characteristic_uuid")
+        m = decode_heart_rate_measurement(frame.payload)
+        flags = m.flags
+        blocks = [_block(frame, "hr", "bpm", [float(m.heart_rate_bpm)], flags)]
+        if m.rr_ticks:
+            blocks.append(_block(frame, "rr", "s", list(m.rr_intervals_s), flags))
+        if m.energy_expended_kj is not None:
+            blocks.append(_block(frame, "energy", "kJ", [float(m.energy_expended_kj)], flags))
+        return blocks
+
+    def metadata(self) -> Mapping[str, str]:
+        return {"family": self.family, "rr_resolution_s": f"1/{RR_TICKS_PER_S}"}
+
+
+def _normalize(uuid: str) -> str:
+    """Lower-case 128-bit form of a UUID given as 16-bit (``"180d"``) or full string."""
+    u = uuid.strip().lower()
+    if len(u) == 4:  # 16-bit short form
+        return f"0000{u}-0000-1000-8000-00805f9b34fb"
+    if len(u) == 8:  # 32-bit short form
+        return f"{u}-0000-1000-8000-00805f9b34fb"
+    return u
