@@ -1,1 +1,45 @@
-"""storage layer (see ARCHITECTURE.md)."""
+"""Storage layer: the crash-safe session log, night tables and owner-only files.
+
+* :mod:`~crampsense.storage.session_log`: one SQLite file per recorded session
+  (:class:`SessionWriter`, :class:`SessionReader`), see ``docs/session-format.md``.
+* :mod:`~crampsense.storage.nights`: derived night tables as Hive-partitioned Parquet.
+* :mod:`~crampsense.storage.files`: private folders and atomic, verified file writes.
+"""
+
+from __future__ import annotations
+
+from crampsense.storage.files import (
+    atomic_write_bytes,
+    private_dir,
+    read_parquet_checked,
+    write_parquet_atomic,
+)
+from crampsense.storage.nights import night_dir, read_night_tables, write_night_table
+from crampsense.storage.session_log import (
+    APPLICATION_ID,
+    FORMAT_VERSION,
+    MARK_KINDS,
+    Mark,
+    Segment,
+    SessionReader,
+    SessionWriter,
+    open_session,
+)
+
+__all__ = [
+    "APPLICATION_ID",
+    "FORMAT_VERSION",
+    "MARK_KINDS",
+    "Mark",
+    "Segment",
+    "SessionReader",
+    "SessionWriter",
+    "atomic_write_bytes",
+    "night_dir",
+    "open_session",
+    "private_dir",
+    "read_night_tables",
+    "read_parquet_checked",
+    "write_night_table",
+    "write_parquet_atomic",
+]
