@@ -267,14 +267,15 @@ class HeartRateStrap(SimulatedPeripheral):
         link = self.link
         if link is None:
             return
-        level = self.battery_level(now_ns)
-        if level != self._last_battery:
-            self._last_battery = level
-            if BATTERY_LEVEL_UUID in self.subscribed:
-                link.notify(BATTERY_LEVEL_UUID, bytes([level]))
         while self._next_notify_ns <= now_ns:
-            self._notify_measurement(link, self._next_notify_ns)
+            at_ns = self._next_notify_ns
+            self._notify_measurement(link, at_ns)
             self._next_notify_ns += round(NOTIFY_INTERVAL_S * _NS_PER_S)
+            level = self.battery_level(at_ns)  # checked at the measurement cadence
+            if level != self._last_battery:
+                self._last_battery = level
+                if BATTERY_LEVEL_UUID in self.subscribed:
+                    link.notify(BATTERY_LEVEL_UUID, bytes([level]))
 
     def finished(self) -> bool:
         return self.duration_s is not None and self._now_ns >= self.duration_s * _NS_PER_S

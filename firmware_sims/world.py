@@ -20,8 +20,10 @@ the shared :class:`~crampsense.clock.FakeClock` by ``tick_s``, runs the schedule
 are due, calls ``tick(now)`` on every connected peripheral (each sends the packets due by then,
 synchronously, through its :class:`~firmware_sims.peripheral.Link`; bleak callbacks run inside
 that call), delivers periodic advertisements and wakes :meth:`SimulatedWorld.wait_s` waiters;
-then it yields to the event loop: ``asyncio.sleep(0)`` with ``speed=None`` (as fast as the CPU
-allows), otherwise paced so that simulated time runs ``speed`` times faster than real time.
+then it yields to the event loop. With ``speed=None`` (as fast as the CPU allows) it yields
+with ``asyncio.sleep(0)`` after every step in which anything happened (a notification, a woken
+waiter, a fault, an advertisement) and at least every :data:`MAX_QUIET_STEPS` steps; otherwise
+it paces itself so that simulated time runs ``speed`` times faster than real time.
 
 Code under test should wait for simulated time with :meth:`SimulatedWorld.wait_s`, or be given
 :attr:`SimulatedWorld.central_clock`, a :class:`~crampsense.clock.Clock` whose ``sleep`` waits
@@ -36,8 +38,9 @@ When the pump stops
 ``max_duration_s`` of simulated time has passed, or (c) with ``stop_when_finished=True`` (the
 default), at least one peripheral has ever been connected and every peripheral that has ever
 been connected reports ``finished()`` (the recorded night is over), connected or not. After
-(a) or (c) the world is *stopped*: pending and later :meth:`SimulatedWorld.wait_s` calls advance
-the clock themselves and return ``False`` instead of hanging, and ``run()`` returns at once.
+(a) or (c) the world is *stopped*: pending :meth:`SimulatedWorld.wait_s` calls return
+``False`` at once, later ones advance the clock themselves and return ``False`` (never hang),
+and ``run()`` returns at once.
 
 Faults
 ------
@@ -99,6 +102,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_TICK_S: Final = 0.05
 #: The largest ATT MTU bleak/BlueZ negotiate (a 512-byte attribute value plus headers).
 ATT_MAX_MTU: Final = 517
+#: With ``speed=None`` the pump yields to the event loop after every step in which something
+#: happened, and otherwise at least every this many steps (1 s of simulated time at the
+#: default tick), so other tasks still run while nothing is on air; yielding on every quiet
+#: step would triple the cost of an hour of a 1 Hz heart-rate strap.
+MAX_QUIET_STEPS: Final = 20
 #: Bytes of ATT header in a notification: the payload carries at most ``mtu - 3`` bytes.
 ATT_NOTIFY_HEADER: Final = 3
 
@@ -158,6 +166,7 @@ class SimLink:
             self.dropped += 1
             return
         self.sent += 1
+        self._world.events += 1
         self.client.deliver_notification(uuid, bytes(data[: self._mtu - ATT_NOTIFY_HEADER]))
 
 
@@ -241,6 +250,9 @@ class SimulatedWorld:
         self._running = False
         self._stopped = False
         self._next_adv_ns = 0
+        #: Count of things code under test could react to (notifications delivered, actions
+        #: run, waiters woken, links closed, advertisements); the pump yields when it moves.
+        self.events = 0
         self._scanner_cls: type[SimulatedBleakScanner] | None = None
         self._client_cls: type[SimulatedBleakClient] | None = None
         for p in peripherals:
@@ -335,17 +347,22 @@ class SimulatedWorld:
         self._running = True
         real0 = time.monotonic()
         sim0_ns = self.clock.monotonic_ns()
+        quiet_steps = 0
         try:
             while not self._stopped:
                 if end_ns is not None and self.clock.monotonic_ns() >= end_ns:
                     break
+                events_before = self.events
                 self.step()
                 if self.stop_when_finished and self._all_finished():
                     logger.debug("every connected peripheral finished; stopping the pump")
                     self.stop()
                     break
                 if self.speed is None:
-                    await asyncio.sleep(0)
+                    quiet_steps = 0 if self.events != events_before else quiet_steps + 1
+                    if quiet_steps == 0 or quiet_steps >= MAX_QUIET_STEPS:
+                        quiet_steps = 0
+                        await asyncio.sleep(0)
                 else:
                     sim_elapsed_s = (self.clock.monotonic_ns() - sim0_ns) / 1e9
                     delay_s = real0 + sim_elapsed_s / self.speed - time.monotonic()
@@ -377,17 +394,20 @@ class SimulatedWorld:
         now_ns = self.clock.monotonic_ns()
         while self._schedule and self._schedule[0][0] <= now_ns:
             _, _, action = heapq.heappop(self._schedule)
+            self.events += 1
             action()
         for link in list(self._links.values()):
             if link.is_open:
                 link.peripheral.tick(now_ns)
         if self._scanners and now_ns >= self._next_adv_ns:
+            self.events += 1
             self._next_adv_ns = now_ns + round(ADVERTISING_INTERVAL_S * 1e9)
             for key in self._peripherals:
                 self._advertise_now(key)
         while self._waiters and self._waiters[0][0] <= now_ns:
             _, _, fut = heapq.heappop(self._waiters)
             if not fut.done():
+                self.events += 1
                 fut.set_result(True)
 
     async def wait_s(self, seconds: float) -> bool:
@@ -396,26 +416,27 @@ class SimulatedWorld:
         Returns
         -------
         bool
-            ``True`` when the time passed under the pump; ``False`` when the world is stopped
-            (then the clock is advanced by the remaining time here, like ``FakeClock.sleep``,
-            so loops that sleep keep seeing time pass and never hang).
+            ``True`` when the time passed under the pump. ``False`` when the world stopped:
+            a wait pending at :meth:`stop` returns at once (time ends where the world ended);
+            a wait started after it advances the clock by ``seconds`` itself, like
+            ``FakeClock.sleep``, so loops that sleep keep seeing time pass and never hang.
 
         Notes
         -----
         Before the pump has started, this waits for it.
         """
-        target_ns = self.clock.monotonic_ns() + round(max(0.0, seconds) * 1e9)
-        if not self._stopped:
-            if target_ns <= self.clock.monotonic_ns():
-                await asyncio.sleep(0)
-                return True
-            fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            heapq.heappush(self._waiters, (target_ns, next(self._seq), fut))
-            if await fut:
-                return True
-        self.clock.advance_to_monotonic_ns(target_ns)
-        await asyncio.sleep(0)
-        return False
+        delta_ns = round(max(0.0, seconds) * 1e9)
+        if self._stopped:
+            self.clock.advance(delta_ns / 1e9)
+            await asyncio.sleep(0)
+            return False
+        if delta_ns == 0:
+            await asyncio.sleep(0)
+            return True
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        target_ns = self.clock.monotonic_ns() + delta_ns
+        heapq.heappush(self._waiters, (target_ns, next(self._seq), fut))
+        return await fut
 
     def schedule(self, at_monotonic_s: float, action: Callable[[], None]) -> None:
         """Run ``action()`` in the first pump step at or after simulated monotonic time
@@ -423,9 +444,9 @@ class SimulatedWorld:
         heapq.heappush(self._schedule, (round(at_monotonic_s * 1e9), next(self._seq), action))
 
     def _all_finished(self) -> bool:
-        return bool(self._ever_connected) and all(
-            self._peripherals[a].finished() for a in self._ever_connected
-        )
+        if not self._ever_connected:
+            return False
+        return all(self._peripherals[key].finished() for key in self._ever_connected)
 
     # ------------------------------------------------------------------ faults
 
@@ -585,6 +606,7 @@ class SimulatedWorld:
         if link is None:
             return
         link.is_open = False
+        self.events += 1
         logger.debug("%s disconnected: %s", link.peripheral.address, reason)
         link.peripheral.on_disconnect()
         if unsolicited and self.bluez_stale_device_quirk:

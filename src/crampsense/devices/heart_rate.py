@@ -176,13 +176,13 @@ def _u16(payload: bytes, offset: int, field: str) -> int:
     return payload[offset] | (payload[offset + 1] << 8)
 
 
-def decode_heart_rate_measurement(payload: bytes) -> HeartRateMeasurement:
+def decode_heart_rate_measurement(payload: bytes | bytearray) -> HeartRateMeasurement:
     """Decode a Heart Rate Measurement (``0x2A37``) value.
 
     Parameters
     ----------
-    payload : bytes
-        The notification value, byte for byte.
+    payload : bytes or bytearray
+        The notification value, byte for byte (bleak hands over a ``bytearray``).
 
     Returns
     -------
@@ -348,7 +348,7 @@ def encode_heart_rate_measurement(
     return bytes(out)
 
 
-def decode_battery_level(payload: bytes) -> int:
+def decode_battery_level(payload: bytes | bytearray) -> int:
     """Decode Battery Level (``0x2A19``): one u8, percent 0-100.
 
     Raises
@@ -366,7 +366,7 @@ def decode_battery_level(payload: bytes) -> int:
     return level
 
 
-def decode_body_sensor_location(payload: bytes) -> str:
+def decode_body_sensor_location(payload: bytes | bytearray) -> str:
     """Decode Body Sensor Location (``0x2A38``) to a name (``"chest"``, ...).
 
     Raises
@@ -384,7 +384,7 @@ def decode_body_sensor_location(payload: bytes) -> str:
     return name
 
 
-def decode_dis_string(payload: bytes, field: str = "device_information") -> str:
+def decode_dis_string(payload: bytes | bytearray, field: str = "device_information") -> str:
     """Decode a Device Information string (UTF-8; trailing NUL padding removed).
 
     Raises
