@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crampsense.errors import JournalError
 from crampsense.journal import (
@@ -129,6 +131,12 @@ def test_offsets_and_local_wall_time() -> None:
     assert zulu.time == datetime(2026, 11, 20, 7, 45, tzinfo=UTC)
     seconds = one("2026-11-20 07:45:30-04:00 water 1 l")
     assert seconds.time == datetime(2026, 11, 20, 11, 45, 30, tzinfo=UTC)
+
+
+def test_byte_order_mark_and_crlf_are_tolerated() -> None:
+    entries = parse_journal("\ufeff2026-11-20 07:45 water 1 l\r\n2026-11-20 08:00 steps 5\r\n",
+                            tz=UTC)
+    assert [(e.kind, e.line) for e in entries] == [("water", 1), ("steps", 2)]
 
 
 def test_summer_and_winter_time_in_one_zone() -> None:
@@ -276,6 +284,24 @@ def test_format_round_trips(e: JournalEntry) -> None:
     assert (back.distance_km, back.severity) == (e.distance_km, e.severity)
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    note=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+                 max_size=40),
+    amount=st.integers(0, 10_000_000).map(lambda n: n / 1000),
+    offset_min=st.integers(-14 * 60, 14 * 60),
+)
+def test_any_note_and_amount_round_trip_through_a_file(
+    tmp_path_factory: pytest.TempPathFactory, note: str, amount: float, offset_min: int
+) -> None:
+    tz = timezone(timedelta(minutes=offset_min))
+    e = entry("water", amount, "ml", note=note, time=datetime(2026, 11, 20, 7, 45, tzinfo=tz))
+    path = tmp_path_factory.mktemp("j") / "journal.txt"
+    append_entry(path, e)
+    [back] = read_journal(path, tz=UTC)
+    assert (back.time, back.amount, back.note) == (e.time, amount, note)
+
+
 def test_format_writes_the_offset() -> None:
     assert format_entry(entry()) == "2026-11-20 21:30+01:00  water 500 ml"
 
@@ -363,6 +389,8 @@ def test_log_args_default_to_now_to_the_minute() -> None:
          datetime(2026, 11, 18, 8, 0, tzinfo=BERLIN)),
         (["water", "1", "l"], "today 00:05", datetime(2026, 11, 21, 0, 5, tzinfo=BERLIN)),
         (["water", "1", "l"], "23:00+00:00", datetime(2026, 11, 20, 23, 0, tzinfo=UTC)),
+        (["water", "1", "l", "--at", "yesterday 08:00"], None,
+         datetime(2026, 11, 20, 8, 0, tzinfo=BERLIN)),
     ],
 )
 def test_log_args_time_specs(args: list[str], at: str | None, expected: datetime) -> None:
@@ -379,6 +407,10 @@ def test_log_args_notes() -> None:
     assert literal.note == "woke"
     keyword = parse_log_args(["cramp", "left", "calf", "2", "min"], now=NOW, note="stood up")
     assert (keyword.amount, keyword.note) == (120.0, "stood up")
+    option = parse_log_args(["cramp", "left", "calf", "--note", "woke", "--at", "21:00"],
+                            now=NOW)
+    assert (option.name, option.note, option.time.hour) == ("left calf", "woke", 21)
+    assert parse_log_args(["cramp", "--note=ow"], now=NOW).note == "ow"
     whole = parse_log_args(['21:00 cramp right calf 40 s mild "ouch"'], now=NOW)
     assert (whole.name, whole.amount, whole.severity, whole.note) == (
         "right calf", 40.0, "mild", "ouch"
@@ -397,6 +429,8 @@ def test_log_args_notes() -> None:
         (["2026-11-22", "10:00", "water", "1", "l"], None, "is in the future"),
         (["water", "1", "l", "one note", "another note"], None, "more than one note"),
         (["water", "1", "l"], "noon", "expected a time HH:MM"),
+        (["cramp", "--note"], None, "--note needs a text"),
+        (["cramp", "--note", "a", "--note", "b"], None, "unexpected '--note'"),
     ],
 )
 def test_log_args_rejected(args: list[str], at: str | None, message: str) -> None:

@@ -574,9 +574,11 @@ def parse_journal_partial(
     """
     entries: list[JournalEntry] = []
     errors: list[JournalError] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines would also break at U+2028, form feeds and the like,
+    # which may sit inside a note.
+    for number, raw in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
         try:
-            entry = _entry_from_line(raw, tz, number)
+            entry = _entry_from_line(raw.removesuffix("\r"), tz, number)
         except JournalError as exc:
             errors.append(JournalError(f"{source} line {number}: {exc}", line=number))
             continue
@@ -850,8 +852,10 @@ def _resolve_time(spec: Sequence[str], now: datetime) -> datetime:
 
 
 def _is_time_word(token: str) -> bool:
-    return bool(_TIME_RE.match(token)) or token.lower() in ("today", "yesterday") or bool(
-        _DATE_RE.match(token)
+    """Whether a word starts a time spec (it may hold the whole spec: ``"yesterday 21:30"``)."""
+    first = token.split(maxsplit=1)[0] if token.strip() else ""
+    return bool(_TIME_RE.match(first) or _DATE_RE.match(first)) or first.lower() in (
+        "today", "yesterday"
     )
 
 
@@ -925,6 +929,17 @@ def _parse_log_words(
         # the whole entry as one word: a journal line body, quotes included
         words, quoted = _tokenize(words[0])
         notes += [] if quoted is None else [quoted]
+    for k, word in enumerate(words):  # --note TEXT / --note=TEXT, passed through by the CLI
+        if word.startswith("--note="):
+            notes.append(word[len("--note="):])
+            words = words[:k] + words[k + 1:]
+            break
+        if word == "--note":
+            if k + 1 >= len(words):
+                raise JournalError("--note needs a text after it")
+            notes.append(words[k + 1])
+            words = words[:k] + words[k + 2:]
+            break
     specs: list[list[str]] = [at.split()] if at is not None else []
     # trailing --at / at
     for k, word in enumerate(words):
