@@ -451,10 +451,6 @@ def _leg_events(st: _Leg, other: _Leg | None, params: DetectionParams
         if plm[i] and (e_i - s_i) * hop <= params.plm_max_burst_s:
             rejected.append((leg, onset_s, offset_s, "plm_train"))
             continue
-        quiet = _quiet_fraction(st.step_ratio[s_i:e_i], round(PHASIC_LOCAL_S / hop), params)
-        if quiet > params.phasic_max_quiet_fraction:
-            rejected.append((leg, onset_s, offset_s, "phasic"))
-            continue
         w0, w1 = onset_s - params.onset_window_s, cross_s + params.onset_window_s
         moving, standing = _standing_or_moving(st, w0, w1, params)
         if standing:
@@ -478,14 +474,27 @@ def _leg_events(st: _Leg, other: _Leg | None, params: DetectionParams
         if up_s is not None and onset_s + params.min_duration_s <= up_s < offset_s:
             e_i = max(s_i + 1, round(up_s / hop))
             offset_s = e_i * hop
+        plateau = float(np.nanmedian(st.ratio[s_i:e_i]))
+        # Offset: end of the plateau, not the end of the slow decay after it.
+        high = np.flatnonzero(st.ratio[s_i:e_i] >= params.offset_plateau_fraction * plateau)
+        if high.size:
+            min_e = on_i + math.ceil(params.min_duration_s / hop)
+            e_i = min(e_i, max(s_i + int(high[-1]) + 1, min_e))
+            offset_s = e_i * hop
+        # A cramp is tonic: judged on the event itself, after walking was cut off.
+        quiet = _quiet_fraction(st.step_ratio[s_i:e_i], round(PHASIC_LOCAL_S / hop), params)
+        if quiet > params.phasic_max_quiet_fraction:
+            rejected.append((leg, onset_s, offset_s, "phasic"))
+            continue
         seg = st.ratio[on_i:e_i]
-        core_r = st.ratio[s_i:e_i]
-        plateau = float(np.nanmedian(core_r))
         peak = float(np.nanmax(seg))
         mean = float(np.nanmean(seg))
         woke = False
-        if st.acc is not None:
-            ww = st.acc.window(onset_s, max(offset_s, onset_s + params.woke_after_s))
+        if st.acc is not None:  # movement while still lying down (before any getting up)
+            w_end = onset_s + params.woke_after_s
+            if up_s is not None:
+                w_end = min(w_end, up_s - params.onset_window_s)
+            ww = st.acc.window(onset_s, w_end)
             woke = bool(st.acc.moving(params)[ww].any())
         tail = st.ratio_at(offset_s - params.stretch_window_s, offset_s + STRETCH_AFTER_S)
         need = max(1, round(STRETCH_MIN_S / hop))

@@ -31,9 +31,9 @@ FILTER_ORDER: Final = 4
 #: some sampled segment before a notch is added (mains hum is "measured", not assumed). An
 #: exponential periodogram bin of pure noise exceeds 30x its median with p ~ 1e-9.
 HUM_PEAK_RATIO: Final = 30.0
-#: Quality factor of the mains notch: -3 dB width 50/30 ~ 1.7 Hz removes a stable mains line
-#: and barely touches the broadband EMG spectrum.
-NOTCH_Q: Final = 30.0
+#: Quality factor of the mains notch: -3 dB width 50/10 = 5 Hz still attenuates a line that is
+#: 0.05 Hz off nominal by ~40 dB (mains drifts), and removes ~1 % of a 20-450 Hz EMG band.
+NOTCH_Q: Final = 10.0
 # --- envelope and floor --------------------------------------------------------------------
 #: Envelope output step: 10 Hz is fine enough for onset within a fraction of a second and keeps
 #: an 8-h night at 288 000 values per channel.
@@ -61,6 +61,10 @@ OFF_RATIO: Final = 2.0
 ONSET_RATIO: Final = 1.4
 #: How far back the onset may move (s): the longest reported ramp is about 45 s.
 ONSET_LOOKBACK_S: Final = 60.0
+#: The offset is the end of the plateau: the last step at or above this fraction of the event's
+#: median plateau level before the envelope fell below off_ratio (the slow decay that follows
+#: a cramp is residual activity, not the cramp).
+OFFSET_PLATEAU_FRACTION: Final = 0.7
 #: Shortest event (s). WASM limb movements end at 10 s; together with the periodicity rule
 #: this keeps PLM bursts out while the shortest recalled cramps (~10 s) stay in.
 MIN_DURATION_S: Final = 8.0
@@ -125,6 +129,7 @@ _CONSTRAINTS: Final[dict[str, tuple[float, float]]] = {
     "off_ratio": (1.05, 50.0),
     "onset_ratio": (1.0, 50.0),
     "onset_lookback_s": (0.0, 300.0),
+    "offset_plateau_fraction": (0.0, 1.0),
     "min_duration_s": (0.1, 600.0),
     "merge_gap_s": (0.0, 60.0),
     "plm_min_burst_s": (0.0, 10.0),
@@ -173,6 +178,8 @@ class DetectionParams:
         Hysteresis thresholds and the onset walk-back level, as multiples of the floor.
     onset_lookback_s, min_duration_s, merge_gap_s : float
         Onset walk-back limit, shortest event and longest bridged gap (s).
+    offset_plateau_fraction : float
+        The offset is the last step at or above this fraction of the plateau median.
     plm_min_burst_s, plm_max_burst_s, plm_min_interval_s, plm_max_interval_s : float
         WASM 2016 periodic-limb-movement burst and interval limits (s).
     plm_min_count : int
@@ -207,6 +214,7 @@ class DetectionParams:
     off_ratio: float = OFF_RATIO
     onset_ratio: float = ONSET_RATIO
     onset_lookback_s: float = ONSET_LOOKBACK_S
+    offset_plateau_fraction: float = OFFSET_PLATEAU_FRACTION
     min_duration_s: float = MIN_DURATION_S
     merge_gap_s: float = MERGE_GAP_S
     plm_min_burst_s: float = PLM_MIN_BURST_S
