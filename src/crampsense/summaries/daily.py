@@ -20,11 +20,13 @@ from crampsense.models import Leg, Night, placement_leg
 
 __all__ = [
     "DAY_METRICS",
+    "covered_fraction",
     "day_totals",
     "join_nights_with_days",
     "label_date",
     "local_naive",
     "monitored_legs",
+    "night_date_expr",
     "nights_frame",
 ]
 
@@ -76,6 +78,14 @@ def local_naive(expr: pl.Expr, tz: tzinfo) -> pl.Expr:
         f"time zone {tz!r} is not supported for summaries; use a zoneinfo.ZoneInfo "
         "(e.g. ZoneInfo('Europe/Berlin')) or datetime.timezone"
     )
+
+
+def night_date_expr(nights: pl.DataFrame) -> pl.Expr:
+    """``night_date`` of a nights table as a Date expression (it may be text or Date)."""
+    key = pl.col("night_date")
+    if nights.schema["night_date"] == pl.String:
+        key = key.str.to_date("%Y-%m-%d")
+    return key.cast(pl.Date)
 
 
 def label_date(start: datetime, tz: tzinfo) -> date:
@@ -169,13 +179,16 @@ def join_nights_with_days(nights: pl.DataFrame, days: pl.DataFrame) -> pl.DataFr
         )
     if "date" not in days.columns:
         raise UsageError("days table has no 'date' column; build it with day_totals")
-    key = pl.col("night_date")
-    key = key.str.to_date("%Y-%m-%d") if nights.schema["night_date"] == pl.String else key
-    left = nights.with_columns(key.cast(pl.Date).alias("__day"))
+    left = nights.with_columns(night_date_expr(nights).alias("__day"))
     joined = left.join(
         days, left_on="__day", right_on="date", how="left", suffix="_day", maintain_order="left"
     )
     return joined.drop("__day")
+
+
+def covered_fraction(night: Night, leg: Leg) -> float:
+    """Share of the night (0-1) in which ``leg`` had usable signal."""
+    return night.covered_s(leg) / night.duration_s if night.duration_s > 0 else 0.0
 
 
 def monitored_legs(night: Night) -> tuple[Leg, ...]:

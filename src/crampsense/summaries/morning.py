@@ -41,11 +41,13 @@ from rich.text import Text
 from crampsense.models import CoverageGap, CrampEvent, Leg, Night, Severity
 from crampsense.summaries.daily import (
     DAY_METRICS,
+    covered_fraction,
     day_totals,
     join_nights_with_days,
     label_date,
     local_naive,
     monitored_legs,
+    night_date_expr,
 )
 
 __all__ = [
@@ -237,9 +239,10 @@ def _gap_text(gap: CoverageGap, night: Night, tz: tzinfo) -> str:
 
 
 def _coverage_line(night: Night, leg: Leg, tz: tzinfo) -> str:
-    covered = night.covered_s(leg)
-    share = covered / night.duration_s if night.duration_s > 0 else 0.0
-    tail = f"covered {_hours_text(covered)} of {_hours_text(night.duration_s)} ({share:.0%})"
+    tail = (
+        f"covered {_hours_text(night.covered_s(leg))} of {_hours_text(night.duration_s)} "
+        f"({covered_fraction(night, leg):.0%})"
+    )
     gaps = sorted(
         (g for g in night.gaps if g.leg == leg and g.end > night.start and g.start < night.end),
         key=lambda g: g.start,
@@ -260,10 +263,7 @@ def _headline(night: Night, legs: Sequence[Leg]) -> str:
         return "No leg sensor recorded this night, so nothing is known about cramps."
     cramps = [e for e in night.events if e.kind == "cramp"]
     possible = len(night.events) - len(cramps)
-    shares = ", ".join(
-        f"{leg} {night.covered_s(leg) / night.duration_s if night.duration_s > 0 else 0.0:.0%}"
-        for leg in legs
-    )
+    shares = ", ".join(f"{leg} {covered_fraction(night, leg):.0%}" for leg in legs)
     coverage = f"Sensors covered {shares} of {_hours_text(night.duration_s)}."
     possible_text = f"{possible} possible cramp{'s' * (possible != 1)}"
     if not cramps:
@@ -373,11 +373,9 @@ def _medication_contributors(
 def _history_notice(history: pl.DataFrame, night_day: date, n_cramps: int) -> str | None:
     if "night_date" not in history.columns or "cramps" not in history.columns:
         return None
-    key = pl.col("night_date")
-    key = key.str.to_date("%Y-%m-%d") if history.schema["night_date"] == pl.String else key
     first = night_day - timedelta(days=RED_FLAG_WINDOW_NIGHTS - 1)
     window = (
-        history.select(key.cast(pl.Date).alias("night_date"), pl.col("cramps"))
+        history.select(night_date_expr(history).alias("night_date"), pl.col("cramps"))
         .filter(pl.col("night_date").is_between(first, night_day - timedelta(days=1)))
         .group_by("night_date")
         .agg(pl.col("cramps").max())
@@ -460,7 +458,7 @@ def _notices(
             notices.append(notice)
     notices += _symptom_notices(journal, night, night_day, tz)
     for leg in legs:
-        share = night.covered_s(leg) / night.duration_s if night.duration_s > 0 else 0.0
+        share = covered_fraction(night, leg)
         if share < LOW_COVERAGE_FRACTION:
             notices.append(
                 f"The {leg} leg was covered for only {share:.0%} of the night; cramps in the "
