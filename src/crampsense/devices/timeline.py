@@ -1,0 +1,548 @@
+"""Decoded packets of one stream back onto a continuous, regular time grid.
+
+A night arrives as hundreds of thousands of small :class:`~crampsense.models.SampleBlock`\\ s,
+each with the device's own wrapping timestamp (``device_ticks``), a wrapping ``sequence`` number
+and the host's receive time. :class:`TimelineBuilder` collects them (cheaply, in arrival order)
+and :meth:`TimelineBuilder.build` reconstructs one :class:`StreamTimeline`: the samples on a
+regular grid at the nominal rate, gaps marked invalid and counted, and every sample's host time
+given by a device-clock model anchored to host time.
+
+How it works (all vectorised; RELIABILITY.md, section "Time")
+---------------------------------------------------------------
+1. **Unwrap and segment.** For consecutive arrivals, the tick difference is read modulo the
+   tick wrap as the signed value nearest zero, and the sequence difference likewise modulo the
+   sequence wrap. The two agree (``Δsamples == Δsequence × samples per packet``) for lost,
+   duplicated and reordered packets alike; where they disagree (the sequence restarted after a
+   reconnect, the device rebooted) a new *segment* starts.
+2. **Epochs.** At a segment start the tick difference is unwrapped instead by the host's elapsed
+   time (so a disconnect longer than half a tick wrap is still unwrapped right). If the device's
+   elapsed time then agrees with the host's, the device clock ran on: the segment stays in the
+   same *epoch* and its samples are placed by device time, so a reconnect gap has exact bounds.
+   Otherwise the device clock was reset: a new epoch starts, placed by host time.
+3. **Clock model.** Per epoch, host receive time minus device time is a line (offset and drift)
+   plus a non-negative, jittery latency. The line is fitted to the per-window *minima* (the
+   lower envelope, where latency is least) with outliers rejected by their median absolute
+   deviation, after removing host wall-clock steps (an NTP step or a manual change shows as a
+   jump of the envelope; the longest stretch without jumps is kept as the anchor), so a wall
+   clock jump never changes an interval: intervals always come from the device clock.
+4. **Grid.** Sample ``k`` of the result is at host time
+   ``t0_host_ns + k × 1e9 / fs_hz × (1 + drift)``; positions inside an epoch are exact device
+   sample counts; duplicates are dropped (first arrival wins); loss is counted per segment from
+   unwrapped sequence numbers (from device time for streams without them), never negative.
+
+Limits: a host wall-clock step that coincides with a reconnect *and* a sequence restart cannot
+be told apart from a device clock reset, and is placed by host time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from crampsense.errors import ConfigError, DecodeError
+from crampsense.models import SampleBlock
+
+__all__ = [
+    "EPOCH_TOLERANCE_PPM",
+    "EPOCH_TOLERANCE_S",
+    "FIT_WINDOW_S",
+    "MAX_SPAN_S",
+    "MIN_DRIFT_SPAN_S",
+    "SEQLESS_GAP_S",
+    "WALL_STEP_S",
+    "StreamTimeline",
+    "TimelineBuilder",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Device-time window whose minimum host-minus-device residual is one point of the lower
+#: envelope (s). 30 s holds tens to hundreds of packets, so the minimum is close to the least
+#: latency, while drift moves the line by at most 15 ms (500 ppm) inside one window.
+FIT_WINDOW_S: Final = 30.0
+#: An epoch must span at least this much device time to estimate its own drift (s); 5 min
+#: at ~1 ms envelope noise bounds the slope error to a few ppm. Shorter epochs take the
+#: span-weighted drift of the longer ones and fit only their offset.
+MIN_DRIFT_SPAN_S: Final = 300.0
+#: A jump of the detrended lower envelope between neighbouring windows larger than this is a
+#: host wall-clock step (s). Latency minima move by milliseconds; NTP steps and time-zone
+#: mistakes by seconds to hours.
+WALL_STEP_S: Final = 1.0
+#: Envelope points further than this many (normal-consistent) MADs from the line are dropped.
+OUTLIER_MADS: Final = 4.0
+#: Refit rounds of the outlier rejection (it converges in one or two).
+OUTLIER_ITERATIONS: Final = 4
+#: Smallest residual spread the outlier rule uses (s), so a perfect line rejects nothing.
+MIN_RESIDUAL_S: Final = 1e-4
+#: Across a segment start, the device clock counts as having run on when its elapsed time
+#: agrees with the host's within this (s): receive latency and its jitter stay well below 2 s,
+#: while a rebooted device clock lands anywhere in its range.
+EPOCH_TOLERANCE_S: Final = 2.0
+#: ...plus this rate difference over the gap (ppm): cheap crystals are within ±100 ppm.
+EPOCH_TOLERANCE_PPM: Final = 1000.0
+#: Streams without sequence numbers start a new segment after this much host silence (s).
+SEQLESS_GAP_S: Final = 2.0
+#: Longest timeline built (s): a grid past two days means a broken clock, not a night.
+MAX_SPAN_S: Final = 48 * 3600.0
+#: Sequence gaps beyond a quarter of the wrap are not trusted to be within one segment.
+_SEQ_TRUST_FRACTION: Final = 4
+#: Normal-consistency factor of the median absolute deviation.
+_MAD_TO_SIGMA: Final = 1.4826
+#: Wrap periods above this are treated as "never wraps" (keeps int64 arithmetic exact).
+_NO_WRAP_MODULO: Final = 2**62
+#: Keys of (segment, unwrapped sequence) pairs are ``segment << _KEY_SHIFT | offset``.
+_KEY_SHIFT: Final = 40
+
+
+@dataclass(frozen=True, eq=False)
+class StreamTimeline:
+    """One stream of one device, reconstructed on a regular grid.
+
+    Attributes
+    ----------
+    stream : str
+        ``"emg"``, ``"acc"``, ...
+    channels : tuple of str
+        One per row of ``values``.
+    unit : str
+        Unit of ``values``.
+    fs_hz : float
+        Nominal sample rate (Hz, in device time): the grid has one sample per ``1/fs_hz``
+        device seconds.
+    t0_host_ns : int
+        Host Unix time of sample 0 (ns), from the fitted clock model.
+    values : ndarray of float32, shape (n_channels, n)
+        Samples; 0 where nothing was received.
+    valid : ndarray of bool, shape (n,)
+        False in gaps (lost packets, disconnects) and where the device flagged the packet
+        (lead-off, saturation: the builder's ``lead_off_mask``).
+    lost_packets : int
+        Packets missing inside segments, from sequence numbers (device time for streams
+        without them); never negative. Disconnect gaps between segments are in ``gaps``.
+    duplicate_packets : int
+        Packets received more than once (dropped).
+    gaps : list of (int, int)
+        Sample index ranges ``[a, b)`` that were not received.
+    drift_ppm : float
+        Device clock rate relative to the host clock, minus one, in ppm (positive: the device
+        clock runs fast).
+    segments : int
+        Runs of consistent sequence numbers (one per connection, typically).
+    clock_resets : int
+        Times the device clock restarted (new epochs placed by host time).
+    """
+
+    stream: str
+    channels: tuple[str, ...]
+    unit: str
+    fs_hz: float
+    t0_host_ns: int
+    values: npt.NDArray[np.float32]
+    valid: npt.NDArray[np.bool_]
+    lost_packets: int
+    duplicate_packets: int
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    drift_ppm: float = 0.0
+    segments: int = 0
+    clock_resets: int = 0
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.valid.shape[0])
+
+    @property
+    def sample_period_ns(self) -> float:
+        """Host nanoseconds between grid samples (the nominal period stretched by drift)."""
+        return 1e9 / self.fs_hz / (1.0 + self.drift_ppm * 1e-6)
+
+    def sample_time_ns(self, index: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Host Unix time (ns) of grid sample(s) ``index``."""
+        idx = np.asarray(index, dtype=np.float64)
+        return self.t0_host_ns + np.rint(idx * self.sample_period_ns).astype(np.int64)
+
+
+class TimelineBuilder:
+    """Collect one stream's blocks in arrival order; :meth:`build` reconstructs the timeline.
+
+    Parameters
+    ----------
+    stream : str
+        Only blocks of this stream are accepted.
+    fs_hz : float
+        Nominal sample rate (Hz).
+    tick_hz : float
+        Device timestamp units per second (10**6 for µs).
+    seq_modulo : int
+        Sequence numbers wrap at this (65536 for u16).
+    tick_modulo : int
+        Device timestamps wrap at this (2**32 for u32).
+    lead_off_mask : int
+        Block flag bits that make its samples invalid (lead-off, saturation; 0 = none).
+
+    Raises
+    ------
+    ConfigError
+        A rate or modulus that is not positive.
+
+    Notes
+    -----
+    :meth:`add` only appends (amortised O(1) per block plus the samples); all the work is in
+    :meth:`build`, which is vectorised and takes about a second per night of packets.
+    """
+
+    def __init__(  # noqa: PLR0917 - the documented positional signature
+        self,
+        stream: str,
+        fs_hz: float,
+        tick_hz: float,
+        seq_modulo: int,
+        tick_modulo: int,
+        lead_off_mask: int = 0,
+    ) -> None:
+        for key, value in (
+            ("fs_hz", fs_hz),
+            ("tick_hz", tick_hz),
+            ("seq_modulo", seq_modulo),
+            ("tick_modulo", tick_modulo),
+        ):
+            if not value > 0:
+                msg = f"timeline {key} must be > 0, got {value!r}; pass the device's nominal value"
+                raise ConfigError(msg, key=key)
+        if int(seq_modulo) < 2 * _SEQ_TRUST_FRACTION:
+            msg = f"timeline seq_modulo {seq_modulo!r} is too small to unwrap; use e.g. 65536"
+            raise ConfigError(msg, key="seq_modulo")
+        self.stream = stream
+        self.fs_hz = float(fs_hz)
+        self.tick_hz = float(tick_hz)
+        self.seq_modulo = int(seq_modulo)
+        self.tick_modulo = int(tick_modulo)
+        self.lead_off_mask = int(lead_off_mask)
+        self._channels: tuple[str, ...] | None = None
+        self._unit = ""
+        self._seq: list[int] = []
+        self._ticks: list[int] = []
+        self._n: list[int] = []
+        self._flags: list[int] = []
+        self._host: list[int] = []
+        self._values: list[npt.NDArray[np.float32]] = []
+
+    def __len__(self) -> int:
+        """Blocks added so far."""
+        return len(self._n)
+
+    def add(self, block: SampleBlock, host_time_ns: int) -> None:
+        """Append one decoded block and the host receive time of its frame (Unix ns).
+
+        Raises
+        ------
+        DecodeError
+            A block of another stream, or with other channels than the first one.
+        """
+        if block.stream != self.stream:
+            msg = (
+                f"{block.stream!r} block given to the {self.stream!r} timeline; build one "
+                "TimelineBuilder per stream"
+            )
+            raise DecodeError(msg, offset=0, field="stream")
+        values = block.values
+        if values.ndim != 2:
+            msg = f"block values have {values.ndim} dimensions; expected (n_channels, n)"
+            raise DecodeError(msg, offset=0, field="values")
+        if self._channels is None:
+            self._channels = tuple(block.channels)
+            self._unit = block.unit
+        elif tuple(block.channels) != self._channels or values.shape[0] != len(self._channels):
+            msg = (
+                f"block channels {block.channels} differ from the stream's {self._channels}; "
+                "a device changed its channel map mid-stream: start a new timeline"
+            )
+            raise DecodeError(msg, offset=0, field="channels")
+        n = int(values.shape[1])
+        if n == 0:
+            return
+        self._seq.append(-1 if block.sequence is None else int(block.sequence))
+        self._ticks.append(-1 if block.device_ticks is None else int(block.device_ticks))
+        self._n.append(n)
+        self._flags.append(int(block.flags))
+        self._host.append(int(host_time_ns))
+        self._values.append(values)
+
+    # ------------------------------------------------------------------ build
+
+    def build(self) -> StreamTimeline:
+        """Reconstruct the timeline from everything added so far.
+
+        Raises
+        ------
+        DecodeError
+            The blocks would span more than :data:`MAX_SPAN_S` (a broken clock).
+        """
+        channels = self._channels or ()
+        count = len(self._n)
+        if count == 0:
+            return StreamTimeline(
+                self.stream, channels, self._unit, self.fs_hz, 0,
+                np.zeros((len(channels), 0), np.float32), np.zeros(0, np.bool_), 0, 0, [],
+            )
+        seq = np.asarray(self._seq, dtype=np.int64)
+        ticks = np.asarray(self._ticks, dtype=np.int64)
+        n = np.asarray(self._n, dtype=np.int64)
+        flags = np.asarray(self._flags, dtype=np.int64)
+        host = np.asarray(self._host, dtype=np.int64)
+        has_seq = bool(np.all(seq >= 0))
+        tick_hz, modulo = self.tick_hz, self.tick_modulo
+        if not np.all(ticks >= 0):
+            # no device clock: the host's receive times stand in for it (no wrap)
+            ticks = np.rint((host - host[0]) * (tick_hz / 1e9)).astype(np.int64)
+            modulo = _NO_WRAP_MODULO + 1
+        samples_per_tick = self.fs_hz / tick_hz
+
+        # 1-2. unwrap, segments and epochs (pairs of consecutive arrivals)
+        dh_s = np.diff(host) / 1e9
+        if modulo <= _NO_WRAP_MODULO:
+            raw = np.mod(np.diff(ticks), modulo)
+            dt_near = np.where(raw >= modulo // 2, raw - modulo, raw)
+            wraps = np.rint((dh_s * tick_hz - raw) / modulo).astype(np.int64)
+            dt_host = raw + wraps * modulo
+        else:
+            dt_near = dt_host = np.diff(ticks)
+        n_prev = n[:-1]
+        if has_seq:
+            sm = self.seq_modulo
+            dq = np.mod(np.diff(seq), sm)
+            dq = np.where(dq >= sm // 2, dq - sm, dq)
+            mismatch = np.abs(dt_near * samples_per_tick - dq * n_prev)
+            same = (mismatch <= np.maximum(1.0, 0.5 * n_prev)) & (
+                np.abs(dq) < sm // _SEQ_TRUST_FRACTION
+            )
+        else:
+            dq = np.zeros_like(dt_near)
+            same = (dh_s <= SEQLESS_GAP_S) & (
+                np.abs(dt_near / tick_hz - dh_s) <= EPOCH_TOLERANCE_S
+            )
+        runs_on = np.abs(dt_host / tick_hz - dh_s) <= (
+            EPOCH_TOLERANCE_S + EPOCH_TOLERANCE_PPM * 1e-6 * np.abs(dh_s)
+        )
+        seg_break = ~same
+        epoch_break = seg_break & ~runs_on
+        seg = np.concatenate(([0], np.cumsum(seg_break)))
+        step = np.concatenate(([0], np.where(same, dt_near, dt_host)))
+        step[1:][epoch_break] = 0
+        u = np.cumsum(step)
+        epoch_first = np.flatnonzero(np.concatenate(([True], epoch_break)))
+        epoch_len = np.diff(np.concatenate((epoch_first, [count])))
+        u -= np.repeat(u[epoch_first], epoch_len)
+        pos = np.rint(u * samples_per_tick).astype(np.int64)
+
+        # 3. clock model per epoch
+        host_ref = int(host[0])
+        x_s = (u + (n - 1) / samples_per_tick) / tick_hz
+        y_s = (host - np.repeat(host[epoch_first], epoch_len)) / 1e9 - x_s
+        fits = [
+            _envelope_fit(x_s[a : a + k], y_s[a : a + k])
+            for a, k in zip(epoch_first.tolist(), epoch_len.tolist(), strict=True)
+        ]
+        spans = np.array([f.span_s if f.reliable else 0.0 for f in fits])
+        slopes = np.array([f.slope for f in fits])
+        slope_all = float(np.sum(spans * slopes) / np.sum(spans)) if spans.sum() > 0 else 0.0
+        drift_ppm = (1.0 / (1.0 + slope_all) - 1.0) * 1e6
+
+        # 4. place epochs on one grid
+        period_ns = 1e9 / self.fs_hz * (1.0 + slope_all)
+        n_ep = len(fits)
+        pmin = np.minimum.reduceat(pos, epoch_first)
+        pend = np.maximum.reduceat(pos + n, epoch_first)
+        start_ns = np.empty(n_ep)  # host time of each epoch's first sample, relative to host_ref
+        for e, f in enumerate(fits):
+            slope = f.slope if f.reliable else slope_all
+            offset = f.offset_s if f.reliable else f.offset_at(slope)
+            ref_ns = float(host[epoch_first[e]] - host_ref)
+            start_ns[e] = ref_ns + 1e9 * (offset + (1.0 + slope) * pmin[e] / self.fs_hz)
+        order = np.argsort(start_ns, kind="stable")
+        t0_rel_ns = float(start_ns[order[0]])
+        k_start = np.zeros(n_ep, dtype=np.int64)
+        end = 0
+        max_samples = self.fs_hz * MAX_SPAN_S
+        for e in order.tolist():
+            k = round((start_ns[e] - t0_rel_ns) / period_ns)
+            if k > max_samples:
+                msg = (
+                    f"{self.stream} blocks span {k / self.fs_hz / 3600:.1f} h, more than "
+                    f"{MAX_SPAN_S / 3600:.0f} h: a device or host clock is broken; split the "
+                    "recording per night"
+                )
+                raise DecodeError(msg, offset=int(epoch_first[e]), field="host_time_ns")
+            k_start[e] = max(k, end)
+            end = int(k_start[e] + pend[e] - pmin[e])
+        gpos = np.repeat(k_start - pmin, epoch_len) + pos
+
+        # duplicates (first arrival wins), loss per segment
+        _, keep = np.unique(gpos, return_index=True)
+        duplicates = count - int(keep.size)
+        seg_first = np.flatnonzero(np.concatenate(([True], seg_break)))
+        if has_seq:
+            qstep = np.concatenate(([0], dq))
+            qstep[1:][seg_break] = 0
+            q = np.cumsum(qstep)
+            lost = _lost_by_sequence(q, seg, seg_first)
+        else:
+            lost = _lost_by_time(gpos, n, seg, seg_first)
+
+        values, valid, received = self._fill(
+            gpos=gpos, n=n, flags=flags, keep=keep, length=int(end), n_ch=len(channels)
+        )
+        gaps = _false_runs(received)
+        if lost or duplicates or n_ep > 1:
+            logger.debug(
+                "%s timeline: %d lost, %d duplicate packets, %d segments, %d clock resets",
+                self.stream, lost, duplicates, int(seg[-1]) + 1, n_ep - 1,
+            )
+        return StreamTimeline(
+            stream=self.stream,
+            channels=channels,
+            unit=self._unit,
+            fs_hz=self.fs_hz,
+            t0_host_ns=host_ref + round(t0_rel_ns),
+            values=values,
+            valid=valid,
+            lost_packets=lost,
+            duplicate_packets=duplicates,
+            gaps=gaps,
+            drift_ppm=float(drift_ppm),
+            segments=int(seg[-1]) + 1,
+            clock_resets=n_ep - 1,
+        )
+
+    def _fill(
+        self,
+        *,
+        gpos: npt.NDArray[np.int64],
+        n: npt.NDArray[np.int64],
+        flags: npt.NDArray[np.int64],
+        keep: npt.NDArray[np.int64],
+        length: int,
+        n_ch: int,
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        all_values = np.concatenate(self._values, axis=1).astype(np.float32, copy=False)
+        src_start = np.cumsum(n) - n
+        nk = n[keep]
+        which = np.repeat(np.arange(keep.size), nk)
+        within = np.arange(int(nk.sum())) - np.repeat(np.cumsum(nk) - nk, nk)
+        src = src_start[keep][which] + within
+        dst = gpos[keep][which] + within
+        values = np.zeros((n_ch, length), dtype=np.float32)
+        values[:, dst] = all_values[:, src]
+        received = np.zeros(length, dtype=np.bool_)
+        received[dst] = True
+        valid = received.copy()
+        bad = ((flags[keep] & self.lead_off_mask) != 0)[which]
+        valid[dst[bad]] = False
+        return values, valid, received
+
+
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    """Lower-envelope line ``host - device = offset + slope × device`` of one epoch (s)."""
+
+    x_s: npt.NDArray[np.float64]
+    y_s: npt.NDArray[np.float64]
+    offset_s: float
+    slope: float
+    span_s: float
+    reliable: bool
+
+    def offset_at(self, slope: float) -> float:
+        """Offset of the envelope for a given slope (for epochs too short for their own)."""
+        return float(np.median(self.y_s - slope * self.x_s))
+
+
+def _envelope_fit(x_s: npt.NDArray[np.float64], y_s: npt.NDArray[np.float64]) -> _Fit:
+    """Fit the lower envelope of residuals ``y_s`` (host minus device, s) over device ``x_s``."""
+    win = np.floor((x_s - x_s.min()) / FIT_WINDOW_S).astype(np.int64)
+    order = np.lexsort((y_s, win))
+    w_sorted = win[order]
+    first = np.flatnonzero(np.concatenate(([True], w_sorted[1:] != w_sorted[:-1])))
+    xm = x_s[order][first]
+    ym = y_s[order][first]
+    weight = np.diff(np.concatenate((first, [win.size]))).astype(np.float64)
+    by_x = np.argsort(xm)
+    xm, ym, weight = xm[by_x], ym[by_x], weight[by_x]
+    if xm.size > 1:
+        ym = _remove_wall_steps(xm, ym, weight)
+    span = float(xm.max() - xm.min())
+    if xm.size < 3 or span < MIN_DRIFT_SPAN_S:
+        return _Fit(xm, ym, float(np.median(ym)), 0.0, span, reliable=False)
+    keep = np.ones(xm.size, dtype=np.bool_)
+    slope, offset = 0.0, float(np.median(ym))
+    for _ in range(OUTLIER_ITERATIONS):
+        slope, offset = (float(c) for c in np.polyfit(xm[keep], ym[keep], 1))
+        resid = ym - (offset + slope * xm)
+        centre = np.median(resid[keep])
+        spread = _MAD_TO_SIGMA * float(np.median(np.abs(resid[keep] - centre)))
+        new_keep = np.abs(resid - centre) <= OUTLIER_MADS * max(spread, MIN_RESIDUAL_S)
+        if np.array_equal(new_keep, keep) or new_keep.sum() < 3:
+            break
+        keep = new_keep
+    return _Fit(xm, ym, offset, slope, span, reliable=True)
+
+
+def _remove_wall_steps(
+    xm: npt.NDArray[np.float64], ym: npt.NDArray[np.float64], weight: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Undo host wall-clock steps in the envelope, keeping the heaviest step-free stretch."""
+    dx = np.diff(xm)
+    dy = np.diff(ym)
+    ok = dx > 0
+    slope = float(np.median(dy[ok] / dx[ok])) if ok.any() else 0.0
+    jump = dy - slope * dx
+    is_step = np.abs(jump) > WALL_STEP_S
+    if not is_step.any():
+        return ym
+    piece = np.concatenate(([0], np.cumsum(is_step)))
+    correction = np.concatenate(([0.0], np.cumsum(np.where(is_step, jump, 0.0))))
+    heaviest = int(np.argmax(np.bincount(piece, weights=weight)))
+    anchor = float(correction[piece == heaviest][0])
+    logger.debug("host wall clock stepped %d time(s); anchored to the longest stretch",
+                 int(is_step.sum()))
+    return ym - correction + anchor
+
+
+def _lost_by_sequence(
+    q: npt.NDArray[np.int64], seg: npt.NDArray[np.int64], seg_first: npt.NDArray[np.int64]
+) -> int:
+    """Packets missing between the first and last unwrapped sequence of each segment."""
+    qmin = np.minimum.reduceat(q, seg_first)
+    qmax = np.maximum.reduceat(q, seg_first)
+    keys = (seg << _KEY_SHIFT) | (q - qmin[seg])
+    unique_per_seg = np.bincount(np.unique(keys) >> _KEY_SHIFT, minlength=seg_first.size)
+    return int(np.sum(np.maximum(qmax - qmin + 1 - unique_per_seg, 0)))
+
+
+def _lost_by_time(
+    gpos: npt.NDArray[np.int64],
+    n: npt.NDArray[np.int64],
+    seg: npt.NDArray[np.int64],
+    seg_first: npt.NDArray[np.int64],
+) -> int:
+    """Packets missing inside each segment, from device time, in typical packet sizes."""
+    first = np.minimum.reduceat(gpos, seg_first)
+    last = np.maximum.reduceat(gpos + n, seg_first)
+    uniq, idx = np.unique(gpos, return_index=True)
+    del uniq
+    covered = np.bincount(seg[idx], weights=n[idx], minlength=seg_first.size)
+    missing = np.maximum(last - first - covered, 0.0)
+    typical = float(np.median(n))
+    return int(np.sum(np.rint(missing / typical)))
+
+
+def _false_runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """Index ranges ``[a, b)`` where ``mask`` is False."""
+    padded = np.concatenate(([1], mask.view(np.int8), [1])).astype(np.int8)
+    change = np.diff(padded)
+    starts = np.flatnonzero(change == -1)
+    ends = np.flatnonzero(change == 1)
+    return [(int(a), int(b)) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
