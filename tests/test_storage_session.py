@@ -280,7 +280,7 @@ def test_failed_creation_leaves_nothing_behind(
     def broken_link(src: object, dst: object) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(session_log.os, "link", broken_link)
+    monkeypatch.setattr(os, "link", broken_link)
     with pytest.raises(StorageError, match="cannot create"):
         SessionWriter(path, clock=clock)
     assert list(tmp_path.iterdir()) == []
