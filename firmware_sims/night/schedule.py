@@ -49,8 +49,11 @@ FLOOR_UV: Final = (2.0, 4.0)
 #: skin-electrode impedance settles over the night).
 DRIFT_PERIOD_S: Final = (1200.0, 14400.0)
 DRIFT_AMPLITUDE: Final = 0.03
-#: Order in which random look-alikes are placed: long ones first so they still find room.
+#: Order in which random events are placed: narrow windows and cramps first, then long
+#: look-alikes so they still find room.
 PLACEMENT_ORDER: Final = (
+    "hypnic_jerk",
+    "cramp",
     "mains_hum",
     "ecg_crosstalk",
     "lead_off",
@@ -60,7 +63,6 @@ PLACEMENT_ORDER: Final = (
     "fasciculation",
     "roll_over",
     "alma",
-    "hypnic_jerk",
     "electrode_pop",
 )
 #: Attempts to redraw a random cramp that did not fit before giving up.
@@ -219,7 +221,44 @@ def make_schedule(spec: NightSpec) -> Schedule:
         timeline.take(plan, ev.onset_s)
         placed.append((ev.onset_s, plan))
 
-    # 2. random cramps
+    # 2. random look-alikes of every requested kind that has no scripted event (hypnic jerks
+    #    first: their window at sleep onset is narrow; cramps go before the other kinds)
+    scripted_kinds = {ev.kind for ev in spec.scripted}
+    wanted = [k for k in dict.fromkeys(spec.lookalikes) if k not in scripted_kinds]
+    scale = night_s / (8 * 3600.0)
+    counts: dict[str, int] = {}
+    for kind in wanted:
+        lo, hi = events.COUNT_PER_8H[kind]
+        counts[kind] = max(1, round(int(rng.integers(lo, hi + 1)) * scale))
+    for kind in PLACEMENT_ORDER:
+        if kind == "cramp":
+            _place_cramps(spec, ctx, timeline, placed, sleep_onset)
+            continue
+        for _ in range(counts.get(kind, 0)):
+            plan = events.build(ctx, kind, None, None)
+            onset = _sample(rng, timeline.feasible(plan, _window(kind, sleep_onset, night_s)))
+            if onset is None:
+                logger.info("night seed %d: no room for a %s; skipped", spec.seed, kind)
+                continue
+            timeline.take(plan, onset)
+            placed.append((onset, plan))
+
+    placed.sort(key=lambda p: p[0])
+    rows = _truth_rows(placed)
+    legs = _leg_models(spec, rng, placed)
+    return Schedule(sleep_onset, rows, legs)
+
+
+def _place_cramps(
+    spec: NightSpec,
+    ctx: Ctx,
+    timeline: _Timeline,
+    placed: list[tuple[float, EventPlan]],
+    sleep_onset: float,
+) -> None:
+    """Draw and place the random cramps (explicit counts must fit, drawn ones may not)."""
+    rng = ctx.rng
+    night_s = spec.duration_s
     n_scripted = sum(ev.kind == "cramp" for ev in spec.scripted)
     explicit = spec.n_cramps is not None
     n_total = (
@@ -240,29 +279,6 @@ def make_schedule(spec: NightSpec) -> Schedule:
                     f"{night_s:.0f}-s night; lengthen duration_s or lower n_cramps"
                 )
             logger.info("night seed %d: no room for a drawn cramp; skipped", spec.seed)
-
-    # 3. random look-alikes of every requested kind that has no scripted event
-    scripted_kinds = {ev.kind for ev in spec.scripted}
-    wanted = [k for k in dict.fromkeys(spec.lookalikes) if k not in scripted_kinds]
-    scale = night_s / (8 * 3600.0)
-    counts = {}
-    for kind in wanted:
-        lo, hi = events.COUNT_PER_8H[kind]
-        counts[kind] = max(1, round(int(rng.integers(lo, hi + 1)) * scale))
-    for kind in PLACEMENT_ORDER:
-        for _ in range(counts.get(kind, 0)):
-            plan = events.build(ctx, kind, None, None)
-            onset = _sample(rng, timeline.feasible(plan, _window(kind, sleep_onset, night_s)))
-            if onset is None:
-                logger.info("night seed %d: no room for a %s; skipped", spec.seed, kind)
-                continue
-            timeline.take(plan, onset)
-            placed.append((onset, plan))
-
-    placed.sort(key=lambda p: p[0])
-    rows = _truth_rows(placed)
-    legs = _leg_models(spec, rng, placed)
-    return Schedule(sleep_onset, rows, legs)
 
 
 def _truth_rows(placed: list[tuple[float, EventPlan]]) -> list[dict[str, object]]:
