@@ -253,6 +253,12 @@ class HeartRateStrap(SimulatedPeripheral):
         level = self.battery_start_percent - self.battery_drain_percent_per_h * hours
         return int(min(100.0, max(0.0, math.ceil(level))))
 
+    def power_cycle(self, now_ns: int) -> None:
+        """Reboot (called by ``SimulatedWorld.power_on``): the energy counter restarts at 0."""
+        self._energy_kj = 0.0
+        self._n_notified = 0
+        self._now_ns = now_ns
+
     def on_connect(self, link: Link) -> None:
         super().on_connect(link)
         now_ns = link.now_ns()

@@ -25,6 +25,13 @@ with ``asyncio.sleep(0)`` after every step in which anything happened (a notific
 waiter, a fault, an advertisement) and at least every :data:`MAX_QUIET_STEPS` steps; otherwise
 it paces itself so that simulated time runs ``speed`` times faster than real time.
 
+While the world is *idle* (no open link, no :meth:`SimulatedWorld.wait_s` waiter, nothing
+scheduled) the pump pauses instead of spinning, unless ``run_while_idle=True`` or ``run`` was
+given ``max_duration_s``: a real-time scan (``BleakScanner.discover(timeout=0.5)``) then does not
+let hours of the simulated night pass before anyone connects. A reconnect back-off still sees
+simulated time pass, because waiting on the world's clock (``wait_s``, ``central_clock``, or
+``FakeClock.sleep``) moves it.
+
 Code under test should wait for simulated time with :meth:`SimulatedWorld.wait_s`, or be given
 :attr:`SimulatedWorld.central_clock`, a :class:`~crampsense.clock.Clock` whose ``sleep`` waits
 for the pump. ``FakeClock.sleep`` also works but advances the shared clock itself: the
@@ -103,10 +110,11 @@ DEFAULT_TICK_S: Final = 0.05
 #: The largest ATT MTU bleak/BlueZ negotiate (a 512-byte attribute value plus headers).
 ATT_MAX_MTU: Final = 517
 #: With ``speed=None`` the pump yields to the event loop after every step in which something
-#: happened, and otherwise at least every this many steps (1 s of simulated time at the
-#: default tick), so other tasks still run while nothing is on air; yielding on every quiet
-#: step would triple the cost of an hour of a 1 Hz heart-rate strap.
-MAX_QUIET_STEPS: Final = 20
+#: happened, and otherwise at least every this many steps. Each await of the code under test
+#: (a GATT read, a write) then costs at most 4 ticks (200 ms at the default tick) of simulated
+#: time, about what a GATT procedure takes over a few connection intervals on air; yielding on
+#: every quiet step would nearly double the cost of an hour of a 1 Hz heart-rate strap.
+MAX_QUIET_STEPS: Final = 4
 #: Bytes of ATT header in a notification: the payload carries at most ``mtu - 3`` bytes.
 ATT_NOTIFY_HEADER: Final = 3
 
@@ -208,6 +216,9 @@ class SimulatedWorld:
         scan sees the device again (Linux/BlueZ behaviour).
     stop_when_finished : bool
         Let :meth:`run` return once every peripheral ever connected reports ``finished()``.
+    run_while_idle : bool
+        Keep time moving even when nothing needs it (no link, waiter or scheduled action).
+        Default ``False``: the pump pauses then (see :meth:`run`).
     """
 
     def __init__(
@@ -220,6 +231,7 @@ class SimulatedWorld:
         client_mtu: int = ATT_MAX_MTU,
         bluez_stale_device_quirk: bool = False,
         stop_when_finished: bool = True,
+        run_while_idle: bool = False,
     ) -> None:
         if not tick_s > 0:
             msg = f"tick_s must be > 0 simulated seconds, got {tick_s!r}; use e.g. 0.05"
@@ -234,6 +246,8 @@ class SimulatedWorld:
         self.client_mtu = client_mtu
         self.bluez_stale_device_quirk = bluez_stale_device_quirk
         self.stop_when_finished = stop_when_finished
+        self.run_while_idle = run_while_idle
+        self._wake: asyncio.Event | None = None  # made by run(), in the running loop
         self._peripherals: dict[str, SimulatedPeripheral] = {}
         self._powered: dict[str, bool] = {}
         self._mtu_limit: dict[str, int] = {}
@@ -331,6 +345,12 @@ class SimulatedWorld:
     async def run(self, *, max_duration_s: float | None = None) -> None:
         """Pump simulated time until stopped, finished, or ``max_duration_s`` has passed.
 
+        With ``max_duration_s`` (or ``run_while_idle=True``) time always moves. Otherwise the
+        pump pauses while the world is idle (no open link, no :meth:`wait_s` waiter, no
+        scheduled action) and resumes when one appears, so that real-time waits such as
+        ``BleakScanner.discover(timeout=...)`` do not let the simulated night run away
+        before anyone connects.
+
         Raises
         ------
         DeviceError
@@ -344,6 +364,8 @@ class SimulatedWorld:
             if max_duration_s is None
             else self.clock.monotonic_ns() + round(max_duration_s * 1e9)
         )
+        pause_when_idle = end_ns is None and not self.run_while_idle
+        wake = self._wake = asyncio.Event()
         self._running = True
         real0 = time.monotonic()
         sim0_ns = self.clock.monotonic_ns()
@@ -352,12 +374,17 @@ class SimulatedWorld:
             while not self._stopped:
                 if end_ns is not None and self.clock.monotonic_ns() >= end_ns:
                     break
-                events_before = self.events
-                self.step()
                 if self.stop_when_finished and self._all_finished():
                     logger.debug("every connected peripheral finished; stopping the pump")
                     self.stop()
                     break
+                if pause_when_idle and self.idle:
+                    wake.clear()
+                    await wake.wait()
+                    real0, sim0_ns = time.monotonic(), self.clock.monotonic_ns()
+                    continue
+                events_before = self.events
+                self.step()
                 if self.speed is None:
                     quiet_steps = 0 if self.events != events_before else quiet_steps + 1
                     if quiet_steps == 0 or quiet_steps >= MAX_QUIET_STEPS:
@@ -369,6 +396,16 @@ class SimulatedWorld:
                     await asyncio.sleep(max(0.0, delay_s))
         finally:
             self._running = False
+
+    def _poke(self) -> None:
+        """Wake an idle pump: something now needs simulated time."""
+        if self._wake is not None:
+            self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing needs simulated time to pass: no open link, no waiter, nothing scheduled."""
+        return not self._links and not self._waiters and not self._schedule
 
     @property
     def running(self) -> bool:
@@ -383,6 +420,7 @@ class SimulatedWorld:
     def stop(self) -> None:
         """Stop the pump for good; pending :meth:`wait_s` calls return ``False``."""
         self._stopped = True
+        self._poke()
         waiters, self._waiters = self._waiters, []
         for _, _, fut in waiters:
             if not fut.done():
@@ -436,12 +474,14 @@ class SimulatedWorld:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         target_ns = self.clock.monotonic_ns() + delta_ns
         heapq.heappush(self._waiters, (target_ns, next(self._seq), fut))
+        self._poke()
         return await fut
 
     def schedule(self, at_monotonic_s: float, action: Callable[[], None]) -> None:
         """Run ``action()`` in the first pump step at or after simulated monotonic time
         ``at_monotonic_s`` (same time: in the order scheduled). Exceptions stop the pump."""
         heapq.heappush(self._schedule, (round(at_monotonic_s * 1e9), next(self._seq), action))
+        self._poke()
 
     def _all_finished(self) -> bool:
         if not self._ever_connected:
@@ -457,11 +497,20 @@ class SimulatedWorld:
         self._powered[key] = False
         self._close(key, unsolicited=True, reason="power off")
 
-    def power_on(self, address: str) -> None:
-        """Switch a device back on: it advertises again at once."""
+    def power_on(self, address: str, *, reboot: bool = True) -> None:
+        """Switch a device back on: it advertises again at once.
+
+        With ``reboot`` (a real power cycle, the default) a peripheral that defines
+        ``power_cycle(now_ns)`` is told so, and resets what its firmware loses on reboot (device
+        clock, counters). ``reboot=False`` models only the radio going away and coming back.
+        """
         p = self.peripheral(address)
         key = p.address.upper()
+        was_off = not self._powered[key]
         self._powered[key] = True
+        hook = getattr(p, "power_cycle", None)
+        if reboot and was_off and callable(hook):
+            hook(self.clock.monotonic_ns())
         self._advertise_now(key)
 
     def is_powered(self, address: str) -> bool:
@@ -553,6 +602,7 @@ class SimulatedWorld:
         link = SimLink(self, p, client, max(ATT_DEFAULT_MTU, mtu))
         self._links[key] = link
         self._ever_connected.add(key)
+        self._poke()
         p.on_connect(link)
         logger.debug("%s connected (MTU %d)", address, link.mtu)
         return link
