@@ -901,7 +901,11 @@ class SessionWriter:
                 raise ForeignFileError(msg, path=str(self.path))
             self._address_ids = {a: i for i, a in conn.execute("SELECT id, address FROM addresses")}
             self._char_ids = {u: i for i, u in conn.execute("SELECT id, uuid FROM characteristics")}
-            (self._frames_written,) = conn.execute("SELECT count(*) FROM frames").fetchone()
+            # Frame ids run 1..n without gaps (rows are only appended; a rolled-back insert
+            # frees its ids again), so max(id) is the count, found without a full scan.
+            (self._frames_written,) = conn.execute(
+                "SELECT coalesce(max(id), 0) FROM frames"
+            ).fetchone()
         except sqlite3.Error as exc:
             self._close_connection()
             raise self._translate(exc, "open") from exc
