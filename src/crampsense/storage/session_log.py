@@ -87,7 +87,7 @@ _BUSY_TIMEOUT_S: Final = 10.0
 
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 _HEADER_LEN: Final = 100
-_RECORD_HINT: Final = "pass a session file written by `crampsense night`"
+_RECORD_HINT: Final = "pass a session file written by `crampsense record`"
 _RESERVED_META: Final = frozenset({"format_version", "created_host_time_ns", "created_utc"})
 
 _SCHEMA: Final = (
