@@ -37,7 +37,8 @@ Code under test should wait for simulated time with :meth:`SimulatedWorld.wait_s
 for the pump. ``FakeClock.sleep`` also works but advances the shared clock itself: the
 peripherals then catch up on their next tick (a burst of everything due), and two coroutines
 sleeping at once add their sleeps. Real-time waits (``asyncio.sleep``, ``asyncio.timeout``)
-while the pump runs at ``speed=None`` let an unbounded amount of simulated time pass.
+while a link is open and the pump runs at ``speed=None`` let an unbounded amount of simulated
+time pass.
 
 When the pump stops
 -------------------
