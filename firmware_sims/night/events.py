@@ -159,8 +159,9 @@ WANDER_FREQ_HZ: Final = (0.05, 2.0)
 WANDER_UV: Final = (100.0, 1500.0)
 #: Lead-off: 2-20 min of flat line, rail, or huge noise.
 LEAD_OFF_S: Final = (120.0, 1200.0)
-#: Amplifier rail (µV): far outside surface EMG (which stays below ~5 mV).
-LEAD_OFF_RAIL_UV: Final = 8000.0
+#: Amplifier rail (µV): far outside surface EMG (which stays below ~5 mV) and beyond the
+#: reference band's ±8191.75 µV full scale, so a simulated band clips and flags it.
+LEAD_OFF_RAIL_UV: Final = 10000.0
 LEAD_OFF_NOISE_UV: Final = (200.0, 2000.0)
 LEAD_OFF_HUM_UV: Final = (100.0, 1000.0)
 #: Share of the night an event of a long kind may take, so short test nights still fit all.
