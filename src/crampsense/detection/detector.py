@@ -45,6 +45,9 @@ CONF_WEIGHTS: Final = (0.45, 0.30, 0.25)
 CONF_FULL_DURATION_S: Final = 60.0
 #: The stretch burst must last this long (s) and may follow the offset by this much (s).
 STRETCH_MIN_S: Final = 1.0
+#: The end-of-event envelope is averaged over this long (s) before it is compared with the
+#: plateau: forced stretches last 2-5 s, plateau wobble and estimation noise are shorter.
+STRETCH_SMOOTH_S: Final = 2.0
 STRETCH_AFTER_S: Final = 5.0
 #: Ramps shorter than this many steps (1 s) are treated as steps: no extrapolation.
 RAMP_MIN_STEPS: Final = 10
@@ -138,18 +141,12 @@ class _Leg:
     ratio: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
     step_ratio: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
     acc: AccFeatures | None = None
+    cands: NDArray[np.int64] = field(default_factory=lambda: np.empty((0, 3), dtype=np.int64))
+    plm: NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, dtype=bool))
 
     @property
     def hop_s(self) -> float:
         return self.env.hop_s if self.env is not None else 0.1
-
-    def ratio_at(self, t0_s: float, t1_s: float) -> NDArray[np.float64]:
-        """Combined envelope ratio over ``[t0_s, t1_s)``."""
-        if self.env is None:
-            return np.empty(0)
-        a = int(np.clip(math.floor(t0_s / self.hop_s), 0, self.ratio.size))
-        b = int(np.clip(math.ceil(t1_s / self.hop_s), a, self.ratio.size))
-        return self.ratio[a:b]
 
 
 class CrampResults:
@@ -336,6 +333,7 @@ def _prepare(sig: LegSignals, params: DetectionParams) -> _Leg:
     st.env = env
     st.ratio = np.fmax.reduce(st.ratio_ch, axis=0)
     st.step_ratio = np.fmax.reduce(step, axis=0)
+    _candidates(st, params)
     return st
 
 
@@ -358,6 +356,28 @@ def _plm_members(spans_s: NDArray[np.float64], params: DetectionParams) -> NDArr
         if b - a + 1 >= params.plm_min_count:
             member[idx[a:b + 1]] = True
     return member
+
+
+def _stretched(ratio: NDArray[np.float64], s_i: int, e_i: int, hop: float,
+               params: DetectionParams) -> bool:
+    """A forced stretch: the envelope at the end rises above the plateau before it.
+
+    The ratio is smoothed over ``STRETCH_SMOOTH_S`` (RMS of the ratio); its maximum over the
+    last ``stretch_window_s`` of the event (and ``STRETCH_AFTER_S`` after it) is compared with
+    the median of the event before that window (or of the whole event if it is short).
+    """
+    tail_a = max(s_i, e_i - round(params.stretch_window_s / hop))
+    tail_b = min(ratio.size, e_i + round(STRETCH_AFTER_S / hop))
+    before = ratio[s_i:tail_a]
+    before = before[np.isfinite(before)]
+    if before.size < round(STRETCH_MIN_S / hop):
+        before = ratio[s_i:e_i][np.isfinite(ratio[s_i:e_i])]
+    tail = np.nan_to_num(ratio[tail_a:tail_b], nan=0.0)
+    w = max(1, round(STRETCH_SMOOTH_S / hop))
+    if before.size == 0 or tail.size < w:
+        return False
+    smooth = np.sqrt(np.convolve(tail * tail, np.ones(w) / w, mode="valid"))
+    return bool(smooth.max() >= params.stretch_ratio * float(np.median(before)))
 
 
 def _quiet_fraction(step: NDArray[np.float64], w: int, params: DetectionParams) -> float:
@@ -422,6 +442,36 @@ def _got_up(st: _Leg, t0: float, t1: float, params: DetectionParams) -> float | 
     return None
 
 
+def _candidates(st: _Leg, params: DetectionParams) -> None:
+    """Hysteresis spans with ramp-refined onsets and PLM-train membership, stored on ``st``."""
+    hop = st.hop_s
+    spans = hysteresis_spans(st.ratio, on=params.on_ratio, off=params.off_ratio,
+                             merge_gap_n=round(params.merge_gap_s / hop))
+    st.plm = _plm_members(spans.astype(np.float64) * hop, params)
+    lookback = round(params.onset_lookback_s / hop)
+    prev_stop = 0
+    rows = []
+    for s, e in spans:
+        s_i, e_i = int(s), int(e)
+        # Onset: walk back along the rising ramp while the ratio stays above onset_ratio,
+        # then extrapolate the ramp to the floor.
+        a = max(prev_stop, s_i - lookback)
+        below = np.flatnonzero(~(st.ratio[a:s_i] >= params.onset_ratio))
+        on_i = a + int(below[-1]) + 1 if below.size else a
+        rows.append((_ramp_start(st.ratio, on_i, s_i, lo=a), s_i, e_i))
+        prev_stop = e_i
+    st.cands = np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def _bilateral_onset(onset_s: float, other: _Leg | None, params: DetectionParams) -> bool:
+    """Whether the other leg's activity (not a PLM burst) started within the onset window."""
+    if other is None or other.env is None or other.cands.shape[0] == 0:
+        return False
+    starts = other.cands[:, 0] * other.hop_s
+    near = np.abs(starts - onset_s) <= params.onset_window_s
+    return bool((near & ~other.plm).any())
+
+
 def _leg_events(st: _Leg, other: _Leg | None, params: DetectionParams
                 ) -> tuple[list[dict[str, object]], list[tuple[str, float, float, str]]]:
     leg = st.signals.leg
@@ -430,25 +480,12 @@ def _leg_events(st: _Leg, other: _Leg | None, params: DetectionParams
     rejected: list[tuple[str, float, float, str]] = []
     if st.env is None:
         return events, rejected
-    spans = hysteresis_spans(st.ratio, on=params.on_ratio, off=params.off_ratio,
-                             merge_gap_n=round(params.merge_gap_s / hop))
-    spans_s = spans.astype(np.float64) * hop
-    plm = _plm_members(spans_s, params)
-    lookback = round(params.onset_lookback_s / hop)
-    prev_stop = 0
-    for i, (s, e) in enumerate(spans):
-        s_i, e_i = int(s), int(e)
-        # Onset: walk back along the rising ramp while the ratio stays above onset_ratio.
-        a = max(prev_stop, s_i - lookback)
-        back = st.ratio[a:s_i]
-        below = np.flatnonzero(~(back >= params.onset_ratio))
-        on_i = a + int(below[-1]) + 1 if below.size else a
-        on_i = _ramp_start(st.ratio, on_i, s_i, lo=a)
-        prev_stop = e_i
+    for i, (on_i, s_i, span_end) in enumerate(st.cands.tolist()):
+        e_i = span_end
         onset_s, cross_s, offset_s = on_i * hop, s_i * hop, e_i * hop
         if offset_s - onset_s < params.min_duration_s:
             continue  # ordinary short bursts are not worth a "rejected" row
-        if plm[i] and (e_i - s_i) * hop <= params.plm_max_burst_s:
+        if st.plm[i] and (e_i - s_i) * hop <= params.plm_max_burst_s:
             rejected.append((leg, onset_s, offset_s, "plm_train"))
             continue
         w0, w1 = onset_s - params.onset_window_s, cross_s + params.onset_window_s
@@ -456,16 +493,9 @@ def _leg_events(st: _Leg, other: _Leg | None, params: DetectionParams
         if standing:
             rejected.append((leg, onset_s, offset_s, "standing"))
             continue
-        bilateral = False
-        o_moving: bool | None = None
-        if other is not None:
-            o_ratio = other.ratio_at(cross_s, cross_s + params.onset_window_s)
-            if o_ratio.size:
-                bilateral = float(np.mean(o_ratio >= params.off_ratio)) >= \
-                    params.bilateral_fraction
-            o_moving, _ = _standing_or_moving(other, w0, w1, params)
-        no_acc = moving is None and o_moving is None
-        if (bilateral and (moving or o_moving or no_acc)) or (moving and o_moving):
+        o_moving = None if other is None else _standing_or_moving(other, w0, w1, params)[0]
+        # Rolling over: both legs start together, or both legs move at the onset.
+        if _bilateral_onset(onset_s, other, params) or (moving and o_moving):
             rejected.append((leg, onset_s, offset_s, "body_movement"))
             continue
         # Getting up ends the cramp at the latest: standing stretches the calf.
@@ -496,10 +526,7 @@ def _leg_events(st: _Leg, other: _Leg | None, params: DetectionParams
                 w_end = min(w_end, up_s - params.onset_window_s)
             ww = st.acc.window(onset_s, w_end)
             woke = bool(st.acc.moving(params)[ww].any())
-        tail = st.ratio_at(offset_s - params.stretch_window_s, offset_s + STRETCH_AFTER_S)
-        need = max(1, round(STRETCH_MIN_S / hop))
-        strong = np.nan_to_num(tail, nan=0.0) >= params.stretch_ratio * plateau
-        stretched = bool(any(b - a >= need for a, b in _spans_of(strong)))
+        stretched = _stretched(st.ratio, s_i, e_i, hop, params)
         # Channels that carried the event, and the confidence.
         ch_peak = np.nanmax(np.where(np.isfinite(st.ratio_ch[:, s_i:e_i]),
                                      st.ratio_ch[:, s_i:e_i], -np.inf), axis=1)

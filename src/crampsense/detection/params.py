@@ -91,9 +91,6 @@ PHASIC_DIP_REL: Final = 0.4
 #: event as a body movement (roll-over), not a cramp. Cramps start in a still leg: the
 #: painful awakening and its movement come tens of seconds after the EMG onset.
 ONSET_WINDOW_S: Final = 5.0
-#: Fraction of the first ONSET_WINDOW_S after the on-crossing in which the other leg must be
-#: active for the onset to count as bilateral.
-BILATERAL_FRACTION: Final = 0.5
 #: Per-second accelerometer variability (sqrt of the summed axis variances, mg) above this is a
 #: movement; a still limb shows a few mg of sensor noise.
 MOVE_MG: Final = 40.0
@@ -110,7 +107,7 @@ WOKE_AFTER_S: Final = 30.0
 #: Stretching: in the last STRETCH_WINDOW_S of the event (or just after), the envelope rises
 #: above STRETCH_RATIO x the event's median plateau for at least 1 s.
 STRETCH_WINDOW_S: Final = 15.0
-STRETCH_RATIO: Final = 1.3
+STRETCH_RATIO: Final = 1.35
 #: Samples this close to an invalid span are invalid too (filter transients, s).
 INVALID_MARGIN_S: Final = 0.5
 
@@ -141,7 +138,6 @@ _CONSTRAINTS: Final[dict[str, tuple[float, float]]] = {
     "quiet_ratio": (1.0, 50.0),
     "phasic_dip_rel": (0.0, 1.0),
     "onset_window_s": (0.5, 60.0),
-    "bilateral_fraction": (0.0, 1.0),
     "move_mg": (1.0, 2000.0),
     "turn_deg": (1.0, 180.0),
     "vertical_mg": (100.0, 1000.0),
@@ -188,8 +184,9 @@ class DetectionParams:
         Phasic-activity rejection: largest allowed fraction of 0.1-s steps inside an event
         that dip below ``quiet_ratio`` x floor or below ``phasic_dip_rel`` x their running
         5-s median.
-    onset_window_s, bilateral_fraction : float
-        Body-movement rule at the onset (s, fraction).
+    onset_window_s : float
+        Body-movement rule: both legs starting, or both legs moving, this close to the onset
+        (s).
     move_mg, turn_deg, vertical_mg : float
         Accelerometer movement (mg), orientation change (degrees) and standing (mg) thresholds.
     got_up_min_s, got_up_after_s, woke_after_s : float
@@ -226,7 +223,6 @@ class DetectionParams:
     quiet_ratio: float = QUIET_RATIO
     phasic_dip_rel: float = PHASIC_DIP_REL
     onset_window_s: float = ONSET_WINDOW_S
-    bilateral_fraction: float = BILATERAL_FRACTION
     move_mg: float = MOVE_MG
     turn_deg: float = TURN_DEG
     vertical_mg: float = VERTICAL_MG
