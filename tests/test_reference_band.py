@@ -723,6 +723,10 @@ def test_protocol_identity_commands_and_metadata() -> None:
     assert float(meta["emg_uv_per_lsb"]) == 0.25
     assert float(meta["acc_mg_per_lsb"]) == 0.244140625
     assert meta["emg_fs_hz"] == "2000"
+    again = rb.ReferenceBandProtocol.from_metadata(meta)
+    assert (again.emg_fs_hz, again.imu_fs_hz) == (2000, 100)
+    with pytest.raises(ConfigError, match="not an integer"):
+        rb.ReferenceBandProtocol.from_metadata({"emg_fs_hz": "fast"})
     assert proto.timeline_builder("status") is None
     proto.check_response(rb.EMG_UUID, b"")  # not the control point: ignored
     with pytest.raises(ProtocolError, match="version 2"):

@@ -230,6 +230,8 @@ ACC_CHANNELS: Final = ("x", "y", "z")
 #: Status "samples": one value per channel, unit named in the channel (block unit "mixed").
 STATUS_CHANNELS: Final = ("battery_percent", "skin_temp_c", "lead_off_gm", "lead_off_gl")
 
+_EMG_SCALE_F32: Final = np.float32(EMG_UV_PER_LSB)
+_ACC_SCALE_F32: Final = np.float32(ACC_MG_PER_LSB)
 #: ``version/stream, sequence, device time, flags, sample count``: 9 bytes.
 DATA_HEADER: Final = struct.Struct("<BHIBB")
 #: Status payload after the header: battery %, skin temperature (0.01 °C).
@@ -435,16 +437,13 @@ def encode_status_packet(
     return head + _STATUS_BODY.pack(battery, temp)
 
 
-@dataclass(frozen=True, slots=True)
-class _Header:
-    stream: StreamId
-    sequence: int
-    device_ticks: int
-    flags: int
-    count: int
+_STREAM_BY_NIBBLE: Final[Mapping[int, StreamId]] = {int(s): s for s in StreamId}
 
 
-def _decode_header(payload: bytes, expected: StreamId | None) -> _Header:
+def _decode_header(
+    payload: bytes, expected: StreamId | None
+) -> tuple[StreamId, int, int, int, int]:
+    """``(stream, sequence, device_ticks, flags, count)`` of a data packet."""
     if not payload:
         msg = "empty band packet; a data packet has a 9-byte header"
         raise DecodeError(msg, offset=0, field="version")
@@ -455,11 +454,11 @@ def _decode_header(payload: bytes, expected: StreamId | None) -> _Header:
             f"crampsense reads version {PROTOCOL_VERSION}: update crampsense or the firmware"
         )
         raise DecodeError(msg, offset=0, field="version")
-    if stream_nibble not in StreamId._value2member_map_:
+    stream = _STREAM_BY_NIBBLE.get(stream_nibble)
+    if stream is None:
         msg = f"unknown band stream id {stream_nibble}; known are 1 (emg), 2 (acc), 3 (status)"
         raise DecodeError(msg, offset=0, field="stream")
-    stream = StreamId(stream_nibble)
-    if expected is not None and stream != expected:
+    if expected is not None and stream is not expected:
         msg = (
             f"{stream.name.lower()} packet arrived on the {expected.name.lower()} "
             "characteristic; the firmware mixes up its characteristics"
@@ -469,7 +468,7 @@ def _decode_header(payload: bytes, expected: StreamId | None) -> _Header:
         msg = f"band packet of {len(payload)} bytes is shorter than its 9-byte header"
         raise DecodeError(msg, offset=len(payload), field="header")
     _, seq, ticks, flags, count = DATA_HEADER.unpack_from(payload)
-    return _Header(stream, seq, ticks, flags, count)
+    return stream, seq, ticks, flags, count
 
 
 def decode_data_packet(
@@ -501,22 +500,22 @@ def decode_data_packet(
     DecodeError
         Wrong version, stream, length or field value (``offset``/``field`` say where).
     """
-    payload = bytes(payload)
+    payload = bytes(payload)  # no copy when it already is bytes
     expected = None
     if char_uuid is not None:
         expected = _STREAM_BY_UUID.get(char_uuid.lower())
         if expected is None:
             msg = f"characteristic {char_uuid} carries no band samples; decode emg/imu/status"
             raise DecodeError(msg, offset=0, field="characteristic_uuid")
-    head = _decode_header(payload, expected)
-    if head.count == 0:
+    stream, seq, ticks, flags, count = _decode_header(payload, expected)
+    if count == 0:
         msg = "band packet announces 0 samples; the firmware never sends empty packets"
         raise DecodeError(msg, offset=8, field="sample_count")
-    if head.stream == StreamId.STATUS:
+    if stream is StreamId.STATUS:
         want = DATA_HEADER.size + _STATUS_BODY.size
-        if head.count != 1 or len(payload) != want:
+        if count != 1 or len(payload) != want:
             msg = (
-                f"status packet of {len(payload)} bytes with count {head.count}; a status "
+                f"status packet of {len(payload)} bytes with count {count}; a status "
                 f"packet is exactly {want} bytes with count 1"
             )
             raise DecodeError(msg, offset=min(len(payload), want), field="status")
@@ -528,26 +527,25 @@ def decode_data_packet(
             [
                 [battery],
                 [temp * SKIN_TEMP_C_PER_LSB],
-                [float(head.flags & FLAG_LEAD_OFF_GM != 0)],
-                [float(head.flags & FLAG_LEAD_OFF_GL != 0)],
+                [float(flags & FLAG_LEAD_OFF_GM != 0)],
+                [float(flags & FLAG_LEAD_OFF_GL != 0)],
             ],
             dtype=np.float32,
         )
-        return head.stream, head.sequence, head.device_ticks, head.flags, values
-    n_ch = len(_CHANNELS_BY_STREAM[head.stream])
-    want = DATA_HEADER.size + 2 * n_ch * head.count
+        return stream, seq, ticks, flags, values
+    n_ch = 2 if stream is StreamId.EMG else 3
+    want = DATA_HEADER.size + 2 * n_ch * count
     if len(payload) != want:
         field = "samples" if len(payload) < want else "trailing"
         msg = (
-            f"{head.stream.name.lower()} packet of {len(payload)} bytes announces "
-            f"{head.count} samples × {n_ch} channels ({want} bytes); it was truncated "
-            "(check the MTU) or corrupted"
+            f"{stream.name.lower()} packet of {len(payload)} bytes announces {count} samples "
+            f"× {n_ch} channels ({want} bytes); it was truncated (check the MTU) or corrupted"
         )
         raise DecodeError(msg, offset=min(len(payload), want), field=field)
     raw = np.frombuffer(payload, dtype="<i2", offset=DATA_HEADER.size)
-    scale = EMG_UV_PER_LSB if head.stream == StreamId.EMG else ACC_MG_PER_LSB
-    values = (raw.reshape(head.count, n_ch).T * np.float32(scale)).astype(np.float32)
-    return head.stream, head.sequence, head.device_ticks, head.flags, values
+    values = raw.reshape(count, n_ch).T.astype(np.float32)
+    values *= _EMG_SCALE_F32 if stream is StreamId.EMG else _ACC_SCALE_F32
+    return stream, seq, ticks, flags, values
 
 
 # --------------------------------------------------------------------------- control point
@@ -872,6 +870,30 @@ class ReferenceBandProtocol(DeviceProtocol):
         return TimelineBuilder(
             stream, float(fs), float(TICK_HZ), SEQ_MODULO, TICK_MODULO, lead_off_mask=mask
         )
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> ReferenceBandProtocol:
+        """Rebuild the protocol a session was recorded with from its :meth:`metadata`.
+
+        Missing rates take the defaults (1000 Hz EMG, 50 Hz IMU).
+
+        Raises
+        ------
+        ConfigError
+            A stored rate that is not an integer or not supported.
+        """
+        rates: dict[str, int] = {}
+        for key in ("emg_fs_hz", "imu_fs_hz"):
+            if key in metadata:
+                try:
+                    rates[key] = int(metadata[key])
+                except ValueError as exc:
+                    msg = (
+                        f"session metadata {key}={metadata[key]!r} is not an integer rate; "
+                        "the session file is damaged or from another program"
+                    )
+                    raise ConfigError(msg, key=key) from exc
+        return cls(**rates)
 
     def metadata(self) -> Mapping[str, str]:
         return {

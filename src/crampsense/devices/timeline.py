@@ -381,7 +381,9 @@ class TimelineBuilder:
         gpos = np.repeat(k_start - pmin, epoch_len) + pos
 
         # duplicates (first arrival wins), loss per segment
-        _, keep = np.unique(gpos, return_index=True)
+        order = np.argsort(gpos, kind="stable")  # nearly sorted already; ties keep arrival order
+        g_sorted = gpos[order]
+        keep = order[np.concatenate(([True], g_sorted[1:] != g_sorted[:-1]))]
         duplicates = count - int(keep.size)
         seg_first = np.flatnonzero(np.concatenate(([True], seg_break)))
         if has_seq:
@@ -392,10 +394,9 @@ class TimelineBuilder:
         else:
             lost = _lost_by_time(gpos, n, seg, seg_first)
 
-        values, valid, received = self._fill(
+        values, valid, gaps = self._fill(
             gpos=gpos, n=n, flags=flags, keep=keep, length=int(end), n_ch=len(channels)
         )
-        gaps = _false_runs(received)
         if lost or duplicates or n_ep > 1:
             logger.debug(
                 "%s timeline: %d lost, %d duplicate packets, %d segments, %d clock resets",
@@ -426,22 +427,45 @@ class TimelineBuilder:
         keep: npt.NDArray[np.int64],
         length: int,
         n_ch: int,
-    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        all_values = np.concatenate(self._values, axis=1).astype(np.float32, copy=False)
-        src_start = np.cumsum(n) - n
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], list[tuple[int, int]]]:
+        """Copy the kept packets (``keep`` sorted by grid position) onto the grid.
+
+        Packets that are consecutive both in arrival and on the grid are copied as one run
+        straight into the output (no per-sample index arrays), so a night costs one pass.
+        Returns the values, the valid mask and the gaps between the runs.
+        """
+        g = gpos[keep]
         nk = n[keep]
-        which = np.repeat(np.arange(keep.size), nk)
-        within = np.arange(int(nk.sum())) - np.repeat(np.cumsum(nk) - nk, nk)
-        src = src_start[keep][which] + within
-        dst = gpos[keep][which] + within
+        brk = (np.diff(keep) != 1) | (np.diff(g) != nk[:-1])
+        run_first = np.flatnonzero(np.concatenate(([True], brk)))
+        run_last = np.concatenate((run_first[1:] - 1, [keep.size - 1]))
         values = np.zeros((n_ch, length), dtype=np.float32)
-        values[:, dst] = all_values[:, src]
         received = np.zeros(length, dtype=np.bool_)
-        received[dst] = True
-        valid = received.copy()
-        bad = ((flags[keep] & self.lead_off_mask) != 0)[which]
-        valid[dst[bad]] = False
-        return values, valid, received
+        for a, b in zip(run_first.tolist(), run_last.tolist(), strict=True):
+            lo = int(g[a])
+            hi = int(g[b] + nk[b])
+            blocks = self._values[int(keep[a]) : int(keep[b]) + 1]
+            np.concatenate(blocks, axis=1, out=values[:, lo:hi], casting="same_kind")
+            received[lo:hi] = True
+        bad = (flags[keep] & self.lead_off_mask) != 0
+        valid = received & ~_cover(g[bad], nk[bad], length) if bad.any() else received
+        lo_runs = g[run_first]
+        hi_runs = np.maximum.accumulate(g[run_last] + nk[run_last])
+        between = np.flatnonzero(lo_runs[1:] > hi_runs[:-1])
+        gaps = [
+            (int(a), int(b))
+            for a, b in zip(hi_runs[between].tolist(), lo_runs[between + 1].tolist(), strict=True)
+        ]
+        return values, valid, gaps
+
+
+def _cover(
+    start: npt.NDArray[np.int64], n: npt.NDArray[np.int64], length: int
+) -> npt.NDArray[np.bool_]:
+    """Boolean mask of length ``length``, True inside every ``[start, start + n)``."""
+    edges = np.bincount(start, minlength=length + 1) - np.bincount(start + n, minlength=length + 1)
+    covered: npt.NDArray[np.bool_] = np.cumsum(edges[:length], dtype=np.int32) > 0
+    return covered
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,8 +541,9 @@ def _lost_by_sequence(
     """Packets missing between the first and last unwrapped sequence of each segment."""
     qmin = np.minimum.reduceat(q, seg_first)
     qmax = np.maximum.reduceat(q, seg_first)
-    keys = (seg << _KEY_SHIFT) | (q - qmin[seg])
-    unique_per_seg = np.bincount(np.unique(keys) >> _KEY_SHIFT, minlength=seg_first.size)
+    keys = np.sort((seg << _KEY_SHIFT) | (q - qmin[seg]), kind="stable")  # nearly sorted
+    distinct = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    unique_per_seg = np.bincount(distinct >> _KEY_SHIFT, minlength=seg_first.size)
     return int(np.sum(np.maximum(qmax - qmin + 1 - unique_per_seg, 0)))
 
 
@@ -531,18 +556,10 @@ def _lost_by_time(
     """Packets missing inside each segment, from device time, in typical packet sizes."""
     first = np.minimum.reduceat(gpos, seg_first)
     last = np.maximum.reduceat(gpos + n, seg_first)
-    uniq, idx = np.unique(gpos, return_index=True)
-    del uniq
+    order = np.argsort(gpos, kind="stable")
+    g_sorted = gpos[order]
+    idx = order[np.concatenate(([True], g_sorted[1:] != g_sorted[:-1]))]
     covered = np.bincount(seg[idx], weights=n[idx], minlength=seg_first.size)
     missing = np.maximum(last - first - covered, 0.0)
     typical = float(np.median(n))
     return int(np.sum(np.rint(missing / typical)))
-
-
-def _false_runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
-    """Index ranges ``[a, b)`` where ``mask`` is False."""
-    padded = np.concatenate(([1], mask.view(np.int8), [1])).astype(np.int8)
-    change = np.diff(padded)
-    starts = np.flatnonzero(change == -1)
-    ends = np.flatnonzero(change == 1)
-    return [(int(a), int(b)) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
