@@ -262,7 +262,7 @@ def demo_spec(seed: int = 20261120) -> NightSpec:
     04:10     baseline_wander     right  6 min
     04:45     electrode_pop       right
     05:00     fasciculation       right  5 min
-    05:30     cramp               right  22 s, plateau 3.3x, no context: mild
+    05:30     cramp               right  15 s, plateau 3.2x, no context: mild
     ========  ==================  =====  ===================================================
     """
     both = ("left", "right")
@@ -307,8 +307,8 @@ def demo_spec(seed: int = 20261120) -> NightSpec:
                 "cramp",
                 25200.0,
                 ("right",),
-                duration_s=22.0,
-                plateau_rel=3.3,
+                duration_s=15.0,
+                plateau_rel=3.2,
                 woke=False,
                 got_up=False,
                 stretched=False,
