@@ -832,3 +832,47 @@ def test_end_to_end_through_bleak_with_a_synthetic_night() -> None:
     assert abs(emg.t0_host_ns - t0_true_ns) <= 2 * 10**6
     assert emg.drift_ppm == 0.0, "two minutes are too short to estimate drift"
     assert math.isclose(emg.sample_period_ns, 1e6)
+
+
+@pytest.mark.slow
+def test_a_whole_night_with_two_reconnects_reconstructs_exactly() -> None:
+    """8 h at 1000 Hz EMG and 50 Hz IMU, MTU 247, 20 ppm drift, two 2-minute disconnects."""
+    night_s = 8 * 3600.0
+    source = WaveSource(duration_s=night_s)
+    band = ReferenceBand(ADDR, source, drift_ppm=20.0)
+    proto = rb.ReferenceBandProtocol()
+    builders = {s: proto.timeline_builder(s) for s in ("emg", "acc")}
+    starts: list[float] = []
+
+    def session(link: FakeLink, until_s: float) -> None:
+        for uuid in (rb.CONTROL_UUID, rb.EMG_UUID, rb.IMU_UUID, rb.STATUS_UUID):
+            band.set_subscribed(uuid, True)
+        command(band, link, rb.encode_set_time(HOST0_NS // 1000 + link.t_ns // 1000))
+        command(band, link, rb.encode_start(1000, 50))
+        starts.append(link.t_ns / 1e9)
+        while link.t_ns < round(until_s * 1e9):
+            link.t_ns += 10**9
+            band.tick(link.t_ns)
+            for f in frames_of(link):
+                for block in proto.decode(f):
+                    b = builders.get(block.stream)
+                    if b is not None:
+                        b.add(block, f.host_time_ns)
+            link.out.clear()
+
+    bounds = [(0.0, 3 * 3600.0), (3 * 3600.0 + 120.0, 6 * 3600.0), (6 * 3600.0 + 120.0, night_s)]
+    for begin, end in bounds:
+        link = FakeLink(247)
+        link.t_ns = round(begin * 1e9)
+        band.on_connect(link)
+        session(link, end)
+        band.on_disconnect()
+    emg = builders["emg"].build()  # type: ignore[union-attr]
+    assert (emg.lost_packets, emg.duplicate_packets, emg.clock_resets) == (0, 0, 0)
+    assert emg.segments == 3
+    assert len(emg.gaps) == 2
+    for (a, b), resume_s in zip(emg.gaps, starts[1:], strict=True):
+        assert b - a == pytest.approx(120_000, abs=120)
+        assert abs(b - round(resume_s * 1000 * (1 + 20e-6))) <= 58
+    assert emg.drift_ppm == pytest.approx(20.0, abs=1.0)
+    assert emg.valid.sum() == emg.n_samples - sum(b - a for a, b in emg.gaps)

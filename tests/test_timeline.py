@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
 from crampsense.errors import ConfigError, DecodeError
@@ -344,3 +346,33 @@ def test_a_clock_reset_days_away_is_refused_not_allocated() -> None:
     with pytest.raises(DecodeError, match="split the recording") as info:
         build(a + b)
     assert info.value.field == "host_time_ns"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_drop=st.integers(0, 40),
+    n_dup=st.integers(0, 10),
+    n_swap=st.integers(0, 10),
+    seq0=st.integers(0, SEQ_MOD - 1),
+    tick0=st.integers(0, TICK_MOD - 1),
+)
+def test_random_loss_duplicates_and_reorder_are_counted_exactly(
+    seed: int, n_drop: int, n_dup: int, n_swap: int, seq0: int, tick0: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    packets = part(400, spp=10, seq0=seq0, tick0=tick0, seed=seed % 1000)
+    drop = set(rng.choice(np.arange(1, 399), size=n_drop, replace=False).tolist())
+    stream = [p for i, p in enumerate(packets) if i not in drop]
+    for i in rng.integers(0, len(stream), size=n_dup).tolist():
+        stream.insert(i + int(rng.integers(0, 5)), Packet(**stream[i].__dict__))
+    for i in rng.integers(1, len(stream) - 1, size=n_swap).tolist():
+        stream[i], stream[i + 1] = stream[i + 1], stream[i]
+    tl = build(stream, spp=10)
+    assert tl.lost_packets == n_drop
+    assert tl.duplicate_packets == n_dup
+    kept = sorted(i for i in range(400) if i not in drop)
+    assert tl.gaps == expected_gaps([i * 10 for i in kept], 10)
+    received = np.concatenate([np.arange(i * 10, i * 10 + 10) for i in kept])
+    np.testing.assert_array_equal(tl.values[0, received], received)
+    assert tl.valid.sum() == received.size
