@@ -45,6 +45,10 @@ CONF_WEIGHTS: Final = (0.45, 0.30, 0.25)
 CONF_FULL_DURATION_S: Final = 60.0
 #: The stretch burst must last this long (s) and may follow the offset by this much (s).
 STRETCH_MIN_S: Final = 1.0
+#: peak_rel is the largest RMS of the 1-s envelope ratio over this long (s): the maximum of a
+#: raw 1-s envelope over minutes of plateau sits ~10 % above the level (estimation noise);
+#: forced stretches, the usual peak, last 2-5 s.
+PEAK_SMOOTH_S: Final = 3.0
 #: The end-of-event envelope is averaged over this long (s) before it is compared with the
 #: plateau: forced stretches last 2-5 s, plateau wobble and estimation noise are shorter.
 STRETCH_SMOOTH_S: Final = 2.0
@@ -358,6 +362,14 @@ def _plm_members(spans_s: NDArray[np.float64], params: DetectionParams) -> NDArr
     return member
 
 
+def _peak(seg: NDArray[np.float64], w: int) -> float:
+    """Largest RMS of the ratio over ``w`` steps (a smoothed peak, less biased by noise)."""
+    x = np.nan_to_num(seg, nan=0.0)
+    if x.size <= w:
+        return float(np.sqrt(np.mean(x * x))) if x.size else math.nan
+    return float(np.sqrt(np.convolve(x * x, np.ones(w) / w, mode="valid").max()))
+
+
 def _stretched(ratio: NDArray[np.float64], s_i: int, e_i: int, hop: float,
                params: DetectionParams) -> bool:
     """A forced stretch: the envelope at the end rises above the plateau before it.
@@ -517,7 +529,7 @@ def _leg_events(st: _Leg, other: _Leg | None, params: DetectionParams
             rejected.append((leg, onset_s, offset_s, "phasic"))
             continue
         seg = st.ratio[on_i:e_i]
-        peak = float(np.nanmax(seg))
+        peak = _peak(seg, round(PEAK_SMOOTH_S / hop))
         mean = float(np.nanmean(seg))
         woke = False
         if st.acc is not None:  # movement while still lying down (before any getting up)
