@@ -597,19 +597,30 @@ def detect_cramps(legs: Sequence[LegSignals], *, start: datetime,
     low quantile of 10-s block medians over a centred 30-min window, so the ratio envelope /
     floor is gain-invariant. Per leg the largest channel ratio is used (a cramp may involve
     only part of one muscle head). Hysteresis (``on_ratio`` / ``off_ratio``) with short gaps
-    bridged gives candidates; the onset is moved back along the rising ramp. A candidate is
-    rejected if it is shorter than ``min_duration_s``; a burst of a PLM train (WASM 2016);
-    phasic (ALMA, tremor, walking: many quiet 0.1-s steps inside); a body movement (the other
-    leg's EMG active at the onset together with accelerometer movement, or both legs moving
-    at the onset: rolling over); or starting while standing. Spans without usable signal are
-    reported in ``coverage`` and never contain events.
+    bridged gives candidates. The onset is walked back along the rising ramp to
+    ``onset_ratio`` and the ramp's excess amplitude ``sqrt(ratio² - 1)`` is extrapolated
+    linearly to zero (the ramp start). If the leg stands up during the event, the event ends
+    there. The offset is the end of the plateau: the last step at or above
+    ``offset_plateau_fraction`` x the plateau median (the slow decay after a cramp is not
+    counted).
 
-    **Context flags.** ``woke``: accelerometer movement on that leg from the onset until the
-    later of the offset and onset + ``woke_after_s``. ``got_up``: shank vertical
-    (``|x| > vertical_mg``) for ``got_up_min_s`` within the event or up to ``got_up_after_s``
-    after it; standing also ends the event. ``stretched``: in the last ``stretch_window_s`` of
-    the event (or 5 s after) the envelope exceeds ``stretch_ratio`` x the plateau median for
-    at least 1 s.
+    **Rejections**, in order: shorter than ``min_duration_s``; a burst of at most
+    ``plm_max_burst_s`` inside a PLM train (at least ``plm_min_count`` bursts at
+    ``plm_min_interval_s``-``plm_max_interval_s`` onset intervals; WASM 2016); starting while
+    standing (shank vertical in most of the onset window); a body movement: the other leg's
+    activity (not a PLM burst) starting within ``onset_window_s`` of the onset, or both legs'
+    accelerometers moving in the onset window (rolling over); phasic (ALMA, tremor, walking:
+    more than ``phasic_max_quiet_fraction`` of the 0.1-s steps dip below ``quiet_ratio`` x
+    floor or below ``phasic_dip_rel`` x their running 5-s median). Spans without usable
+    signal are reported in ``coverage`` and never contain events. ``CrampResults.rejected``
+    lists what each rule removed.
+
+    **Context flags.** ``woke``: accelerometer movement (``move_mg``, ``turn_deg``) on that
+    leg within ``woke_after_s`` of the onset, before any getting up. ``got_up``: shank
+    vertical (``|x| > vertical_mg``) for ``got_up_min_s`` within the event or up to
+    ``got_up_after_s`` after it. ``stretched``: the 2-s RMS of the ratio in the last
+    ``stretch_window_s`` of the event (or 5 s after) reaches ``stretch_ratio`` x the median
+    plateau before that window.
 
     **Confidence** = 0.4 + 0.6 x (0.45 x plateau + 0.30 x duration + 0.25 x agreement), where
     plateau = clip((median core ratio - off_ratio) / on_ratio, 0, 1), duration =
@@ -626,7 +637,7 @@ def detect_cramps(legs: Sequence[LegSignals], *, start: datetime,
     offset       datetime[UTC]     ``start + offset_s``
     leg          str               "left" / "right"
     channels     list[str]         channels whose own ratio reached ``on_ratio``
-    peak_rel     float64, ratio    largest 1-s envelope / floor within the event
+    peak_rel     float64, ratio    largest 3-s RMS of the 1-s envelope / floor
     mean_rel     float64, ratio    mean 1-s envelope / floor within the event
     severity     str               "mild" / "moderate" / "severe" (grade_severity)
     confidence   float64, 0-1      see above; EMG events range 0.4-1.0

@@ -458,7 +458,7 @@ def emg_activation(emg_uv: NDArray[np.floating], fs_hz: float, *,
     >>> x = rng.normal(0.0, 2.0, 200 * 1000).astype(np.float32)
     >>> x[80_000:120_000] *= 10.0
     >>> spans = emg_activation(x, 1000.0, params=DetectionParams(min_duration_s=5.0))
-    >>> spans.select("start_s", "end_s").round(0).rows()
+    >>> [(round(a), round(b)) for a, b in spans.select("start_s", "end_s").rows()]
     [(80.0, 120.0)]
     """
     params = params or DetectionParams()
