@@ -459,7 +459,7 @@ def emg_activation(emg_uv: NDArray[np.floating], fs_hz: float, *,
     >>> x[80_000:120_000] *= 10.0
     >>> spans = emg_activation(x, 1000.0, params=DetectionParams(min_duration_s=5.0))
     >>> [(round(a), round(b)) for a, b in spans.select("start_s", "end_s").rows()]
-    [(80.0, 120.0)]
+    [(80, 120)]
     """
     params = params or DetectionParams()
     env = emg_envelope(emg_uv, fs_hz, valid=valid, params=params)
