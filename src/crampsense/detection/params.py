@@ -104,10 +104,11 @@ GOT_UP_MIN_S: Final = 10.0
 GOT_UP_AFTER_S: Final = 120.0
 #: A movement burst this soon after onset (or during the event) means the person woke (s).
 WOKE_AFTER_S: Final = 30.0
-#: Stretching: in the last STRETCH_WINDOW_S of the event (or just after), the envelope rises
-#: above STRETCH_RATIO x the event's median plateau for at least 1 s.
+#: Stretching: the 2-s RMS of the envelope in the last STRETCH_WINDOW_S of the event (or 5 s
+#: after) reaches STRETCH_RATIO x the plateau median before that window. A forced stretch adds
+#: a third or more to the plateau; the plateau's own wobble over 2 s stays within ~15 %.
 STRETCH_WINDOW_S: Final = 15.0
-STRETCH_RATIO: Final = 1.35
+STRETCH_RATIO: Final = 1.3
 #: Samples this close to an invalid span are invalid too (filter transients, s).
 INVALID_MARGIN_S: Final = 0.5
 
