@@ -11,7 +11,6 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 from crampsense.models import Frame, SampleBlock
@@ -105,3 +104,13 @@ class DeviceProtocol(abc.ABC):
     def metadata(self) -> Mapping[str, str]:
         """Configuration to store in a session's metadata (rates, scales), as strings."""
         return {}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> DeviceProtocol:
+        """Rebuild the protocol a session was recorded with from its stored :meth:`metadata`.
+
+        The default ignores the metadata (families without options); families with options
+        (sample rates) override it. Raises ``ConfigError`` on values it cannot use.
+        """
+        del metadata
+        return cls()
