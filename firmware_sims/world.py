@@ -24,6 +24,8 @@ then it yields to the event loop. With ``speed=None`` (as fast as the CPU allows
 with ``asyncio.sleep(0)`` after every step in which anything happened (a notification, a woken
 waiter, a fault, an advertisement) and at least every :data:`MAX_QUIET_STEPS` steps; otherwise
 it paces itself so that simulated time runs ``speed`` times faster than real time.
+While a central is scanning, simulated time holds still (advertisements arrive at once here),
+so reconnect gaps measure the back-off, not how long a real-time scan took.
 
 While the world is *idle* (no open link, no :meth:`SimulatedWorld.wait_s` waiter, nothing
 scheduled) the pump pauses instead of spinning, unless ``run_while_idle=True`` or ``run`` was
@@ -116,6 +118,13 @@ ATT_MAX_MTU: Final = 517
 #: time, about what a GATT procedure takes over a few connection intervals on air; yielding on
 #: every quiet step would nearly double the cost of an hour of a 1 Hz heart-rate strap.
 MAX_QUIET_STEPS: Final = 4
+#: While a central scans, the pump checks every this many real seconds whether the scan is
+#: over (time holds still meanwhile; see :meth:`SimulatedWorld.run`).
+SCAN_HOLD_POLL_S: Final = 0.001
+#: Time holds still for at most this many *real* seconds after a scan starts: a scan for an
+#: advertising device completes within a few milliseconds here; one that waits for a device
+#: to appear later in simulated time must not freeze that time.
+SCAN_HOLD_MAX_S: Final = 0.05
 #: Bytes of ATT header in a notification: the payload carries at most ``mtu - 3`` bytes.
 ATT_NOTIFY_HEADER: Final = 3
 
@@ -264,6 +273,7 @@ class SimulatedWorld:
         self._seq = itertools.count()
         self._running = False
         self._stopped = False
+        self._scan_started_real_s = -1e9
         self._next_adv_ns = 0
         #: Count of things code under test could react to (notifications delivered, actions
         #: run, waiters woken, links closed, advertisements); the pump yields when it moves.
@@ -379,6 +389,19 @@ class SimulatedWorld:
                     logger.debug("every connected peripheral finished; stopping the pump")
                     self.stop()
                     break
+                if (
+                    pause_when_idle
+                    and self._scanners
+                    and time.monotonic() - self._scan_started_real_s < SCAN_HOLD_MAX_S
+                ):
+                    # A central just started scanning. Here advertisements arrive at once,
+                    # so simulated time holds still while bleak finishes the scan; otherwise
+                    # a real-time scan would let simulated seconds run away and inflate every
+                    # reconnect gap. Bounded, so a scan that waits for a device to appear at
+                    # a scheduled simulated time still sees time move.
+                    await asyncio.sleep(SCAN_HOLD_POLL_S)
+                    real0, sim0_ns = time.monotonic(), self.clock.monotonic_ns()
+                    continue
                 if pause_when_idle and self.idle:
                     wake.clear()
                     await wake.wait()
@@ -626,6 +649,7 @@ class SimulatedWorld:
 
     def register_scanner(self, scanner: SimulatedBleakScanner) -> None:
         """Backend hook: ``scanner`` started; it gets every advertisement from now on."""
+        self._scan_started_real_s = time.monotonic()
         if scanner not in self._scanners:
             self._scanners.append(scanner)
 
