@@ -266,6 +266,11 @@ def replay_session(
         )
     for message in analysis.decode_errors:
         out.print(f"  skipped: {message}")
+    if show_progress and not analysis.clean_end:
+        out.print(
+            "  Note: this recording ended without a clean stop (killed or power lost); "
+            "everything committed is here, at most the last second before the end is missing."
+        )
     return analysis
 
 
@@ -335,6 +340,7 @@ def _night_json(analysis: SessionAnalysis) -> dict[str, Any]:
         "frames": analysis.frames,
         "undecodable_frames": analysis.undecodable_frames,
         "lost_packets": night.lost_frames,
+        "clean_end": analysis.clean_end,
     }
 
 

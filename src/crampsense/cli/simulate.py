@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,8 +62,14 @@ async def record_world(
     duration_s: float,
     metadata: dict[str, str],
     on_progress: Callable[[float], None] | None = None,
+    handle_signals: bool = False,
 ) -> RecordingReport:
-    """Record ``devices`` of a :class:`~firmware_sims.world.SimulatedWorld` into ``path``."""
+    """Record ``devices`` of a :class:`~firmware_sims.world.SimulatedWorld` into ``path``.
+
+    With ``handle_signals``, SIGTERM and SIGINT end the night early and cleanly: everything
+    received is committed and the session closes normally (Python's default SIGTERM handler
+    would skip the ``finally`` blocks that do that).
+    """
     from crampsense.cli.runtime import record_devices  # noqa: PLC0415 - avoids a cycle
 
     clock = world.central_clock
@@ -99,6 +106,10 @@ async def record_world(
                 asyncio.gather(*(s.connected.wait() for s in live)), CONNECT_WAIT_S
             )
         world.schedule(sim0_ns / 1e9 + duration_s, end_of_night)
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, end_of_night)
         pump = asyncio.create_task(world.run())
         while not pump.done():
             elapsed_s = (clock.monotonic_ns() - sim0_ns) / 1e9
@@ -178,6 +189,7 @@ def record_simulated(
                 commit_interval_s=config["recording.commit_interval_s"], policy=policy,
                 protocol_options=protocol_options, duration_s=duration_s,
                 metadata={"simulated": "true", "seed": str(seed)}, on_progress=progress,
+                handle_signals=True,
             )
         )
     out.print(

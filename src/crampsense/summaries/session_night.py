@@ -46,6 +46,9 @@ class SessionAnalysis:
     undecodable_frames: int
     devices: tuple[DeviceInfo, ...]
     decode_errors: list[str] = field(default_factory=list)
+    #: False when the recording has no final "stopped" mark (killed, power loss): up to one
+    #: commit interval (at most 1 s) of data before the end may be missing.
+    clean_end: bool = True
 
 
 def _protocol(reader: SessionReader, device: DeviceInfo) -> DeviceProtocol:
@@ -219,6 +222,8 @@ def analyze_session(
         devices = tuple(reader.devices)
         timelines, n, bad, errors = decode_session(reader, progress=progress)
         first_ns, last_ns = reader.time_span_ns()
+        marks = reader.marks()
+        clean_end = bool(marks) and marks[-1].kind == "stopped"
         start_ns = int(reader.metadata.get("start_ns", first_ns))
         end_ns = max(last_ns, start_ns)
     duration_s = (end_ns - start_ns) / 1e9
@@ -260,4 +265,5 @@ def analyze_session(
         undecodable_frames=bad,
         devices=devices,
         decode_errors=errors,
+        clean_end=clean_end,
     )
