@@ -265,7 +265,7 @@ def devices(ctx: click.Context, forget: str | None) -> None:
 # --- recording --------------------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="Record a night from the paired wearables (crash-safe).")
 @click.option("--simulate", is_flag=True, help="Record a synthetic night from the simulators.")
 @click.option(
     "--hours",
@@ -319,7 +319,7 @@ def record(
     c.out.print(f"See the night with: crampsense replay {result}")
 
 
-@cli.command()
+@cli.command(short_help="Replay a recorded session: decode, detect, summarise.")
 @click.argument("session", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the events as one JSON object.")
 @click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -371,7 +371,10 @@ def summary(ctx: click.Context, session: Path | None, journal_path: Path | None)
     )
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+@cli.command(
+    context_settings={"ignore_unknown_options": True},
+    short_help="Log water, electrolytes, caffeine, alcohol, medication, exercise.",
+)
 @click.argument("words", nargs=-1, required=False)
 @click.option("--at", "at_time", metavar="TIME",
               help='When it happened: "21:30", "yesterday 21:30" or "2026-11-20 21:30".')
