@@ -216,11 +216,11 @@ def _start_recording(home: Path) -> tuple[subprocess.Popen[bytes], Path]:
     """Pair the left band and start ``record --simulate`` at 100x real time in a subprocess;
     returns once its session file exists."""
     env = {**os.environ, "CRAMPSENSE_HOME": str(home), "NO_COLOR": "1"}
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [sys.executable, "-m", "crampsense", "pair", BAND_LEFT, "--placement", "left-calf",
          "--simulate"], env=env, check=True, capture_output=True, timeout=60,
     )
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-m", "crampsense", "record", "--simulate", "--hours", "8",
          "--speed", "100"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
