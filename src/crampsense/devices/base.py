@@ -13,12 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
+
 from crampsense.models import Frame, SampleBlock
 
 if TYPE_CHECKING:
     from crampsense.devices.timeline import TimelineBuilder
 
-__all__ = ["Capability", "DeviceProtocol", "GattWrite"]
+__all__ = ["Capability", "DeviceProtocol", "GattWrite", "PacketBatch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,54 @@ class Capability:
     channels: tuple[str, ...]
     unit: str
     fs_hz: float | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PacketBatch:
+    """Many notifications of one stream, decoded at once by :meth:`DeviceProtocol.decode_batch`.
+
+    The batch form of a list of :class:`~crampsense.models.SampleBlock`: packet ``i`` is the
+    block that :meth:`DeviceProtocol.decode` gives for ``payloads[index[i]]``, with its samples
+    ``values[:, starts[i] : starts[i] + n_samples[i]]`` (``starts`` being the running sum of
+    ``n_samples``) and its scalars at position ``i`` of the per-packet arrays.
+
+    Attributes
+    ----------
+    stream : str
+        Stream name (``"emg"``, ``"acc"``, ``"status"``, ...), as in ``SampleBlock.stream``.
+    channels : tuple of str
+        One per row of ``values``.
+    unit : str
+        Unit of ``values``.
+    fs_hz : float or None
+        Nominal sample rate (Hz), ``None`` for irregular streams.
+    index : ndarray of int64, shape (n_packets,)
+        Positions, strictly increasing, of the decoded packets in the ``payloads`` given to
+        ``decode_batch``.
+    values : ndarray of float32, shape (n_channels, n_samples.sum())
+        The packets' samples back to back, in ``unit``.
+    n_samples : ndarray of int64, shape (n_packets,)
+        Samples (per channel) of each packet.
+    sequence, device_ticks : ndarray of int64, shape (n_packets,)
+        Sequence number and device timestamp as sent; ``-1`` where the family has none.
+    flags : ndarray of int64, shape (n_packets,)
+        Device status bits per packet.
+    """
+
+    stream: str
+    channels: tuple[str, ...]
+    unit: str
+    fs_hz: float | None
+    index: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float32]
+    n_samples: npt.NDArray[np.int64]
+    sequence: npt.NDArray[np.int64]
+    device_ticks: npt.NDArray[np.int64]
+    flags: npt.NDArray[np.int64]
+
+    @property
+    def n_packets(self) -> int:
+        return int(self.index.shape[0])
 
 
 class DeviceProtocol(abc.ABC):
@@ -92,6 +143,35 @@ class DeviceProtocol(abc.ABC):
     @abc.abstractmethod
     def decode(self, frame: Frame) -> list[SampleBlock]:
         """Decode one notification. Raises ``DecodeError`` (with offset and field) on bad bytes."""
+
+    def decode_batch(
+        self,
+        char_uuid: str,
+        payloads: Sequence[bytes],
+        host_time_ns: npt.NDArray[np.int64],
+    ) -> list[PacketBatch] | None:
+        """Decode many notifications of one characteristic at once (an optional fast path).
+
+        Parameters
+        ----------
+        char_uuid : str
+            The characteristic all ``payloads`` arrived on.
+        payloads : sequence of bytes
+            Notification values in arrival order.
+        host_time_ns : ndarray of int64, shape (len(payloads),)
+            Their host receive times (Unix ns); families whose decoding depends on them use it.
+
+        Returns
+        -------
+        list of PacketBatch or None
+            ``None`` (the default) means "decode each frame with :meth:`decode`". Otherwise
+            the batches hold exactly what :meth:`decode` gives for the payloads they cover
+            (``PacketBatch.index``), bit for bit; every payload *not* covered must be decoded
+            with :meth:`decode` by the caller (this is how malformed packets still raise
+            ``DecodeError``). Never raises ``DecodeError`` itself.
+        """
+        del char_uuid, payloads, host_time_ns
+        return None
 
     def timeline_builder(self, stream: str) -> TimelineBuilder | None:
         """A builder that puts this family's ``stream`` blocks back on a regular time grid.

@@ -96,6 +96,8 @@ _MAD_TO_SIGMA: Final = 1.4826
 _NO_WRAP_MODULO: Final = 2**62
 #: Keys of (segment, unwrapped sequence) pairs are ``segment << _KEY_SHIFT | offset``.
 _KEY_SHIFT: Final = 40
+#: Fields kept per packet: sequence, ticks, samples, flags, host time, value chunk, offset.
+_PACKET_FIELDS: Final = 7
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,16 +225,46 @@ class TimelineBuilder:
         self.lead_off_mask = int(lead_off_mask)
         self._channels: tuple[str, ...] | None = None
         self._unit = ""
+        # Per packet: sequence, ticks, samples, flags, host time, and where its samples are:
+        # values are kept as the chunks they arrived in (one block from add, many packets
+        # from add_many), packet i's at _values[chunk[i]][:, offset[i] : offset[i] + n[i]].
+        # add appends to the lists; add_many (and build) first move those into _parts, arrays
+        # of shape (_PACKET_FIELDS, k), so a night's packets are a few arrays, not millions
+        # of list entries for the garbage collector to walk.
         self._seq: list[int] = []
         self._ticks: list[int] = []
         self._n: list[int] = []
         self._flags: list[int] = []
         self._host: list[int] = []
+        self._chunk: list[int] = []
+        self._offset: list[int] = []
+        self._parts: list[npt.NDArray[np.int64]] = []
         self._values: list[npt.NDArray[np.float32]] = []
 
     def __len__(self) -> int:
         """Blocks added so far."""
-        return len(self._n)
+        return len(self._n) + sum(int(part.shape[1]) for part in self._parts)
+
+    def _flush(self) -> None:
+        """Move the packets :meth:`add` listed into ``_parts``."""
+        if self._n:
+            self._parts.append(
+                np.array(
+                    [self._seq, self._ticks, self._n, self._flags, self._host, self._chunk,
+                     self._offset],
+                    dtype=np.int64,
+                )
+            )
+            for column in (self._seq, self._ticks, self._n, self._flags, self._host,
+                           self._chunk, self._offset):
+                column.clear()
+
+    def _packets(self) -> npt.NDArray[np.int64]:
+        """Every packet's fields, shape (_PACKET_FIELDS, n_packets), in arrival order."""
+        self._flush()
+        if len(self._parts) > 1:
+            self._parts = [np.concatenate(self._parts, axis=1)]
+        return self._parts[0] if self._parts else np.zeros((_PACKET_FIELDS, 0), np.int64)
 
     def add(self, block: SampleBlock, host_time_ns: int) -> None:
         """Append one decoded block and the host receive time of its frame (Unix ns).
@@ -269,6 +301,116 @@ class TimelineBuilder:
         self._n.append(n)
         self._flags.append(int(block.flags))
         self._host.append(int(host_time_ns))
+        self._chunk.append(len(self._values))
+        self._offset.append(0)
+        self._values.append(values)
+
+    def add_many(
+        self,
+        *,
+        stream: str,
+        channels: tuple[str, ...],
+        unit: str,
+        values: npt.NDArray[np.float32],
+        n_samples: npt.ArrayLike,
+        sequence: npt.ArrayLike | None,
+        device_ticks: npt.ArrayLike | None,
+        flags: npt.ArrayLike,
+        host_time_ns: npt.ArrayLike,
+    ) -> None:
+        """Append many packets at once; the same as :meth:`add` for each packet in order.
+
+        Parameters
+        ----------
+        stream : str
+            Stream of every packet (must be this builder's).
+        channels : tuple of str
+            Channel labels, one per row of ``values``.
+        unit : str
+            Unit of ``values``.
+        values : ndarray of float32, shape (n_channels, sum(n_samples))
+            The packets' samples back to back, in arrival order. Kept by reference (not
+            copied): do not modify it afterwards.
+        n_samples : array_like of int, shape (n_packets,)
+            Samples per packet; packets with 0 samples are skipped, as :meth:`add` skips them.
+        sequence, device_ticks : array_like of int, shape (n_packets,), or None
+            As sent; ``None`` or negative entries where the device sends none.
+        flags : array_like of int, shape (n_packets,)
+            Device status bits per packet.
+        host_time_ns : array_like of int, shape (n_packets,)
+            Host receive time of each packet's frame (Unix ns).
+
+        Raises
+        ------
+        DecodeError
+            Another stream, other channels than the first block's, or arrays whose shapes do
+            not agree.
+        """
+        if stream != self.stream:
+            msg = (
+                f"{stream!r} packets given to the {self.stream!r} timeline; build one "
+                "TimelineBuilder per stream"
+            )
+            raise DecodeError(msg, offset=0, field="stream")
+        if values.ndim != 2:
+            msg = f"packet values have {values.ndim} dimensions; expected (n_channels, n)"
+            raise DecodeError(msg, offset=0, field="values")
+        counts = np.asarray(n_samples, dtype=np.int64).ravel()
+        k = counts.size
+        minus_one = np.full(k, -1, dtype=np.int64)
+        per_packet = {
+            "sequence": minus_one if sequence is None else np.asarray(sequence, np.int64).ravel(),
+            "device_ticks": (
+                minus_one if device_ticks is None else np.asarray(device_ticks, np.int64).ravel()
+            ),
+            "flags": np.asarray(flags, dtype=np.int64).ravel(),
+            "host_time_ns": np.asarray(host_time_ns, dtype=np.int64).ravel(),
+        }
+        for key, arr in per_packet.items():
+            if arr.size != k:
+                msg = (
+                    f"{key} has {arr.size} entries for {k} packets; pass one per packet "
+                    "(n_samples gives the packet count)"
+                )
+                raise DecodeError(msg, offset=0, field=key)
+        if bool(np.any(counts < 0)) or int(counts.sum()) != values.shape[1]:
+            msg = (
+                f"n_samples (sum {int(counts.sum())}) does not match the {values.shape[1]} "
+                "value columns; pass non-negative counts that add up to values.shape[1]"
+            )
+            raise DecodeError(msg, offset=0, field="n_samples")
+        if k == 0:
+            return
+        if self._channels is None:
+            self._channels = tuple(channels)
+            self._unit = unit
+        if tuple(channels) != self._channels or values.shape[0] != len(self._channels):
+            msg = (
+                f"block channels {channels} differ from the stream's {self._channels}; "
+                "a device changed its channel map mid-stream: start a new timeline"
+            )
+            raise DecodeError(msg, offset=0, field="channels")
+        offsets = np.cumsum(counts) - counts
+        nonempty = counts > 0
+        if not nonempty.all():
+            counts, offsets = counts[nonempty], offsets[nonempty]
+            per_packet = {key: arr[nonempty] for key, arr in per_packet.items()}
+        if counts.size == 0:
+            return
+        self._flush()
+        self._parts.append(
+            np.stack(
+                [
+                    np.maximum(per_packet["sequence"], -1),
+                    np.maximum(per_packet["device_ticks"], -1),
+                    counts,
+                    per_packet["flags"],
+                    per_packet["host_time_ns"],
+                    np.full(counts.size, len(self._values), dtype=np.int64),
+                    offsets,
+                ]
+            )
+        )
         self._values.append(values)
 
     # ------------------------------------------------------------------ build
@@ -282,17 +424,14 @@ class TimelineBuilder:
             The blocks would span more than :data:`MAX_SPAN_S` (a broken clock).
         """
         channels = self._channels or ()
-        count = len(self._n)
+        packets = self._packets()
+        count = int(packets.shape[1])
         if count == 0:
             return StreamTimeline(
                 self.stream, channels, self._unit, self.fs_hz, 0,
                 np.zeros((len(channels), 0), np.float32), np.zeros(0, np.bool_), 0, 0, [],
             )
-        seq = np.asarray(self._seq, dtype=np.int64)
-        ticks = np.asarray(self._ticks, dtype=np.int64)
-        n = np.asarray(self._n, dtype=np.int64)
-        flags = np.asarray(self._flags, dtype=np.int64)
-        host = np.asarray(self._host, dtype=np.int64)
+        seq, ticks, n, flags, host, chunk, chunk_offset = packets.copy()
         has_seq = bool(np.all(seq >= 0))
         tick_hz, modulo = self.tick_hz, self.tick_modulo
         if not np.all(ticks >= 0):
@@ -395,7 +534,8 @@ class TimelineBuilder:
             lost = _lost_by_time(gpos, n, seg, seg_first)
 
         values, valid, gaps = self._fill(
-            gpos=gpos, n=n, flags=flags, keep=keep, length=int(end), n_ch=len(channels)
+            gpos=gpos, n=n, flags=flags, keep=keep, length=int(end), n_ch=len(channels),
+            chunk=chunk, chunk_offset=chunk_offset,
         )
         if lost or duplicates or n_ep > 1:
             logger.debug(
@@ -427,6 +567,8 @@ class TimelineBuilder:
         keep: npt.NDArray[np.int64],
         length: int,
         n_ch: int,
+        chunk: npt.NDArray[np.int64],
+        chunk_offset: npt.NDArray[np.int64],
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], list[tuple[int, int]]]:
         """Copy the kept packets (``keep`` sorted by grid position) onto the grid.
 
@@ -441,11 +583,22 @@ class TimelineBuilder:
         run_last = np.concatenate((run_first[1:] - 1, [keep.size - 1]))
         values = np.zeros((n_ch, length), dtype=np.float32)
         received = np.zeros(length, dtype=np.bool_)
+        chunks = self._values
         for a, b in zip(run_first.tolist(), run_last.tolist(), strict=True):
             lo = int(g[a])
             hi = int(g[b] + nk[b])
-            blocks = self._values[int(keep[a]) : int(keep[b]) + 1]
-            np.concatenate(blocks, axis=1, out=values[:, lo:hi], casting="same_kind")
+            first, last = int(keep[a]), int(keep[b])
+            c_first, c_last = int(chunk[first]), int(chunk[last])
+            start, stop = int(chunk_offset[first]), int(chunk_offset[last] + n[last])
+            if c_first == c_last:
+                np.copyto(values[:, lo:hi], chunks[c_first][:, start:stop], casting="same_kind")
+            else:
+                blocks = [
+                    chunks[c_first][:, start:],
+                    *chunks[c_first + 1 : c_last],
+                    chunks[c_last][:, :stop],
+                ]
+                np.concatenate(blocks, axis=1, out=values[:, lo:hi], casting="same_kind")
             received[lo:hi] = True
         bad = (flags[keep] & self.lead_off_mask) != 0
         valid = received & ~_cover(g[bad], nk[bad], length) if bad.any() else received
@@ -462,9 +615,20 @@ class TimelineBuilder:
 def _cover(
     start: npt.NDArray[np.int64], n: npt.NDArray[np.int64], length: int
 ) -> npt.NDArray[np.bool_]:
-    """Boolean mask of length ``length``, True inside every ``[start, start + n)``."""
-    edges = np.bincount(start, minlength=length + 1) - np.bincount(start + n, minlength=length + 1)
-    covered: npt.NDArray[np.bool_] = np.cumsum(edges[:length], dtype=np.int32) > 0
+    """Boolean mask of length ``length``, True inside every ``[start, start + n)`` (n >= 1).
+
+    The intervals are merged first, so the work beyond one int8 pass over the grid is in the
+    number of flagged packets, not in the grid's length.
+    """
+    order = np.argsort(start, kind="stable")  # sorted already when called from _fill
+    s = start[order]
+    e = np.maximum.accumulate((start + n)[order])
+    first = np.flatnonzero(np.concatenate(([True], s[1:] > e[:-1])))
+    last = np.concatenate((first[1:] - 1, [s.size - 1]))
+    edges = np.zeros(length + 1, dtype=np.int8)
+    edges[np.minimum(s[first], length)] += 1
+    edges[np.minimum(e[last], length)] -= 1
+    covered: npt.NDArray[np.bool_] = np.cumsum(edges[:length], dtype=np.int8) > 0
     return covered
 
 

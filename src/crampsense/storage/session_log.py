@@ -46,6 +46,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
+import numpy as np
+import numpy.typing as npt
+
 from crampsense.clock import Clock, datetime_from_ns
 from crampsense.errors import CorruptFileError, DiskFullError, ForeignFileError, StorageError
 from crampsense.models import DeviceInfo, Frame
@@ -56,6 +59,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MARK_KINDS",
     "MAX_PENDING_FRAMES",
+    "FrameBatch",
     "Mark",
     "Segment",
     "SessionReader",
@@ -189,6 +193,67 @@ class Segment:
     started_monotonic_ns: int
     pid: int
     software: str
+
+
+_Row = tuple[int, int, int, int, int, bytes]
+#: The same rows as columns: ids, device ids, characteristic ids, host times, payloads.
+_Columns = tuple[
+    tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...],
+    tuple[bytes, ...],
+]
+
+
+def _transpose(rows: list[_Row]) -> _Columns:
+    ids, devs, chars, t_ns, m_ns, payloads = zip(*rows, strict=True)
+    return ids, devs, chars, t_ns, m_ns, payloads
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FrameBatch:
+    """Consecutive recorded frames as columns, without one :class:`Frame` object per row.
+
+    What :meth:`SessionReader.frame_batches` yields: frame ``i`` of the batch is
+    ``Frame(addresses[device_ids[i]], characteristics[char_ids[i]], payloads[i],
+    host_time_ns[i], host_monotonic_ns[i])`` (:meth:`frame`).
+
+    Attributes
+    ----------
+    start : int
+        Position (0-based) of the batch's first frame among all frames the iteration yields,
+        so frame ``i`` is the ``start + i + 1``-th frame read.
+    device_ids, char_ids : ndarray of int64, shape (n,)
+        Keys into ``addresses`` and ``characteristics``.
+    host_time_ns, host_monotonic_ns : ndarray of int64, shape (n,)
+        Host receive times (ns), as in :class:`Frame`.
+    payloads : tuple of bytes, length n
+        The notification values, byte for byte.
+    addresses : mapping of int to str
+        Device id -> device address.
+    characteristics : mapping of int to str
+        Characteristic id -> lower-case characteristic UUID.
+    """
+
+    start: int
+    device_ids: npt.NDArray[np.int64]
+    char_ids: npt.NDArray[np.int64]
+    host_time_ns: npt.NDArray[np.int64]
+    host_monotonic_ns: npt.NDArray[np.int64]
+    payloads: tuple[bytes, ...]
+    addresses: Mapping[int, str]
+    characteristics: Mapping[int, str]
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    def frame(self, i: int) -> Frame:
+        """Frame ``i`` of the batch, exactly as :meth:`SessionReader.frames` yields it."""
+        return Frame(
+            self.addresses[int(self.device_ids[i])],
+            self.characteristics[int(self.char_ids[i])],
+            self.payloads[i],
+            int(self.host_time_ns[i]),
+            int(self.host_monotonic_ns[i]),
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -524,9 +589,33 @@ class SessionReader:
             and char in self._chars
         )
 
+    def _columns_ok(self, columns: _Columns) -> bool:
+        """:meth:`_row_ok` for every row of a batch, one pass per column."""
+        _ids, devs, chars, t_ns, m_ns, payloads = columns
+        return (
+            set(map(type, payloads)) == {bytes}
+            and set(map(type, t_ns)) == {int}
+            and set(map(type, m_ns)) == {int}
+            and set(devs) <= self._addresses.keys()
+            and set(chars) <= self._chars.keys()
+        )
+
     def _iter_rows(
         self, device_id: int | None, batch_size: int, *, salvage: bool
     ) -> Iterator[tuple[int, int, int, int, int, bytes]]:
+        for rows, _columns in self._iter_row_batches(device_id, batch_size, salvage=salvage):
+            yield from rows
+
+    def _iter_row_batches(
+        self, device_id: int | None, batch_size: int, *, salvage: bool
+    ) -> Iterator[tuple[list[_Row], _Columns]]:
+        """Well-formed frame rows in id order, one list per query of up to ``batch_size``,
+        each with the same rows as columns (``id, device_id, char_id, host_time_ns,
+        host_monotonic_ns, payload``).
+
+        At a damaged page or a garbled row, the intact rows before it are yielded, then the
+        iteration stops quietly (``salvage``) or raises :class:`CorruptFileError`.
+        """
         cols = "id, device_id, char_id, host_time_ns, host_monotonic_ns, payload"
         if device_id is None:
             sql = f"SELECT {cols} FROM frames WHERE id > ? ORDER BY id LIMIT ?"  # noqa: S608
@@ -552,6 +641,7 @@ class SessionReader:
                     cursor = self._conn.execute(sql, params)
                 except sqlite3.DatabaseError:
                     cursor = None
+                intact: list[_Row] = []
                 while cursor is not None:
                     try:
                         row = cursor.fetchone()
@@ -559,8 +649,10 @@ class SessionReader:
                         break
                     if row is None or not self._row_ok(row):
                         break
-                    yielded += 1
-                    yield row
+                    intact.append(row)
+                yielded += len(intact)
+                if intact:
+                    yield intact, _transpose(intact)
                 if salvage:
                     logger.warning(
                         "%s: stopped at a damaged page after %d frames", self.path, yielded
@@ -569,16 +661,20 @@ class SessionReader:
                 raise self._corrupt(exc, "a frame page cannot be read", yielded) from exc
             if not rows:
                 return
-            for row in rows:
-                if not self._row_ok(row):
-                    if salvage:
-                        logger.warning(
-                            "%s: stopped at a damaged frame after %d frames", self.path, yielded
-                        )
-                        return
-                    raise self._corrupt(None, f"frame row {row[0]} is garbled", yielded)
-                yielded += 1
-                yield row
+            columns = _transpose(rows)
+            if not self._columns_ok(columns):
+                bad = next(i for i, row in enumerate(rows) if not self._row_ok(row))
+                yielded += bad
+                if bad:
+                    yield rows[:bad], _transpose(rows[:bad])
+                if salvage:
+                    logger.warning(
+                        "%s: stopped at a damaged frame after %d frames", self.path, yielded
+                    )
+                    return
+                raise self._corrupt(None, f"frame row {rows[bad][0]} is garbled", yielded)
+            yielded += len(rows)
+            yield rows, columns
             last_id = rows[-1][0]
 
     def frames(
@@ -620,6 +716,57 @@ class SessionReader:
             device_id, batch_size, salvage=self._salvage
         ):
             yield Frame(addresses[dev], chars[char], payload, t_ns, m_ns)
+
+    def frame_batches(
+        self, *, device_address: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Iterator[FrameBatch]:
+        """Stream the recorded frames as column batches, in recorded order.
+
+        The same frames as :meth:`frames`, in the same order and with the same damage
+        handling, but as one :class:`FrameBatch` per query of up to ``batch_size`` rows, so
+        that bulk readers (replay) pay no per-frame object cost.
+
+        Parameters
+        ----------
+        device_address : str or None
+            Only this device's frames (``None``: all devices, interleaved as recorded).
+        batch_size : int
+            Rows fetched per query (>= 1); batches hold at most this many frames.
+
+        Yields
+        ------
+        FrameBatch
+
+        Raises
+        ------
+        CorruptFileError
+            As :meth:`frames` (after the intact frames before the damage were yielded).
+        """
+        if batch_size < 1:
+            msg = f"batch_size must be at least 1 (got {batch_size})"
+            raise StorageError(msg, path=str(self.path))
+        device_id: int | None = None
+        if device_address is not None:
+            found = self._address_ids.get(device_address)
+            if found is None:
+                return
+            device_id = found
+        start = 0
+        for rows, columns in self._iter_row_batches(
+            device_id, batch_size, salvage=self._salvage
+        ):
+            _ids, devs, chars, t_ns, m_ns, payloads = columns
+            yield FrameBatch(
+                start=start,
+                device_ids=np.array(devs, dtype=np.int64),
+                char_ids=np.array(chars, dtype=np.int64),
+                host_time_ns=np.array(t_ns, dtype=np.int64),
+                host_monotonic_ns=np.array(m_ns, dtype=np.int64),
+                payloads=payloads,
+                addresses=self._addresses,
+                characteristics=self._chars,
+            )
+            start += len(rows)
 
     def frame_count(self, device_address: str | None = None) -> int:
         """Number of frames recorded (for one device, or all)."""
