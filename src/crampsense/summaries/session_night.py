@@ -367,10 +367,12 @@ def _on_grid(
     tl: StreamTimeline, start_ns: int, n_total: int
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """Place a timeline on the night's grid (sample 0 = night start); outside = invalid."""
+    offset = round((tl.t0_host_ns - start_ns) * tl.fs_hz / 1e9)
+    if offset == 0 and tl.values.shape[1] == n_total:
+        return tl.values, tl.valid  # already on the grid: no 100-MB copy
     n_ch = tl.values.shape[0]
     values = np.zeros((n_ch, n_total), dtype=np.float32)
     valid = np.zeros(n_total, dtype=np.bool_)
-    offset = round((tl.t0_host_ns - start_ns) * tl.fs_hz / 1e9)
     src_a = max(0, -offset)
     dst_a = max(0, offset)
     length = min(tl.values.shape[1] - src_a, n_total - dst_a)
@@ -420,6 +422,26 @@ _OK, _FLAGGED, _MISSING = 0, 1, 2
 _REASONS = {_FLAGGED: "lead-off", _MISSING: "no data"}
 
 
+def _seconds_covered_by(
+    n_sec: int, starts_s: npt.NDArray[np.float64], ends_s: npt.NDArray[np.float64]
+) -> npt.NDArray[np.bool_]:
+    """Which of ``n_sec`` coverage bins intersect any span ``[start, end)`` (vectorised)."""
+    first = np.clip(np.floor(starts_s / COVERAGE_RESOLUTION_S), 0, n_sec).astype(np.int64)
+    last = np.clip(np.ceil(ends_s / COVERAGE_RESOLUTION_S), 0, n_sec).astype(np.int64)
+    keep = last > first
+    delta = np.zeros(n_sec + 1, dtype=np.int64)
+    np.add.at(delta, first[keep], 1)
+    np.add.at(delta, last[keep], -1)
+    return np.cumsum(delta[:-1]) > 0
+
+
+def _false_runs(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int64], ...]:
+    """Start and end indices of the runs of False in ``mask``."""
+    padded = np.concatenate(([True], mask, [True])).view(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return edges[0::2], edges[1::2]
+
+
 def _coverage_gaps(
     devices: tuple[DeviceInfo, ...],
     timelines: dict[tuple[str, str], StreamTimeline],
@@ -428,7 +450,10 @@ def _coverage_gaps(
 ) -> list[tuple[Leg, float, float, str]]:
     """Uncovered spans per leg: ``"no data"`` (nothing received: out of range, link dropped,
     lost packets) or ``"lead-off"`` (received, but the device flagged the electrodes off or
-    the signal saturated). Time is never called cramp-free where it is uncovered."""
+    the signal saturated). Time is never called cramp-free where it is uncovered.
+
+    Works on runs, not samples: the only per-sample pass is finding the runs of invalid
+    samples."""
     n_sec = max(1, int(duration_s // COVERAGE_RESOLUTION_S))
     out: list[tuple[Leg, float, float, str]] = []
     for device in devices:
@@ -436,21 +461,19 @@ def _coverage_gaps(
         tl = timelines.get((device.address, "emg")) or timelines.get((device.address, "acc"))
         if leg is None or tl is None:
             continue
-        per_s = round(tl.fs_hz * COVERAGE_RESOLUTION_S)
-        n = n_sec * per_s
-        received = np.ones(tl.values.shape[1], dtype=np.bool_)
-        for a, b in tl.gaps:
-            received[a:b] = False
-        state_src = np.where(received, np.where(tl.valid, _OK, _FLAGGED), _MISSING).astype(
-            np.int8
+        # the same whole-sample placement as the detector's grid (see _on_grid)
+        t0_s = round((tl.t0_host_ns - start_ns) * tl.fs_hz / 1e9) / tl.fs_hz
+        n = tl.valid.size
+        gaps = np.asarray(tl.gaps, dtype=np.float64).reshape(-1, 2)
+        # missing: before the first sample, after the last, and in the timeline's gaps
+        missing_a = np.concatenate(([-1.0, t0_s + n / tl.fs_hz], t0_s + gaps[:, 0] / tl.fs_hz))
+        missing_b = np.concatenate(([t0_s, duration_s + 1.0], t0_s + gaps[:, 1] / tl.fs_hz))
+        missing = _seconds_covered_by(n_sec, missing_a, missing_b)
+        run_a, run_b = _false_runs(tl.valid)
+        flagged = _seconds_covered_by(
+            n_sec, t0_s + run_a / tl.fs_hz, t0_s + run_b / tl.fs_hz
         )
-        state = np.full(n, _MISSING, dtype=np.int8)
-        offset = round((tl.t0_host_ns - start_ns) * tl.fs_hz / 1e9)
-        src_a, dst_a = max(0, -offset), max(0, offset)
-        length = min(state_src.size - src_a, n - dst_a)
-        if length > 0:
-            state[dst_a : dst_a + length] = state_src[src_a : src_a + length]
-        worst = state.reshape(n_sec, per_s).max(axis=1)
+        worst = np.where(missing, _MISSING, np.where(flagged, _FLAGGED, _OK)).astype(np.int8)
         change = np.flatnonzero(np.diff(worst)) + 1
         bounds = np.concatenate(([0], change, [n_sec]))
         for a, b in itertools.pairwise(bounds.tolist()):
