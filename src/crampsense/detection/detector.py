@@ -53,8 +53,31 @@ PEAK_SMOOTH_S: Final = 3.0
 #: plateau: forced stretches last 2-5 s, plateau wobble and estimation noise are shorter.
 STRETCH_SMOOTH_S: Final = 2.0
 STRETCH_AFTER_S: Final = 5.0
+#: The plateau a stretch is compared with is the event without its last this many seconds:
+#: forced stretches last 2-5 s and end the cramp (the offset is the end of the plateau or
+#: stretch), so the reference is plateau, not stretch; a reference taken only before the
+#: last stretch_window_s would be mostly ramp in a short cramp.
+STRETCH_MAX_S: Final = 5.0
 #: Ramps shorter than this many steps (1 s) are treated as steps: no extrapolation.
 RAMP_MIN_STEPS: Final = 10
+#: Offset (end of the plateau, see ``_plateau_end``). The decay starts from the level at the
+#: end of the plateau, which a forced stretch (2-5 s, 1.3-1.6x) raises: that level is the 0.9
+#: quantile of the envelope over the last 8 s up to the last step at the plateau level, long
+#: enough to hold a 5-s stretch and the first seconds of its decay.
+OFFSET_TAIL_S: Final = 8.0
+OFFSET_TOP_QUANTILE: Final = 0.9
+#: The falling edge is fitted from OFFSET_PRE_S before the last step at 90 % of that level's
+#: excess over the floor (3 s of the level before it: enough points for the constant part,
+#: short enough to stay inside a stretch burst) down to 35 % of it (two thirds of the decay,
+#: before it flattens towards the residual ~1.5-2x).
+OFFSET_ANCHOR_FRACTION: Final = 0.9
+OFFSET_FIT_LOW_FRACTION: Final = 0.35
+OFFSET_PRE_S: Final = 3.0
+#: Fewest steps (0.1 s each) in which a knee is looked for: a constant and a falling line
+#: need a few points each.
+KNEE_MIN_STEPS: Final = 6
+#: Lower clip of ratio² - 1 before the log (ratio ≈ 1.0005): the floor itself has no excess.
+EXCESS_MIN_SQ: Final = 1e-3
 #: Window of the running median that phasic dips are measured against (s): longer than the
 #: slowest ALMA/PLM-like rhythm of interest (0.3 Hz), shorter than a plateau's slow drifts.
 PHASIC_LOCAL_S: Final = 5.0
@@ -376,11 +399,13 @@ def _stretched(ratio: NDArray[np.float64], s_i: int, e_i: int, hop: float,
 
     The ratio is smoothed over ``STRETCH_SMOOTH_S`` (RMS of the ratio); its maximum over the
     last ``stretch_window_s`` of the event (and ``STRETCH_AFTER_S`` after it) is compared with
-    the median of the event before that window (or of the whole event if it is short).
+    the median of the event without its last ``STRETCH_MAX_S`` (where a stretch would be; the
+    offset is the end of the plateau or stretch), or of the whole event if that is shorter
+    than ``STRETCH_MIN_S``.
     """
     tail_a = max(s_i, e_i - round(params.stretch_window_s / hop))
     tail_b = min(ratio.size, e_i + round(STRETCH_AFTER_S / hop))
-    before = ratio[s_i:tail_a]
+    before = ratio[s_i:max(s_i, e_i - round(STRETCH_MAX_S / hop))]
     before = before[np.isfinite(before)]
     if before.size < round(STRETCH_MIN_S / hop):
         before = ratio[s_i:e_i][np.isfinite(ratio[s_i:e_i])]
@@ -425,6 +450,110 @@ def _ramp_start(ratio: NDArray[np.float64], a: int, b: int, *, lo: int) -> int:
         return a
     start = math.floor(-icpt / slope)
     return int(np.clip(start, lo, a))
+
+
+def _knee(y: NDArray[np.float64]) -> int | None:
+    """Knee of a two-segment fit: ``y`` constant, then falling along a straight line.
+
+    Fits ``y[t] ≈ c + k · max(0, t - K)`` by least squares for every knee ``K`` with at least
+    one point before it and two after it, and returns the ``K`` with the smallest residual
+    among the fits with ``k < 0`` (``None`` when there is none). All knees are evaluated at
+    once from reversed cumulative sums, so the cost is linear in ``y.size``.
+
+    Parameters
+    ----------
+    y : ndarray of float64, shape (n,)
+        Finite values, one per step (here the log excess amplitude of the envelope).
+
+    Returns
+    -------
+    int or None
+        Index into ``y`` of the knee: the last step of the constant segment, where the line
+        starts.
+    """
+    n = y.size
+    if n < KNEE_MIN_STEPS:
+        return None
+    t = np.arange(n, dtype=np.float64)
+
+    def tail_sums(v: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.cumsum(v[::-1])[::-1]  # [j] = sum of v[j:]
+
+    knee = np.arange(1, n - 2, dtype=np.float64)
+    j = np.arange(2, n - 1)  # first step after each knee
+    a0 = tail_sums(np.ones(n))[j]
+    a1, a2 = tail_sums(t)[j], tail_sums(t * t)[j]
+    ay, aty = tail_sums(y)[j], tail_sums(t * y)[j]
+    # sums of u = max(0, t - K), u², u·y over the whole window
+    su = a1 - knee * a0
+    suu = a2 - 2.0 * knee * a1 + knee * knee * a0
+    suy = aty - knee * ay
+    sy, syy = float(y.sum()), float(y @ y)
+    det = n * suu - su * su  # > 0: u takes both 0 and positive values
+    c = (suu * sy - su * suy) / det
+    k = (n * suy - su * sy) / det
+    sse = np.where(k < 0.0, syy - c * sy - k * suy, np.inf)
+    best = int(np.argmin(sse))
+    return int(knee[best]) if np.isfinite(sse[best]) else None
+
+
+def _plateau_end(ratio: NDArray[np.float64], on_i: int, s_i: int, e_i: int, *,
+                 stood_up: bool, hop: float, params: DetectionParams) -> tuple[int, float]:
+    """Offset (end of the plateau) and plateau level of one event.
+
+    1. **Plateau level**: the median ratio of the span ``[s_i, e_i)`` gives a first level;
+       the *core* runs from ``s_i`` to the last step at or above ``offset_plateau_fraction``
+       of it, and the plateau level is the median of the core (robust to the ramp, the decay
+       and a stretch burst).
+    2. **Top**: the level the decay starts from, the ``OFFSET_TOP_QUANTILE`` of the ratio in
+       the ``OFFSET_TAIL_S`` before the last step at the plateau level (at least the plateau
+       level). A forced stretch at the end raises it to the stretch level, so the decay is
+       measured from the end of the stretch, not from the plateau before it.
+    3. **Falling edge**: from ``OFFSET_PRE_S`` before the last step at
+       ``1 + OFFSET_ANCHOR_FRACTION · (top - 1)`` to the first step after it at or below
+       ``1 + OFFSET_FIT_LOW_FRACTION · (top - 1)`` (or the span end).
+    4. **Change point**: a two-segment fit (constant, then a straight line) of the log excess
+       amplitude ``log sqrt(ratio² - 1)`` over that window (:func:`_knee`). Activity decays
+       roughly exponentially after a cramp, which is a straight falling line in the log; the
+       knee is where the plateau ends. This uses the whole falling edge instead of one
+       crossing of a fixed fraction, which lands part-way down the decay.
+
+    The offset stays at least ``min_duration_s`` after the onset and never later than the
+    core's end. An event cut short by getting up keeps the core's end (standing ends the
+    cramp; walking bursts follow, so no decay is visible), as does any window holding
+    invalid data or without a falling fit.
+
+    Returns
+    -------
+    (int, float)
+        Offset step index (exclusive end) and plateau level (x floor).
+    """
+    first = float(np.nanmedian(ratio[s_i:e_i]))
+    high = np.flatnonzero(ratio[s_i:e_i] >= params.offset_plateau_fraction * first)
+    min_e = on_i + math.ceil(params.min_duration_s / hop)
+    core_e = min(e_i, max(s_i + int(high[-1]) + 1, min_e)) if high.size else e_i
+    plateau = float(np.nanmedian(ratio[s_i:core_e]))
+    if stood_up or not math.isfinite(plateau):
+        return core_e, plateau
+    seg = ratio[s_i:e_i]
+    at_level = np.flatnonzero(seg >= plateau)
+    if at_level.size == 0:
+        return core_e, plateau
+    last_i = s_i + int(at_level[-1])
+    tail = ratio[max(s_i, last_i - round(OFFSET_TAIL_S / hop)):last_i + 1]
+    top = max(plateau, float(np.nanquantile(tail, OFFSET_TOP_QUANTILE)))
+    anchor = np.flatnonzero(seg >= 1.0 + OFFSET_ANCHOR_FRACTION * (top - 1.0))
+    anchor_i = s_i + int(anchor[-1]) if anchor.size else last_i
+    low = np.flatnonzero(~(ratio[anchor_i:e_i] > 1.0 + OFFSET_FIT_LOW_FRACTION * (top - 1.0)))
+    stop = anchor_i + int(low[0]) if low.size else e_i
+    a = max(s_i, anchor_i - round(OFFSET_PRE_S / hop))
+    win = ratio[a:stop]
+    if not np.isfinite(win).all():
+        return core_e, plateau
+    knee = _knee(0.5 * np.log(np.maximum(win * win - 1.0, EXCESS_MIN_SQ)))
+    if knee is None:
+        return core_e, plateau
+    return min(core_e, max(a + knee, min_e)), plateau
 
 
 def _standing_or_moving(st: _Leg, t0: float, t1: float,
@@ -516,20 +645,19 @@ def _leg_events(st: _Leg, other: _Leg | None, params: DetectionParams
         if up_s is not None and onset_s + params.min_duration_s <= up_s < offset_s:
             e_i = max(s_i + 1, round(up_s / hop))
             offset_s = e_i * hop
-        plateau = float(np.nanmedian(st.ratio[s_i:e_i]))
         # Offset: end of the plateau, not the end of the slow decay after it.
-        high = np.flatnonzero(st.ratio[s_i:e_i] >= params.offset_plateau_fraction * plateau)
-        if high.size:
-            min_e = on_i + math.ceil(params.min_duration_s / hop)
-            e_i = min(e_i, max(s_i + int(high[-1]) + 1, min_e))
-            offset_s = e_i * hop
+        e_i, plateau = _plateau_end(st.ratio, on_i, s_i, e_i, stood_up=e_i < span_end,
+                                    hop=hop, params=params)
+        offset_s = e_i * hop
         # A cramp is tonic: judged on the event itself, after walking was cut off.
         quiet = _quiet_fraction(st.step_ratio[s_i:e_i], round(PHASIC_LOCAL_S / hop), params)
         if quiet > params.phasic_max_quiet_fraction:
             rejected.append((leg, onset_s, offset_s, "phasic"))
             continue
         seg = st.ratio[on_i:e_i]
-        peak = _peak(seg, round(PEAK_SMOOTH_S / hop))
+        # windows centred on the event's steps: a stretch that ends the event is seen whole
+        w = round(PEAK_SMOOTH_S / hop)
+        peak = _peak(st.ratio[max(0, on_i - w // 2):e_i + w // 2], w)
         mean = float(np.nanmean(seg))
         woke = False
         if st.acc is not None:  # movement while still lying down (before any getting up)
@@ -600,9 +728,11 @@ def detect_cramps(legs: Sequence[LegSignals], *, start: datetime,
     bridged gives candidates. The onset is walked back along the rising ramp to
     ``onset_ratio`` and the ramp's excess amplitude ``sqrt(ratio² - 1)`` is extrapolated
     linearly to zero (the ramp start). If the leg stands up during the event, the event ends
-    there. The offset is the end of the plateau: the last step at or above
-    ``offset_plateau_fraction`` x the plateau median (the slow decay after a cramp is not
-    counted).
+    there. The offset is the end of the plateau, not of the slow decay after it: the plateau
+    level is the median of the event's core (up to the last step at or above
+    ``offset_plateau_fraction`` x the span's median); the falling edge, measured from the
+    level it starts from (a stretch burst at the end included), is fitted with two segments
+    (constant, then a straight line) in the log excess amplitude, and the knee is the offset.
 
     **Rejections**, in order: shorter than ``min_duration_s``; a burst of at most
     ``plm_max_burst_s`` inside a PLM train (at least ``plm_min_count`` bursts at

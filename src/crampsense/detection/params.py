@@ -61,9 +61,11 @@ OFF_RATIO: Final = 2.0
 ONSET_RATIO: Final = 1.4
 #: How far back the onset may move (s): the longest reported ramp is about 45 s.
 ONSET_LOOKBACK_S: Final = 60.0
-#: The offset is the end of the plateau: the last step at or above this fraction of the event's
-#: median plateau level before the envelope fell below off_ratio (the slow decay that follows
-#: a cramp is residual activity, not the cramp).
+#: The event's core (whose median is the plateau level) ends at the last step at or above this
+#: fraction of the median over the whole span: the plateau wobbles by at most +-15 %, so 0.7
+#: keeps all of it and cuts most of the slow decay. The offset itself is then placed at the
+#: knee of the falling edge (a change-point fit, see ``detector._plateau_end``) and is never
+#: later than the core's end.
 OFFSET_PLATEAU_FRACTION: Final = 0.7
 #: Shortest event (s). WASM limb movements end at 10 s; together with the periodicity rule
 #: this keeps PLM bursts out while the shortest recalled cramps (~10 s) stay in.
@@ -176,7 +178,9 @@ class DetectionParams:
     onset_lookback_s, min_duration_s, merge_gap_s : float
         Onset walk-back limit, shortest event and longest bridged gap (s).
     offset_plateau_fraction : float
-        The offset is the last step at or above this fraction of the plateau median.
+        The event's core (plateau level = its median) ends at the last step at or above
+        this fraction of the span's median; the offset is the knee of the falling edge and
+        never later than the core's end.
     plm_min_burst_s, plm_max_burst_s, plm_min_interval_s, plm_max_interval_s : float
         WASM 2016 periodic-limb-movement burst and interval limits (s).
     plm_min_count : int
