@@ -56,6 +56,10 @@ def _drop_time_s(truth: pl.DataFrame, duration_s: float) -> float | None:
     return None
 
 
+def _flags(row: dict[str, object]) -> str:
+    return " / ".join("yes" if row[k] else "no" for k in ("woke", "got_up", "stretched"))
+
+
 def _clock(seconds: float, start: datetime) -> str:
     return datetime_from_ns(
         int(start.timestamp() * 1e9) + int(seconds * 1e9)
@@ -160,19 +164,19 @@ def run_demo(
     # 4. compare with ground truth
     scores = compare_events(detected, truth, iou=0.2)
     cmp = Table(title="4. Cramps: simulator ground truth vs detected", title_justify="left")
-    for col in ("", "onset", "leg", "duration", "severity", "woke/got up"):
+    for col in ("", "onset", "leg", "duration", "severity", "woke / got up / stretched"):
         cmp.add_column(col)
     for row in truth.iter_rows(named=True):
         cmp.add_row(
             "truth", _clock(row["onset_s"], spec.start), row["leg"],
             format_duration(row["offset_s"] - row["onset_s"]), str(row["severity"]),
-            f"{'yes' if row['woke'] else 'no'}/{'yes' if row['got_up'] else 'no'}",
+            _flags(row),
         )
     for row in detected.iter_rows(named=True):
         cmp.add_row(
             "[bold]detected[/]", _clock(row["onset_s"], spec.start), row["leg"],
             format_duration(row["duration_s"]), f"{row['severity']} ({row['kind']})",
-            f"{'yes' if row['woke'] else 'no'}/{'yes' if row['got_up'] else 'no'}",
+            _flags(row),
         )
     out.print(cmp)
     lookalikes = night.truth.filter(pl.col("kind") != "cramp")
@@ -187,7 +191,8 @@ def run_demo(
     out.print(
         f"   {verdict}: {scores.tp} of {scores.n_true} true cramps found, "
         f"{scores.fp} false, {scores.fn} missed (one-to-one matching, IoU >= {scores.iou:g}); "
-        f"median onset error {scores.onset_error_s:.1f} s."
+        f"median onset error {scores.onset_error_s:+.1f} s, "
+        f"median duration error {scores.duration_error_s:+.1f} s."
     )
 
     # 5. the morning summary, joined with the bundled example journal
