@@ -23,7 +23,7 @@ from crampsense.devices.registry import protocol_for
 from crampsense.errors import DeviceNotFoundError
 from crampsense.models import DeviceInfo
 from crampsense.storage.session_log import SessionReader, SessionWriter
-from crampsense.summaries.session_night import decode_session
+from crampsense.summaries.session_night import analyze_session, decode_session
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy
 from crampsense.transport.replay import ReplayTransport
@@ -115,6 +115,13 @@ def test_reconnects_after_a_drop_and_records_the_gap(tmp_path: Path) -> None:
     assert 0.2 < gap_end_s - gap_start_s < 5.0
     reconnect = next(m for m in marks[1:] if m.kind == "connected")
     assert reconnect.host_monotonic_ns / 1e9 == pytest.approx(gap_end_s, abs=1.0)
+    # the replayed night names the gap for what it was, with bounds to the second
+    night = analyze_session(tmp_path / "s.session").night
+    (gap,) = night.gaps
+    assert gap.leg == "left"
+    assert gap.reason == "link dropped"
+    assert (gap.start - night.start).total_seconds() == pytest.approx(gap_start_s, abs=1.0)
+    assert (gap.end - night.start).total_seconds() == pytest.approx(gap_end_s, abs=1.0)
 
 
 def test_silent_stall_triggers_a_reconnect(tmp_path: Path) -> None:

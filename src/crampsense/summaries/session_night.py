@@ -420,6 +420,9 @@ def _legs(
 COVERAGE_RESOLUTION_S = 1.0
 _OK, _FLAGGED, _MISSING = 0, 1, 2
 _REASONS = {_FLAGGED: "lead-off", _MISSING: "no data"}
+#: A disconnect mark is written when the recorder notices the drop, up to one watchdog period
+#: (1 s) after the last packet arrived; it still explains a gap that starts that much earlier.
+DROP_MARK_SLACK_S = 2.0
 
 
 def _seconds_covered_by(
@@ -447,10 +450,14 @@ def _coverage_gaps(
     timelines: dict[tuple[str, str], StreamTimeline],
     start_ns: int,
     duration_s: float,
+    *,
+    drops: set[tuple[str, float]] | frozenset[tuple[str, float]] = frozenset(),
 ) -> list[tuple[Leg, float, float, str]]:
-    """Uncovered spans per leg: ``"no data"`` (nothing received: out of range, link dropped,
-    lost packets) or ``"lead-off"`` (received, but the device flagged the electrodes off or
-    the signal saturated). Time is never called cramp-free where it is uncovered.
+    """Uncovered spans per leg: ``"link dropped"`` (nothing received, and the recorder marked
+    a disconnect or stall of that device within the span, see ``drops``: (address, seconds
+    from start)), ``"no data"`` (nothing received otherwise: out of range, lost packets) or
+    ``"lead-off"`` (received, but the device flagged the electrodes off or the signal
+    saturated). Time is never called cramp-free where it is uncovered.
 
     Works on runs, not samples: the only per-sample pass is finding the runs of invalid
     samples."""
@@ -478,11 +485,16 @@ def _coverage_gaps(
         bounds = np.concatenate(([0], change, [n_sec]))
         for a, b in itertools.pairwise(bounds.tolist()):
             code = int(worst[a])
-            if code != _OK:
-                out.append(
-                    (leg, a * COVERAGE_RESOLUTION_S, min(b * COVERAGE_RESOLUTION_S, duration_s),
-                     _REASONS[code])
-                )
+            if code == _OK:
+                continue
+            a_s, b_s = a * COVERAGE_RESOLUTION_S, min(b * COVERAGE_RESOLUTION_S, duration_s)
+            reason = _REASONS[code]
+            if code == _MISSING and any(
+                address == device.address and a_s - DROP_MARK_SLACK_S <= t_s <= b_s
+                for address, t_s in drops
+            ):
+                reason = "link dropped"
+            out.append((leg, a_s, b_s, reason))
     return out
 
 
@@ -508,8 +520,21 @@ def analyze_session(
         marks = reader.marks()
         clean_end = bool(marks) and marks[-1].kind == "stopped"
         start_ns = int(reader.metadata.get("start_ns", first_ns))
-        end_ns = max(last_ns, start_ns)
+    # The night ends with the last sample any leg sensor delivered (not the last mark, which
+    # the recorder writes a moment after stopping); without leg samples, the last record.
+    leg_ends = [
+        tl.t0_host_ns + round(tl.values.shape[1] * 1e9 / tl.fs_hz)
+        for (address, stream), tl in timelines.items()
+        if stream in ("emg", "acc")
+        and any(d.address == address and placement_leg(d.placement) for d in devices)
+    ]
+    end_ns = max(max(leg_ends, default=last_ns), start_ns)
     duration_s = (end_ns - start_ns) / 1e9
+    drops = {
+        (m.device_address, (m.host_time_ns - start_ns) / 1e9)
+        for m in marks
+        if m.kind in ("disconnected", "stall") and m.device_address is not None
+    }
     legs = _legs(devices, timelines, start_ns, duration_s)
     if not legs:
         raise StorageError(
@@ -527,7 +552,9 @@ def analyze_session(
             leg=leg,
             reason=reason,
         )
-        for leg, a_s, b_s, reason in _coverage_gaps(devices, timelines, start_ns, duration_s)
+        for leg, a_s, b_s, reason in _coverage_gaps(
+            devices, timelines, start_ns, duration_s, drops=drops
+        )
     )
     monitored: tuple[Leg, ...] = tuple(sorted({lg.leg for lg in legs}))
     night = Night(
