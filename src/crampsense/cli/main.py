@@ -349,8 +349,6 @@ def replay(ctx: click.Context, session: Path, as_json: bool, journal_path: Path 
 @click.pass_context
 def summary(ctx: click.Context, session: Path | None, journal_path: Path | None) -> None:
     """The morning summary of the latest night (or of --session)."""
-    from crampsense.cli.runtime import replay_and_summarise  # noqa: PLC0415
-
     c = _obj(ctx)
     if session is None:
         candidates = sorted(c.sessions_dir().glob("*.session")) if c.sessions_dir().is_dir() else []
@@ -360,15 +358,7 @@ def summary(ctx: click.Context, session: Path | None, journal_path: Path | None)
                 "`crampsense record` (or try `crampsense demo`)"
             )
         session = candidates[-1]
-    replay_and_summarise(
-        c.out,
-        session,
-        config=c.config,
-        journal_path=journal_path or c.data_dir / "journal.txt",
-        as_json=False,
-        tz=_local_tz(),
-        store_root=c.data_dir,
-    )
+    ctx.invoke(replay, session=session, as_json=False, journal_path=journal_path)
 
 
 @cli.command(
