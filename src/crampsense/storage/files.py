@@ -29,6 +29,7 @@ import os
 import stat
 import struct
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -169,7 +170,9 @@ def _replace_into_place(tmp: Path, path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(
+    path: Path, data: bytes, *, verify: Callable[[Path], None] | None = None
+) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old or the new content.
 
     The bytes go to an owner-only temporary file in the same directory, which is ``fsync``-ed
@@ -181,6 +184,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         Destination. Missing parent directories are created with mode ``0700``.
     data : bytes
         The complete new content.
+    verify : callable, optional
+        Called with the synced temporary file before it replaces ``path``; raising there
+        leaves ``path`` untouched and removes the temporary file.
 
     Raises
     ------
@@ -197,6 +203,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if verify is not None:
+            verify(tmp)
         _replace_into_place(tmp, path)
         tmp = None
     except OSError as exc:
@@ -271,14 +279,8 @@ def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
     except pl.exceptions.PolarsError as exc:
         msg = f"cannot encode the table for {path} as Parquet: {exc}; check its column types"
         raise StorageError(msg, path=str(path)) from exc
-    _ensure_parent(path)
-    tmp: Path | None = None
-    try:
-        tmp = _temp_path(path)
-        with tmp.open("wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
+
+    def verify(tmp: Path) -> None:
         check = read_parquet_checked(tmp)
         if check.height != df.height or check.schema != df.schema:
             msg = (
@@ -286,14 +288,8 @@ def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
                 f"({check.height} rows vs {df.height}); nothing was replaced, try again"
             )
             raise StorageError(msg, path=str(path))
-        _replace_into_place(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise _os_error(exc, path, "write") from exc
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+
+    atomic_write_bytes(path, blob, verify=verify)
 
 
 def _check_parquet_digest(path: Path, expected: str) -> None:
