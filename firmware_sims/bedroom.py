@@ -18,7 +18,6 @@ clock starts at the night's start.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Final
 
@@ -112,7 +111,3 @@ def quiet_bedroom(duration_s: float = 600.0, emg_fs_hz: float = 500.0) -> Simula
                      lookalikes=())
     return bedroom(generate_night(spec))
 
-
-def with_rate(spec: NightSpec, emg_fs_hz: float) -> NightSpec:
-    """``spec`` at another EMG sample rate."""
-    return dataclasses.replace(spec, emg_fs_hz=emg_fs_hz)

@@ -79,10 +79,6 @@ class FakeClock:
             raise ValueError(msg)
         self._elapsed_ns += round(seconds * 1e9)
 
-    def advance_to_monotonic_ns(self, target_ns: int) -> None:
-        """Move forward so that ``monotonic_ns() == target_ns``; no-op if already past it."""
-        self._elapsed_ns = max(self._elapsed_ns, target_ns)
-
     def jump_wall(self, seconds: float) -> None:
         """Step only the wall clock (an NTP step or a DST mistake); monotonic time is unchanged."""
         self._wall_offset_ns += round(seconds * 1e9)

@@ -122,7 +122,8 @@ async def pair_device(
 # --- recording --------------------------------------------------------------------------------
 
 
-def _session_path(sessions_dir: Path, start: datetime) -> Path:
+def session_path_for(sessions_dir: Path, start: datetime) -> Path:
+    """``<sessions_dir>/<UTC start>.session``, creating the owner-only folder."""
     sessions_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = start.astimezone(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     return sessions_dir / f"{stamp}.session"
@@ -212,7 +213,7 @@ def record_night(
         )
     clock = SystemClock()
     start = datetime_from_ns(clock.now_ns())
-    path = out_path or _session_path(sessions_dir, start)
+    path = out_path or session_path_for(sessions_dir, start)
     transport = BleTransport()
 
     async def run() -> None:

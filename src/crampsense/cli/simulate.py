@@ -167,7 +167,7 @@ def record_simulated(
     from firmware_sims.bedroom import bedroom  # noqa: PLC0415
     from firmware_sims.night import NightSpec, generate_night  # noqa: PLC0415
 
-    from crampsense.cli.runtime import _session_path  # noqa: PLC0415
+    from crampsense.cli.runtime import session_path_for  # noqa: PLC0415
 
     emg_fs_hz = float(protocol_options["crampsense-band"]["emg_fs_hz"])
     spec = NightSpec(seed=seed, duration_s=duration_s, emg_fs_hz=emg_fs_hz,
@@ -175,7 +175,7 @@ def record_simulated(
     night = generate_night(spec)
     wanted = {d.address for d in devices}
     world = bedroom(night, speed=speed, include=lambda a: a in wanted)
-    path = out_path or _session_path(sessions_dir, spec.start)
+    path = out_path or session_path_for(sessions_dir, spec.start)
     with progress_bar(out) as bar:
         task = bar.add_task(path.name, total=duration_s, clock="")
 

@@ -44,7 +44,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -788,17 +788,22 @@ class SessionReader:
             raise self._corrupt(exc, "the frame table cannot be counted") from exc
         return int(n)
 
-    def marks(self) -> list[Mark]:
-        """Connection events and notes, in recorded order."""
+    def _table_rows(self, sql: str, table: str) -> list[Any]:
+        """All rows of a small side table; ``[]`` when damaged and salvaging."""
         try:
-            rows = self._conn.execute(
-                "SELECT host_time_ns, host_monotonic_ns, device_id, kind, detail "
-                "FROM marks ORDER BY id"
-            ).fetchall()
+            return self._conn.execute(sql).fetchall()
         except sqlite3.DatabaseError as exc:
             if self._salvage:
                 return []
-            raise self._corrupt(exc, "the marks table cannot be read") from exc
+            raise self._corrupt(exc, f"the {table} table cannot be read") from exc
+
+    def marks(self) -> list[Mark]:
+        """Connection events and notes, in recorded order."""
+        rows = self._table_rows(
+            "SELECT host_time_ns, host_monotonic_ns, device_id, kind, detail "
+            "FROM marks ORDER BY id",
+            "marks",
+        )
         return [
             Mark(t, m, None if dev is None else self._addresses.get(dev, f"#{dev}"), kind, detail)
             for t, m, dev, kind, detail in rows
@@ -806,15 +811,11 @@ class SessionReader:
 
     def segments(self) -> list[Segment]:
         """Writer runs, in order (one per :class:`SessionWriter` opening the file)."""
-        try:
-            rows = self._conn.execute(
-                "SELECT first_frame_id, started_host_time_ns, started_monotonic_ns, pid, "
-                "software FROM segments ORDER BY id"
-            ).fetchall()
-        except sqlite3.DatabaseError as exc:
-            if self._salvage:
-                return []
-            raise self._corrupt(exc, "the segments table cannot be read") from exc
+        rows = self._table_rows(
+            "SELECT first_frame_id, started_host_time_ns, started_monotonic_ns, pid, "
+            "software FROM segments ORDER BY id",
+            "segments",
+        )
         return [Segment(*row) for row in rows]
 
     def time_span_ns(self) -> tuple[int, int]:
