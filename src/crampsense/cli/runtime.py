@@ -155,9 +155,10 @@ async def record_devices(
     for i, p in enumerate(devices):
         options = (protocol_options or {}).get(p.family, {})
         protocol = protocol_for(p.family, **options)
-        writer.add_device(_device_info(p), protocol.metadata())
+        info = _device_info(p)
+        writer.add_device(info, protocol.metadata())
         sessions.append(
-            IngestSession(transport, protocol, writer, _device_info(p), clock=clock,
+            IngestSession(transport, protocol, writer, info, clock=clock,
                           policy=policy, seed=i)
         )
     writer.mark("started", detail=f"{len(sessions)} device(s)")

@@ -363,11 +363,16 @@ class _BatchDecoder:
         return timelines
 
 
+def _grid_offset(tl: StreamTimeline, start_ns: int) -> int:
+    """Index on the night's grid (sample 0 = night start) of the timeline's first sample."""
+    return round((tl.t0_host_ns - start_ns) * tl.fs_hz / 1e9)
+
+
 def _on_grid(
     tl: StreamTimeline, start_ns: int, n_total: int
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """Place a timeline on the night's grid (sample 0 = night start); outside = invalid."""
-    offset = round((tl.t0_host_ns - start_ns) * tl.fs_hz / 1e9)
+    offset = _grid_offset(tl, start_ns)
     if offset == 0 and tl.values.shape[1] == n_total:
         return tl.values, tl.valid  # already on the grid: no 100-MB copy
     n_ch = tl.values.shape[0]
@@ -469,7 +474,7 @@ def _coverage_gaps(
         if leg is None or tl is None:
             continue
         # the same whole-sample placement as the detector's grid (see _on_grid)
-        t0_s = round((tl.t0_host_ns - start_ns) * tl.fs_hz / 1e9) / tl.fs_hz
+        t0_s = _grid_offset(tl, start_ns) / tl.fs_hz
         n = tl.valid.size
         gaps = np.asarray(tl.gaps, dtype=np.float64).reshape(-1, 2)
         # missing: before the first sample, after the last, and in the timeline's gaps
