@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +21,7 @@ from crampsense.models import Frame, SampleBlock
 if TYPE_CHECKING:
     from crampsense.devices.timeline import TimelineBuilder
 
-__all__ = ["Capability", "DeviceProtocol", "GattWrite", "PacketBatch"]
+__all__ = ["Capability", "ControlEvent", "DeviceProtocol", "GattWrite", "PacketBatch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,24 @@ class GattWrite:
     data: bytes
     response: bool = True
     expect_indication: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ControlEvent:
+    """What an unsolicited control-point message means (see :meth:`DeviceProtocol.on_control`).
+
+    Attributes
+    ----------
+    action : {"restart", "mark"}
+        ``"restart"``: the device stopped streaming on its own (Polar's "measurement stopped");
+        the transport marks it in the session and sends the start commands again.
+        ``"mark"``: only record it in the session.
+    detail : str
+        One line for the session mark and the log (what the device said).
+    """
+
+    action: Literal["restart", "mark"]
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +130,9 @@ class DeviceProtocol(abc.ABC):
     family: str
     #: Human-readable family name.
     display_name: str
+    #: Smallest ATT MTU with which the device streams at all (Polar PMD needs 232); the
+    #: transport says so in one line when the link's MTU is smaller.
+    min_mtu: int = 23
 
     @abc.abstractmethod
     def matches(self, local_name: str | None, service_uuids: Sequence[str]) -> bool:
@@ -139,6 +160,37 @@ class DeviceProtocol(abc.ABC):
 
     def check_response(self, char_uuid: str, payload: bytes) -> None:  # noqa: B027
         """Validate a control-point indication; raise ``ProtocolError`` on an error status."""
+
+    def on_control(self, char_uuid: str, payload: bytes) -> ControlEvent | None:
+        """Interpret a control-point message that answers no command (an unsolicited one).
+
+        The default ignores it (``None``); families whose devices report state changes this way
+        (Polar's ``01 [types]`` "measurement stopped") return a :class:`ControlEvent`.
+        """
+        del char_uuid, payload
+        return None
+
+    def configure(self, device_info: Mapping[str, str]) -> DeviceProtocol:
+        """The protocol to use for a device with these Device Information strings.
+
+        Parameters
+        ----------
+        device_info : mapping of str to str
+            Strings read from the Device Information Service; keys among ``"manufacturer"``,
+            ``"model"``, ``"serial"``, ``"hardware"``, ``"firmware"``, ``"software"`` (absent
+            when the device does not have them).
+
+        Returns
+        -------
+        DeviceProtocol
+            ``self`` by default; families whose wire format depends on the firmware (the
+            Ganglion: firmware 2 or 3 from the software revision) return a configured copy.
+            Called when pairing (the options are stored with the paired device) and after every
+            connect, where a result whose :meth:`metadata` differs from the recording's means
+            the device changed since pairing.
+        """
+        del device_info
+        return self
 
     @abc.abstractmethod
     def decode(self, frame: Frame) -> list[SampleBlock]:
