@@ -803,9 +803,12 @@ def encode_delta_frame(
 
     Examples
     --------
+    The SDK's compressed test vector, but for its last byte: the device leaves garbage in the
+    padding bits after the last delta (``08``), the encoder zeros (``00``)::
+
     >>> samples = [[-15, -20], [20, 17], [1008, 1008]]
     >>> encode_delta_frame(2, 101, 1, samples, min_delta_bits=6).hex(" ")
-    '02 65 00 00 00 00 00 00 00 81 f1 ff 14 00 f0 03 06 01 7b 0f 08'
+    '02 65 00 00 00 00 00 00 00 81 f1 ff 14 00 f0 03 06 01 7b 0f 00'
     """
     arr = np.asarray(samples, dtype=np.int64)
     fmt = raw_resolution_bits(measurement_type, frame_type)
