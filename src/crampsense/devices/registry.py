@@ -4,32 +4,59 @@
 :class:`~crampsense.devices.base.DeviceProtocol` class. :func:`identify` picks the family of a
 scanned device; :func:`protocol_for` builds the protocol of a paired one.
 
-Families are tried most specific first: a crampsense reference band is recognised by its own
-service before the generic Heart Rate Service, which many devices expose next to their own.
-The reference band module is optional here: it is registered when it is importable.
+Families are tried most specific first: a crampsense reference band, a Polar sensor, a
+Ganglion or a Movesense is recognised by its own service or name before the generic Heart Rate
+Service, which many devices expose next to their own. Every family but the heart-rate one is
+optional here: it is registered when its module is importable.
+
+Device profiles (``configs/devices/<family>.toml``) document each family's streams, rates,
+units, scales and channel maps; :func:`load_profiles` reads and validates them and
+:func:`check_profile` checks one against its protocol's :meth:`capabilities
+<crampsense.devices.base.DeviceProtocol.capabilities>`, so a profile cannot drift from the code.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Sequence
-from typing import Any
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
 
 from crampsense.devices.base import DeviceProtocol
 from crampsense.devices.heart_rate import HeartRateProtocol
 from crampsense.errors import ConfigError, DeviceError
+from crampsense.models import PLACEMENTS
 
-__all__ = ["FAMILIES", "families", "identify", "protocol_for", "register"]
+__all__ = [
+    "FAMILIES",
+    "PROFILE_DIR",
+    "DeviceProfile",
+    "StreamProfile",
+    "check_profile",
+    "families",
+    "identify",
+    "load_profile",
+    "load_profiles",
+    "protocol_for",
+    "register",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Family key -> protocol class, in the order :func:`identify` tries them.
 FAMILIES: dict[str, type[DeviceProtocol]] = {}
 
-#: Optional family modules (module path, class name), registered when importable.
+#: Optional family modules (module path, class name), registered when importable, most specific
+#: first: :func:`identify` tries them in this order, all before the generic Heart Rate Service,
+#: which Polar straps and many other devices advertise next to their own service.
 _OPTIONAL: tuple[tuple[str, str], ...] = (
     ("crampsense.devices.reference_band", "ReferenceBandProtocol"),
+    ("crampsense.devices.polar", "PolarPmdProtocol"),
+    ("crampsense.devices.ganglion", "GanglionProtocol"),
+    ("crampsense.devices.movesense", "MovesenseProtocol"),
 )
 
 
@@ -46,6 +73,12 @@ def register(cls: type[DeviceProtocol], *, first: bool = False) -> None:
 
 
 def _load_optional() -> None:
+    """Register every importable optional family in front of the ones already known.
+
+    A module that is absent is skipped quietly (its family is not written yet, or not
+    installed); one that exists but fails to import is skipped with a warning naming why.
+    """
+    loaded: list[type[DeviceProtocol]] = []
     for module_name, class_name in _OPTIONAL:
         try:
             module = importlib.import_module(module_name)
@@ -58,11 +91,16 @@ def _load_optional() -> None:
                 logger.warning("device family module %s is broken and skipped: %s",
                                module_name, exc)
             continue
+        except Exception as exc:  # noqa: BLE001 - a broken family must not break the others
+            logger.warning("device family module %s is broken and skipped: %s", module_name, exc)
+            continue
         cls = getattr(module, class_name, None)
         if isinstance(cls, type) and issubclass(cls, DeviceProtocol):
-            register(cls, first=True)
+            loaded.append(cls)
         else:
             logger.warning("%s has no DeviceProtocol class %s; skipped", module_name, class_name)
+    for cls in reversed(loaded):
+        register(cls, first=True)
 
 
 register(HeartRateProtocol)
@@ -116,3 +154,305 @@ def protocol_for(family: str, **options: Any) -> DeviceProtocol:
     except TypeError as exc:
         msg = f"device family {family!r} does not accept options {sorted(options)}: {exc}"
         raise ConfigError(msg, key=f"devices.{family}") from exc
+
+
+# --------------------------------------------------------------------------- device profiles
+
+#: Where the repository keeps the device profiles (``configs/devices``), when running from a
+#: checkout; installed copies pass their own directory to :func:`load_profiles`.
+PROFILE_DIR: Final = Path(__file__).resolve().parents[3] / "configs" / "devices"
+
+#: Top-level profile keys and the types they take (a documented, closed set: a typo is an
+#: error, not a silently ignored setting).
+_PROFILE_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
+    "family": (str,),
+    "display_name": (str,),
+    "protocol_version": (int,),
+    "match_service_uuids": (list,),
+    "match_name_prefix": (str, list),
+    "data_uuids": (list,),
+    "control_uuids": (list,),
+    "default_placement": (str,),
+    "mtu": (int,),
+    "min_mtu": (int,),
+    "tick_hz": (int, float),
+    "tick_modulo": (int,),
+    "seq_modulo": (int,),
+    "streams": (dict,),
+    "device_information": (dict,),
+    "options": (dict,),
+    "models": (dict,),
+    "firmware": (dict,),
+    "references": (list, str),
+}
+_REQUIRED_KEYS: Final = ("family", "display_name", "data_uuids", "streams")
+#: Keys of a ``[streams.<name>]`` table and their types.
+_STREAM_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
+    "unit": (str,),
+    "fs_hz": (int, float, str),
+    "supported_fs_hz": (list,),
+    "scale": (int, float),
+    "range": (int, float),
+    "range_g": (int, float),
+    "supported_range_g": (list,),
+    "resolution_bits": (int,),
+    "channels": (list,),
+    "channel_placements": (dict,),
+    "invalid_flags": (int,),
+    "nominal_period_s": (int, float),
+    "temperature_scale": (int, float),
+    "accel_scale": (int, float),
+    "char_uuid": (str,),
+    "models": (list,),
+}
+_REQUIRED_STREAM_KEYS: Final = ("unit", "channels", "fs_hz")
+#: ``fs_hz`` of a stream without a nominal rate (heart rate, RR intervals, status).
+IRREGULAR: Final = "irregular"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamProfile:
+    """One ``[streams.<name>]`` table of a device profile.
+
+    Attributes
+    ----------
+    stream : str
+        Stream name (``"emg"``, ``"acc"``, ...), as in ``SampleBlock.stream``.
+    unit : str
+        Unit of the decoded values.
+    channels : tuple of str
+        Channel labels in wire order.
+    fs_hz : float or None
+        Default rate (Hz); ``None`` for irregular streams.
+    supported_fs_hz : tuple of float
+        Rates the device accepts (empty when not documented).
+    settings : mapping
+        Every key of the table as written (scales, ranges, flags).
+    """
+
+    stream: str
+    unit: str
+    channels: tuple[str, ...]
+    fs_hz: float | None
+    supported_fs_hz: tuple[float, ...]
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceProfile:
+    """A validated device profile (``configs/devices/<family>.toml``).
+
+    Attributes
+    ----------
+    family, display_name : str
+    path : Path
+        The file it was read from.
+    data_uuids, control_uuids, match_service_uuids : tuple of str
+        Lower-case UUIDs.
+    default_placement : str or None
+        One of :data:`~crampsense.models.PLACEMENTS`.
+    streams : mapping of str to StreamProfile
+    raw : mapping
+        The whole document.
+    """
+
+    family: str
+    display_name: str
+    path: Path
+    data_uuids: tuple[str, ...]
+    control_uuids: tuple[str, ...]
+    match_service_uuids: tuple[str, ...]
+    default_placement: str | None
+    streams: Mapping[str, StreamProfile]
+    raw: Mapping[str, Any]
+
+
+def _profile_error(path: Path, key: str, what: str) -> ConfigError:
+    return ConfigError(f"device profile {path.name}: {what}", key=f"{path.stem}.{key}")
+
+
+def _check_types(
+    path: Path, table: Mapping[str, Any], allowed: Mapping[str, tuple[type, ...]], prefix: str
+) -> None:
+    for key, value in table.items():
+        types = allowed.get(key)
+        if types is None:
+            known = ", ".join(sorted(allowed))
+            msg = f"unknown key {prefix}{key!r}; known keys are {known}: fix or remove it"
+            raise _profile_error(path, prefix + key, msg)
+        if not isinstance(value, types) or isinstance(value, bool):
+            names = " or ".join(t.__name__ for t in types)
+            msg = f"{prefix}{key} = {value!r} is not a {names}; see the other profiles"
+            raise _profile_error(path, prefix + key, msg)
+
+
+def _uuids(path: Path, doc: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    values = doc.get(key, [])
+    if not all(isinstance(v, str) for v in values):
+        msg = f"{key} must be a list of UUID strings, got {values!r}"
+        raise _profile_error(path, key, msg)
+    return tuple(v.lower() for v in values)
+
+
+def _fs(path: Path, key: str, value: Any) -> float | None:
+    if value == IRREGULAR:
+        return None
+    if isinstance(value, str):
+        msg = f"{key} = {value!r} is neither a rate in Hz nor {IRREGULAR!r}"
+        raise _profile_error(path, key, msg)
+    if not value > 0:
+        msg = f"{key} = {value!r} Hz must be > 0 (or {IRREGULAR!r})"
+        raise _profile_error(path, key, msg)
+    return float(value)
+
+
+def load_profile(path: Path) -> DeviceProfile:
+    """Read and validate one device profile.
+
+    Parameters
+    ----------
+    path : Path
+        A ``configs/devices/<family>.toml`` file.
+
+    Returns
+    -------
+    DeviceProfile
+
+    Raises
+    ------
+    ConfigError
+        Unreadable or not TOML, an unknown or missing key, a value of the wrong type, a
+        placement that does not exist, or a default rate missing from the supported ones
+        (one line naming the file and the key).
+    """
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        msg = f"cannot read device profile {path} ({exc}); fix the file or restore it from git"
+        raise ConfigError(msg, key=path.stem) from exc
+    _check_types(path, doc, _PROFILE_KEYS, "")
+    for key in _REQUIRED_KEYS:
+        if key not in doc:
+            raise _profile_error(path, key, f"the required key {key!r} is missing; add it")
+    if doc["family"] != path.stem:
+        msg = f"family {doc['family']!r} does not match the file name; name it {doc['family']}.toml"
+        raise _profile_error(path, "family", msg)
+    placement = doc.get("default_placement")
+    if placement is not None and placement not in PLACEMENTS:
+        msg = f"default_placement {placement!r} is not one of {', '.join(PLACEMENTS)}"
+        raise _profile_error(path, "default_placement", msg)
+    streams: dict[str, StreamProfile] = {}
+    for name, table in doc["streams"].items():
+        prefix = f"streams.{name}."
+        if not isinstance(table, dict):
+            msg = f"streams.{name} must be a table ([streams.{name}]), got {table!r}"
+            raise _profile_error(path, f"streams.{name}", msg)
+        _check_types(path, table, _STREAM_KEYS, prefix)
+        for key in _REQUIRED_STREAM_KEYS:
+            if key not in table:
+                msg = f"the required key {prefix}{key} is missing; add it"
+                raise _profile_error(path, prefix + key, msg)
+        fs = _fs(path, prefix + "fs_hz", table["fs_hz"])
+        supported = tuple(
+            float(v) for v in table.get("supported_fs_hz", []) if isinstance(v, (int, float))
+        )
+        if len(supported) != len(table.get("supported_fs_hz", [])):
+            msg = f"{prefix}supported_fs_hz must be a list of rates in Hz"
+            raise _profile_error(path, prefix + "supported_fs_hz", msg)
+        if fs is not None and supported and fs not in supported:
+            msg = f"{prefix}fs_hz = {fs:g} Hz is not among supported_fs_hz {list(supported)}"
+            raise _profile_error(path, prefix + "fs_hz", msg)
+        streams[name] = StreamProfile(
+            stream=name,
+            unit=table["unit"],
+            channels=tuple(str(c) for c in table["channels"]),
+            fs_hz=fs,
+            supported_fs_hz=supported,
+            settings=dict(table),
+        )
+    return DeviceProfile(
+        family=doc["family"],
+        display_name=doc["display_name"],
+        path=path,
+        data_uuids=_uuids(path, doc, "data_uuids"),
+        control_uuids=_uuids(path, doc, "control_uuids"),
+        match_service_uuids=_uuids(path, doc, "match_service_uuids"),
+        default_placement=placement,
+        streams=streams,
+        raw=doc,
+    )
+
+
+def load_profiles(directory: Path | None = None) -> dict[str, DeviceProfile]:
+    """Every ``*.toml`` profile in ``directory`` (default :data:`PROFILE_DIR`), by family.
+
+    A missing directory gives ``{}`` (an installed copy without the repository's configs).
+
+    Raises
+    ------
+    ConfigError
+        A profile does not load (see :func:`load_profile`).
+    """
+    folder = PROFILE_DIR if directory is None else directory
+    if not folder.is_dir():
+        return {}
+    return {p.family: p for p in map(load_profile, sorted(folder.glob("*.toml")))}
+
+
+def check_profile(profile: DeviceProfile, protocol: DeviceProtocol | None = None) -> None:
+    """Check a profile against its family's protocol (default options unless given).
+
+    Every stream the protocol's :meth:`~crampsense.devices.base.DeviceProtocol.capabilities`
+    lists must be in the profile with the same unit, channels and default rate; the data and
+    control characteristics must be the protocol's; a documented MTU must be at least the
+    protocol's ``min_mtu``. The profile may document more streams than the capabilities
+    (optional fields such as the heart-rate strap's energy and battery).
+
+    Raises
+    ------
+    ConfigError
+        The first disagreement, in one line naming the file and the key.
+    DeviceError
+        The profile's family is not registered.
+    """
+    path = profile.path
+    proto = protocol if protocol is not None else protocol_for(profile.family)
+    if proto.family != profile.family:
+        msg = f"family {profile.family!r} is checked against the {proto.family!r} protocol"
+        raise _profile_error(path, "family", msg)
+    for key, theirs in (
+        ("data_uuids", proto.data_uuids()),
+        ("control_uuids", proto.control_uuids()),
+    ):
+        ours = getattr(profile, key)
+        if sorted(ours) != sorted(u.lower() for u in theirs):
+            msg = f"{key} {list(ours)} differ from the protocol's {list(theirs)}; copy them"
+            raise _profile_error(path, key, msg)
+    mtu = profile.raw.get("mtu")
+    if mtu is not None and mtu < proto.min_mtu:
+        msg = f"mtu = {mtu} is below the protocol's minimum {proto.min_mtu}; raise it"
+        raise _profile_error(path, "mtu", msg)
+    min_mtu = profile.raw.get("min_mtu")
+    if min_mtu is not None and min_mtu != proto.min_mtu:
+        msg = f"min_mtu = {min_mtu} differs from the protocol's {proto.min_mtu}"
+        raise _profile_error(path, "min_mtu", msg)
+    for cap in proto.capabilities():
+        stream = profile.streams.get(cap.stream)
+        prefix = f"streams.{cap.stream}"
+        if stream is None:
+            msg = f"the protocol streams {cap.stream!r} but there is no [{prefix}]; document it"
+            raise _profile_error(path, prefix, msg)
+        if stream.unit != cap.unit:
+            msg = f"{prefix}.unit = {stream.unit!r} but the protocol decodes {cap.unit!r}"
+            raise _profile_error(path, prefix + ".unit", msg)
+        if stream.channels != tuple(cap.channels):
+            msg = (
+                f"{prefix}.channels = {list(stream.channels)} but the protocol gives "
+                f"{list(cap.channels)}"
+            )
+            raise _profile_error(path, prefix + ".channels", msg)
+        if stream.fs_hz != (None if cap.fs_hz is None else float(cap.fs_hz)):
+            want = IRREGULAR if cap.fs_hz is None else f"{cap.fs_hz:g}"
+            got = stream.settings["fs_hz"]
+            msg = f"{prefix}.fs_hz = {got!r} but the protocol's default is {want}"
+            raise _profile_error(path, prefix + ".fs_hz", msg)

@@ -1,0 +1,769 @@
+"""Contract cases of every device family: what one shared test checks each family against.
+
+A :class:`FamilyCase` says, for one device family, how to build its protocol and a firmware
+simulator that measures a *known* signal, which streams it must deliver (unit, channels,
+rate, characteristic), what the simulator was given (:class:`Truth`), how to encode packets
+directly for round trips, and which malformed packets must be rejected with what field.
+``tests/test_device_contract.py`` runs the same checks over every case in :data:`CASES`;
+``tests/test_decoder_fuzz.py`` fuzzes every case's decoders with its real packets.
+
+Families whose modules are not importable (not written yet, or broken) are left out of
+:data:`CASES` with a log line, the way :mod:`crampsense.devices.registry` leaves them out.
+
+:func:`run_firmware` drives a simulator directly through a :class:`HarnessLink` (no bleak, no
+event loop): subscribe, read the Device Information strings, configure the protocol, send its
+start commands (checking the indications), then tick simulated time and collect every
+notification as a :class:`~crampsense.models.Frame`. It is the fastest way to get a family's
+real packets; the bleak path is covered by ``tests/test_zoo.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from crampsense.clock import ns_from_datetime
+from crampsense.devices.base import DeviceProtocol
+from crampsense.devices.heart_rate import (
+    DEVICE_INFORMATION_UUIDS,
+    HEART_RATE_MEASUREMENT_UUID,
+    RR_TICKS_PER_S,
+    HeartRateProtocol,
+    decode_dis_string,
+    encode_heart_rate_measurement,
+)
+from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
+from crampsense.errors import DecodeError
+from crampsense.models import Frame
+from firmware_sims.heart_rate import HeartRateStrap, sleeping_hr_bpm
+from firmware_sims.peripheral import AttError, SimulatedPeripheral
+
+__all__ = [
+    "CANONICAL_UNITS",
+    "CASES",
+    "WALL0",
+    "WALL0_NS",
+    "EncodedRun",
+    "FamilyCase",
+    "HarnessLink",
+    "KnownSignal",
+    "Malformed",
+    "Recorded",
+    "StreamCase",
+    "Truth",
+    "case",
+    "decoded_values",
+    "match_irregular",
+    "match_timeline",
+    "run_firmware",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The unit every family must decode each stream into, whatever its wire format: detection
+#: and the summary read EMG in µV and acceleration in mg, with no per-family conversions.
+CANONICAL_UNITS: Final[Mapping[str, str]] = {
+    "emg": "uV",
+    "ecg": "uV",
+    "exg": "uV",
+    "acc": "mg",
+    "hr": "bpm",
+    "rr": "s",
+    "ppi": "s",
+    "energy": "kJ",
+    "battery": "percent",
+    "status": "mixed",
+}
+
+#: Wall-clock time of simulated monotonic 0 in every contract run (a winter night, UTC).
+WALL0: Final = datetime(2025, 1, 15, 22, 30, tzinfo=UTC)
+WALL0_NS: Final = ns_from_datetime(WALL0)
+#: Harness pump step (s): as the world's default, finer than any packet interval that matters.
+HARNESS_TICK_S: Final = 0.05
+#: ATT header in front of a notification's value (bytes).
+_ATT_HEADER: Final = 3
+#: MTU the harness negotiates when the simulator asks for more: bleak's usual on BlueZ with
+#: an MTU exchange, and enough for Polar's PMD (232).
+HARNESS_MTU: Final = 247
+
+
+# --------------------------------------------------------------------------- known signal
+
+
+class KnownSignal:
+    """A :class:`~firmware_sims.peripheral.SignalSource` with a closed-form, known signal.
+
+    EMG channel ``c`` is a sum of three sines of seeded frequencies (10-45 Hz, below every
+    family's Nyquist rate at 100 Hz and up) and amplitudes (15-40 µV: small enough that
+    sample-to-sample steps fit the Ganglion's 18-bit deltas, large enough to be hundreds of
+    counts on the reference band); the accelerometer is gravity along z plus slow seeded
+    sines (±150 mg at 0.1-0.5 Hz). Incommensurate frequencies make every window of a few
+    samples unique, so a decoded stretch can be located in the truth without ambiguity.
+
+    Parameters
+    ----------
+    emg_fs_hz, acc_fs_hz : float
+        Rates at which sample ``i`` is taken (at ``i / fs`` simulated seconds).
+    duration_s : float
+        Length of the recording.
+    emg_channels : tuple of str
+        EMG channel names (any number).
+    seed : int
+        Seed of the frequencies, amplitudes and phases.
+    """
+
+    def __init__(
+        self,
+        emg_fs_hz: float,
+        acc_fs_hz: float,
+        duration_s: float,
+        *,
+        emg_channels: tuple[str, ...] = ("gm", "gl"),
+        seed: int = 0,
+    ) -> None:
+        self._emg_fs_hz = float(emg_fs_hz)
+        self._acc_fs_hz = float(acc_fs_hz)
+        self._duration_s = float(duration_s)
+        self._channels = tuple(emg_channels)
+        rng = np.random.default_rng([seed, 7])
+        n_ch = len(self._channels)
+        self._emg_f = rng.uniform(10.0, 45.0, (n_ch, 3))
+        self._emg_a = rng.uniform(15.0, 40.0, (n_ch, 3))
+        self._emg_p = rng.uniform(0.0, 2 * np.pi, (n_ch, 3))
+        self._acc_f = rng.uniform(0.1, 0.5, (3, 2))
+        self._acc_a = rng.uniform(40.0, 75.0, (3, 2))
+        self._acc_p = rng.uniform(0.0, 2 * np.pi, (3, 2))
+
+    @property
+    def emg_fs_hz(self) -> float:
+        return self._emg_fs_hz
+
+    @property
+    def acc_fs_hz(self) -> float:
+        return self._acc_fs_hz
+
+    @property
+    def emg_channels(self) -> tuple[str, ...]:
+        return self._channels
+
+    @property
+    def duration_s(self) -> float:
+        return self._duration_s
+
+    def emg_at(self, t_s: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """EMG (µV) at times ``t_s`` (s), shape (n_channels, n)."""
+        t = np.asarray(t_s, dtype=np.float64).reshape(1, 1, -1)
+        phase = 2 * np.pi * self._emg_f[..., None] * t + self._emg_p[..., None]
+        out: npt.NDArray[np.float64] = np.sum(self._emg_a[..., None] * np.sin(phase), axis=1)
+        return out
+
+    def acc_at(self, t_s: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Acceleration (mg) at times ``t_s`` (s), shape (3, n): gravity on z plus sines."""
+        t = np.asarray(t_s, dtype=np.float64).reshape(1, 1, -1)
+        phase = 2 * np.pi * self._acc_f[..., None] * t + self._acc_p[..., None]
+        out: npt.NDArray[np.float64] = np.sum(self._acc_a[..., None] * np.sin(phase), axis=1)
+        out[2] += 1000.0
+        return out
+
+    def emg_uv(self, start: int, n: int) -> npt.NDArray[np.float32]:
+        idx = np.arange(start, start + n, dtype=np.float64)
+        return self.emg_at(idx / self._emg_fs_hz).astype(np.float32)
+
+    def acc_mg(self, start: int, n: int) -> npt.NDArray[np.float32]:
+        idx = np.arange(start, start + n, dtype=np.float64)
+        return self.acc_at(idx / self._acc_fs_hz).astype(np.float32)
+
+    def lead_off(self, start: int, n: int) -> npt.NDArray[np.bool_]:
+        del start
+        return np.zeros(n, dtype=np.bool_)
+
+
+# --------------------------------------------------------------------------- case types
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCase:
+    """One stream a family must deliver.
+
+    Attributes
+    ----------
+    stream : str
+        ``SampleBlock.stream``.
+    unit : str
+        Its unit (must be ``CANONICAL_UNITS[stream]``).
+    channels : tuple of str
+        Channel labels in decoded row order.
+    fs_hz : float or None
+        Nominal rate with the case's protocol options; ``None`` for irregular streams.
+    char_uuid : str
+        Characteristic whose notifications carry it.
+    tolerance : float
+        Largest round-trip error allowed, in ``unit`` (one wire LSB plus float32 rounding).
+    timeline : bool
+        The family gives a :class:`~crampsense.devices.timeline.TimelineBuilder` for it
+        (regular streams): then continuity, gaps and per-sample times are checked.
+    """
+
+    stream: str
+    unit: str
+    channels: tuple[str, ...]
+    fs_hz: float | None
+    char_uuid: str
+    tolerance: float
+    timeline: bool = True
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Truth:
+    """What a simulator was given for one stream.
+
+    Attributes
+    ----------
+    values : ndarray of float64, shape (n_channels, n)
+        Regular streams: sample ``i`` is at simulated time ``i / fs_hz`` (from power-on).
+        Irregular streams: the values in the order the device sends them.
+    fs_hz : float or None
+        Rate of a regular stream; ``None`` for irregular ones.
+    """
+
+    values: npt.NDArray[np.float64]
+    fs_hz: float | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EncodedRun:
+    """Packets of one stream made with the family's own encoder, and what they carry.
+
+    Attributes
+    ----------
+    char_uuid : str
+    payloads : list of bytes
+        Consecutive packets (no loss), as the device would send them.
+    values : ndarray of float64, shape (n_channels, sum(n_samples))
+        The samples they carry, in the stream's unit, back to back.
+    n_samples : ndarray of int64, shape (n_packets,)
+    host_time_ns : ndarray of int64, shape (n_packets,)
+        Plausible receive times (the last sample's time plus a small latency).
+    """
+
+    char_uuid: str
+    payloads: list[bytes]
+    values: npt.NDArray[np.float64]
+    n_samples: npt.NDArray[np.int64]
+    host_time_ns: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A packet the decoder must reject: ``DecodeError`` with ``field`` (if given)."""
+
+    char_uuid: str
+    payload: bytes
+    field: str | None
+    why: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FamilyCase:
+    """Everything the shared contract test needs about one device family.
+
+    Attributes
+    ----------
+    family : str
+        Registry key.
+    protocol : callable
+        ``() -> DeviceProtocol`` with the options the case's rates assume.
+    simulator : callable
+        ``(address, duration_s) -> SimulatedPeripheral`` measuring a :class:`KnownSignal`.
+    streams : tuple of StreamCase
+    truth : callable
+        ``(simulator, stream) -> Truth`` after a run.
+    encode : callable
+        ``(stream, rng, n_packets) -> EncodedRun`` with the family's encoder.
+    malformed : callable
+        ``() -> list of Malformed``.
+    placement : str
+        Where the zoo wears it.
+    options : mapping
+        Protocol constructor options the case uses (what ``pair`` would store).
+    """
+
+    family: str
+    protocol: Callable[[], DeviceProtocol]
+    simulator: Callable[[str, float], SimulatedPeripheral]
+    streams: tuple[StreamCase, ...]
+    truth: Callable[[SimulatedPeripheral, str], Truth]
+    encode: Callable[[str, np.random.Generator, int], EncodedRun]
+    malformed: Callable[[], list[Malformed]]
+    placement: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def stream(self, name: str) -> StreamCase:
+        """The :class:`StreamCase` called ``name``."""
+        for s in self.streams:
+            if s.stream == name:
+                return s
+        msg = f"{self.family} has no contract stream {name!r}"
+        raise KeyError(msg)
+
+
+# --------------------------------------------------------------------------- harness
+
+
+class HarnessLink:
+    """A :class:`~firmware_sims.peripheral.Link` without bleak: notifications are collected.
+
+    Like a real stack (and :class:`~firmware_sims.world.SimLink`), a notification is cut to
+    ``mtu - 3`` bytes and dropped unless the central subscribed to its characteristic.
+    """
+
+    def __init__(self, peripheral: SimulatedPeripheral, mtu: int) -> None:
+        self.peripheral = peripheral
+        self._mtu = mtu
+        self.t_ns = 0
+        self.sent: list[tuple[str, bytes, int]] = []
+
+    @property
+    def mtu(self) -> int:
+        return self._mtu
+
+    def now_ns(self) -> int:
+        return self.t_ns
+
+    def notify(self, char_uuid: str, data: bytes) -> None:
+        uuid = char_uuid.lower()
+        if uuid in {u.lower() for u in self.peripheral.subscribed}:
+            self.sent.append((uuid, bytes(data[: self._mtu - _ATT_HEADER]), self.t_ns))
+
+
+@dataclass(eq=False)
+class Recorded:
+    """What :func:`run_firmware` collected.
+
+    Attributes
+    ----------
+    frames : list of Frame
+        Notifications on the protocol's data characteristics, kept ones only.
+    control : list of (str, bytes)
+        Control-point indications (answered commands and unsolicited ones).
+    protocol : DeviceProtocol
+        The protocol after ``configure`` with the Device Information strings.
+    device_info : dict of str to str
+        The strings read.
+    dropped : int
+        Data notifications the ``drop`` predicate removed.
+    """
+
+    frames: list[Frame]
+    control: list[tuple[str, bytes]]
+    protocol: DeviceProtocol
+    device_info: dict[str, str]
+    dropped: int = 0
+
+
+def read_device_information(sim: SimulatedPeripheral) -> dict[str, str]:
+    """The Device Information strings a simulator answers (absent ones left out)."""
+    info: dict[str, str] = {}
+    for key, uuid in DEVICE_INFORMATION_UUIDS.items():
+        try:
+            info[key] = decode_dis_string(sim.read(uuid), key)
+        except (AttError, DecodeError):
+            continue
+    return info
+
+
+def run_firmware(
+    sim: SimulatedPeripheral,
+    protocol: DeviceProtocol,
+    duration_s: float,
+    *,
+    mtu: int | None = None,
+    tick_s: float = HARNESS_TICK_S,
+    drop: Callable[[str, float], bool] | None = None,
+    address: str | None = None,
+) -> Recorded:
+    """Connect to ``sim`` the way the transport does and record ``duration_s`` of it.
+
+    Parameters
+    ----------
+    sim : SimulatedPeripheral
+        A fresh simulator (connected at simulated time 0).
+    protocol : DeviceProtocol
+        The family's protocol; it is configured with the Device Information strings.
+    duration_s : float
+        Simulated seconds to record.
+    mtu : int, optional
+        Link MTU; default ``min(sim.preferred_mtu, 247)``, at least the protocol's
+        ``min_mtu``.
+    tick_s : float
+        Simulated seconds per step.
+    drop : callable, optional
+        ``drop(char_uuid, t_s) -> bool``: lose that data notification (a radio gap).
+    address : str, optional
+        Address put in the frames (default ``sim.address``).
+
+    Returns
+    -------
+    Recorded
+
+    Raises
+    ------
+    ProtocolError
+        The device refused a start command (from ``protocol.check_response``).
+    """
+    link_mtu = mtu if mtu is not None else max(min(sim.preferred_mtu, HARNESS_MTU),
+                                               protocol.min_mtu)
+    link = HarnessLink(sim, link_mtu)
+    sim.on_connect(link)
+    info = read_device_information(sim)
+    protocol = protocol.configure(info)
+    control = {u.lower() for u in protocol.control_uuids()}
+    data = {u.lower() for u in protocol.data_uuids()}
+    for uuid in (*protocol.control_uuids(), *protocol.data_uuids()):
+        sim.set_subscribed(uuid.lower(), True)
+    answers: list[tuple[str, bytes]] = []
+    consumed = 0
+    for write in protocol.start_commands(WALL0_NS):
+        sim.write(write.char_uuid.lower(), write.data, with_response=write.response)
+        replies = [(u, p) for u, p, _ in link.sent[consumed:] if u in control]
+        if write.expect_indication:
+            for uuid, payload in replies:
+                protocol.check_response(uuid, payload)
+        answers.extend(replies)
+        consumed = len(link.sent)
+    frames: list[Frame] = []
+    dropped = 0
+    addr = address or sim.address
+    # frames already sent by the commands (a device may start at once)
+    steps = math.ceil(duration_s / tick_s)
+    for step in range(steps + 1):
+        if step:
+            link.t_ns = round(step * tick_s * 1e9)
+            sim.tick(link.t_ns)
+        for uuid, payload, t_ns in link.sent[consumed:]:
+            if uuid in control and uuid not in data:
+                answers.append((uuid, payload))
+                protocol.on_control(uuid, payload)
+                continue
+            if uuid not in data:
+                continue
+            if drop is not None and drop(uuid, t_ns / 1e9):
+                dropped += 1
+                continue
+            frames.append(Frame(addr, uuid, payload, WALL0_NS + t_ns, t_ns))
+        consumed = len(link.sent)
+    return Recorded(frames, answers, protocol, info, dropped)
+
+
+def decoded_values(
+    protocol: DeviceProtocol, frames: Sequence[Frame], stream: str
+) -> tuple[npt.NDArray[np.float64], list[int]]:
+    """Values of ``stream`` decoded from ``frames`` back to back, and samples per block."""
+    chunks: list[npt.NDArray[np.float32]] = []
+    counts: list[int] = []
+    for frame in frames:
+        for block in protocol.decode(frame):
+            if block.stream == stream:
+                chunks.append(block.values)
+                counts.append(block.n_samples)
+    if not chunks:
+        return np.zeros((0, 0)), counts
+    return np.concatenate(chunks, axis=1).astype(np.float64), counts
+
+
+def build_timeline(
+    protocol: DeviceProtocol, frames: Sequence[Frame], stream: str
+) -> StreamTimeline | None:
+    """Decode ``frames`` and put ``stream`` on its family's timeline (``None``: no builder)."""
+    builder: TimelineBuilder | None = protocol.timeline_builder(stream)
+    if builder is None:
+        return None
+    for frame in frames:
+        for block in protocol.decode(frame):
+            if block.stream == stream:
+                builder.add(block, frame.host_time_ns)
+    return builder.build()
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineMatch:
+    """Where a decoded timeline sits in the truth.
+
+    Attributes
+    ----------
+    base : int
+        Truth index of timeline sample 0.
+    max_error : float
+        Largest ``|decoded - truth|`` over valid samples (the stream's unit).
+    max_time_error_s : float
+        Largest ``|timeline time - truth time|`` over valid samples (s).
+    n_valid : int
+    """
+
+    base: int
+    max_error: float
+    max_time_error_s: float
+    n_valid: int
+
+
+def match_timeline(
+    tl: StreamTimeline, truth: Truth, *, wall0_ns: int = WALL0_NS, search_s: float = 1.0
+) -> TimelineMatch:
+    """Locate ``tl`` in ``truth`` and measure value and per-sample time errors.
+
+    The timeline's first valid sample's host time gives a first guess of its truth index;
+    the offset within ``±search_s`` that best matches the first few hundred valid samples is
+    taken, and every valid sample is then compared at that offset (vectorised).
+    """
+    fs = float(truth.fs_hz or tl.fs_hz)
+    valid = np.flatnonzero(tl.valid)
+    if valid.size == 0:
+        return TimelineMatch(0, math.inf, math.inf, 0)
+    k = valid
+    t_s = (tl.sample_time_ns(k) - wall0_ns) / 1e9
+    guess = round(float(t_s[0]) * fs) - int(k[0])
+    radius = max(1, math.ceil(search_s * fs))
+    bases = guess + np.arange(-radius, radius + 1)
+    head = k[: min(k.size, 300)]
+    n_truth = truth.values.shape[1]
+    idx = bases[:, None] + head[None, :]
+    inside = (idx >= 0) & (idx < n_truth)
+    got = tl.values[:, head].astype(np.float64)
+    want = truth.values[:, np.clip(idx, 0, n_truth - 1)]  # (n_ch, n_bases, n_head)
+    err = np.where(inside[None], np.abs(want - got[:, None, :]), np.inf).max(axis=(0, 2))
+    base = int(bases[int(np.argmin(err))])
+    idx_all = base + k
+    ok = (idx_all >= 0) & (idx_all < n_truth)
+    if not ok.all():
+        return TimelineMatch(base, math.inf, math.inf, int(k.size))
+    max_error = float(np.max(np.abs(tl.values[:, k] - truth.values[:, idx_all])))
+    time_error = float(np.max(np.abs(t_s - idx_all / fs)))
+    return TimelineMatch(base, max_error, time_error, int(k.size))
+
+
+def match_irregular(decoded: npt.NDArray[np.float64], truth: Truth, tolerance: float) -> int:
+    """Index of ``truth`` where ``decoded`` (1 channel) appears as a contiguous run, or -1."""
+    d = decoded.reshape(-1)
+    t = truth.values.reshape(-1)
+    if d.size == 0 or d.size > t.size:
+        return -1
+    starts = np.flatnonzero(np.abs(t[: t.size - d.size + 1] - d[0]) <= tolerance)
+    for s in starts.tolist():
+        if np.all(np.abs(t[s : s + d.size] - d) <= tolerance):
+            return int(s)
+    return -1
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _host_times(n_samples: npt.NDArray[np.int64], fs_hz: float) -> npt.NDArray[np.int64]:
+    """Receive times of consecutive packets: last sample's time plus 5 ms."""
+    ends = np.cumsum(n_samples) - 1
+    return (WALL0_NS + np.rint(ends / fs_hz * 1e9) + 5_000_000).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- heart rate
+
+
+#: The contract strap's trace seed.
+_HR_SEED: Final = 11
+
+
+def _hr_case() -> FamilyCase:
+    def simulator(address: str, duration_s: float) -> SimulatedPeripheral:
+        return HeartRateStrap(address, "HR strap (contract)", seed=_HR_SEED,
+                              duration_s=duration_s)
+
+    def truth(sim: SimulatedPeripheral, stream: str) -> Truth:
+        if not isinstance(sim, HeartRateStrap):
+            msg = f"heart-rate truth needs a HeartRateStrap, got {type(sim).__name__}"
+            raise TypeError(msg)
+        if stream == "rr":
+            beats = np.asarray(sim.beats_s, dtype=np.float64)
+            rr = np.diff(np.concatenate(([0.0], beats)))
+            return Truth((np.rint(rr * RR_TICKS_PER_S) / RR_TICKS_PER_S).reshape(1, -1), None)
+        # one notification per second from connect (t = 0); the strap rounds to whole bpm
+        t = np.arange(1, int(sim.duration_s or 0) + 2, dtype=np.float64)
+        return Truth(np.rint(sleeping_hr_bpm(t, sim.seed)).reshape(1, -1), None)
+
+    def encode(stream: str, rng: np.random.Generator, n_packets: int) -> EncodedRun:
+        payloads: list[bytes] = []
+        values: list[float] = []
+        counts: list[int] = []
+        for _ in range(n_packets):
+            hr = int(rng.integers(30, 400))
+            rr_ticks = rng.integers(200, 2000, int(rng.integers(0, 5))).tolist()
+            energy = int(rng.integers(0, 65536)) if rng.random() < 0.2 else None
+            payloads.append(encode_heart_rate_measurement(
+                hr, contact_detected=bool(rng.random() < 0.8), energy_expended_kj=energy,
+                rr_ticks=rr_ticks, hr_u16=bool(rng.random() < 0.3),
+            ))
+            if stream == "hr":
+                values.append(float(hr))
+                counts.append(1)
+            else:
+                values.extend(t / RR_TICKS_PER_S for t in rr_ticks)
+                counts.append(len(rr_ticks))
+        n = np.asarray(counts, dtype=np.int64)
+        host = WALL0_NS + np.arange(n_packets, dtype=np.int64) * 1_000_000_000
+        return EncodedRun(HEART_RATE_MEASUREMENT_UUID, payloads,
+                          np.asarray(values, dtype=np.float64).reshape(1, -1), n, host)
+
+    def malformed() -> list[Malformed]:
+        u = HEART_RATE_MEASUREMENT_UUID
+        return [
+            Malformed(u, b"", "flags", "empty"),
+            Malformed(u, b"\x00", "heart_rate", "flags without a rate"),
+            Malformed(u, b"\x01\x48", "heart_rate", "u16 rate cut short"),
+            Malformed(u, b"\x08\x48\x01", "energy_expended", "energy cut short"),
+            Malformed(u, b"\x10\x48\x37\x04\x07", "rr_interval", "odd RR tail"),
+            Malformed(u, b"\x00\x48\x00", "trailing", "bytes after a measurement without RR"),
+            Malformed("0000ffff-0000-1000-8000-00805f9b34fb", b"\x00\x48",
+                      "characteristic_uuid", "a foreign characteristic"),
+        ]
+
+    return FamilyCase(
+        family="heart-rate",
+        protocol=HeartRateProtocol,
+        simulator=simulator,
+        streams=(
+            StreamCase("hr", "bpm", ("hr",), None, HEART_RATE_MEASUREMENT_UUID, 0.0, False),
+            StreamCase("rr", "s", ("rr",), None, HEART_RATE_MEASUREMENT_UUID,
+                       1.0 / RR_TICKS_PER_S + 1e-6, False),
+        ),
+        truth=truth,
+        encode=encode,
+        malformed=malformed,
+        placement="chest",
+    )
+
+
+# --------------------------------------------------------------------------- reference band
+
+
+#: Rates of the contract band (Hz): the recorder's default EMG rate for clinical leg EMG and
+#: the band's default accelerometer rate.
+_BAND_EMG_FS_HZ: Final = 500
+_BAND_IMU_FS_HZ: Final = 50
+
+
+def _band_case() -> FamilyCase:
+    from crampsense.devices import reference_band as rb  # noqa: PLC0415
+    from firmware_sims.reference_band import ReferenceBand  # noqa: PLC0415
+
+    def protocol() -> DeviceProtocol:
+        return rb.ReferenceBandProtocol(emg_fs_hz=_BAND_EMG_FS_HZ, imu_fs_hz=_BAND_IMU_FS_HZ)
+
+    def simulator(address: str, duration_s: float) -> SimulatedPeripheral:
+        source = KnownSignal(_BAND_EMG_FS_HZ, _BAND_IMU_FS_HZ, duration_s, seed=1)
+        # a counter 30 s before its u32 wrap: every contract run crosses it
+        return ReferenceBand(address, source, clock_offset_us=2**32 - 30_000_000)
+
+    def truth(sim: SimulatedPeripheral, stream: str) -> Truth:
+        source = getattr(sim, "source", None)
+        if not isinstance(source, KnownSignal):
+            msg = "reference band truth needs a band measuring a KnownSignal"
+            raise TypeError(msg)
+        if stream == "emg":
+            n = math.floor(source.duration_s * source.emg_fs_hz)
+            vals = source.emg_uv(0, n).astype(np.float64)
+            return Truth(vals, source.emg_fs_hz)
+        n = math.floor(source.duration_s * source.acc_fs_hz)
+        return Truth(source.acc_mg(0, n).astype(np.float64), source.acc_fs_hz)
+
+    def encode(stream: str, rng: np.random.Generator, n_packets: int) -> EncodedRun:
+        sid = rb.StreamId.EMG if stream == "emg" else rb.StreamId.ACC
+        n_ch = 2 if stream == "emg" else 3
+        fs = _BAND_EMG_FS_HZ if stream == "emg" else _BAND_IMU_FS_HZ
+        spp = int(rng.integers(1, 40))
+        counts = rng.integers(-32768, 32768, (n_ch, n_packets * spp)).astype(np.int16)
+        seq0 = int(rng.integers(0, rb.SEQ_MODULO))
+        tick0 = int(rng.integers(0, rb.TICK_MODULO))
+        ticks = tick0 + (np.arange(n_packets) * spp * rb.TICK_HZ) // fs
+        payloads = rb.encode_data_packets(
+            sid, seq0 + np.arange(n_packets), ticks, np.zeros(n_packets), counts,
+            samples_per_packet=spp,
+        )
+        scale = rb.EMG_UV_PER_LSB if stream == "emg" else rb.ACC_MG_PER_LSB
+        n = np.full(n_packets, spp, dtype=np.int64)
+        uuid = rb.EMG_UUID if stream == "emg" else rb.IMU_UUID
+        return EncodedRun(uuid, payloads, counts.astype(np.float64) * scale, n,
+                          _host_times(n, fs))
+
+    def malformed() -> list[Malformed]:
+        good = rb.encode_data_packet(
+            rb.StreamId.EMG, 1, 1000, 0, np.array([[1, 2], [3, 4]], dtype=np.int16)
+        )
+        return [
+            Malformed(rb.EMG_UUID, b"", "version", "empty"),
+            Malformed(rb.EMG_UUID, bytes([0x21]) + good[1:], "version", "protocol version 2"),
+            Malformed(rb.EMG_UUID, bytes([0x1F]) + good[1:], "stream", "unknown stream id"),
+            Malformed(rb.IMU_UUID, good, "stream", "EMG packet on the IMU characteristic"),
+            Malformed(rb.EMG_UUID, good[:7], "header", "header cut short"),
+            Malformed(rb.EMG_UUID, good[:-1], None, "samples cut short"),
+            Malformed(rb.EMG_UUID, good + b"\x00", None, "a byte too many"),
+        ]
+
+    return FamilyCase(
+        family="crampsense-band",
+        protocol=protocol,
+        simulator=simulator,
+        streams=(
+            StreamCase("emg", "uV", rb.EMG_CHANNELS, float(_BAND_EMG_FS_HZ), rb.EMG_UUID,
+                       rb.EMG_UV_PER_LSB),
+            StreamCase("acc", "mg", rb.ACC_CHANNELS, float(_BAND_IMU_FS_HZ), rb.IMU_UUID,
+                       rb.ACC_MG_PER_LSB),
+        ),
+        truth=truth,
+        encode=encode,
+        malformed=malformed,
+        placement="left-calf",
+        options={"emg_fs_hz": _BAND_EMG_FS_HZ, "imu_fs_hz": _BAND_IMU_FS_HZ},
+    )
+
+
+# --------------------------------------------------------------------------- registry
+
+#: Case builders by family, in the registry's order; each is tried at import.
+_BUILDERS: Final[tuple[tuple[str, Callable[[], FamilyCase]], ...]] = (
+    ("crampsense-band", _band_case),
+    ("heart-rate", _hr_case),
+)
+
+
+def _build_cases() -> dict[str, FamilyCase]:
+    cases: dict[str, FamilyCase] = {}
+    for family, build in _BUILDERS:
+        try:
+            cases[family] = build()
+        except ImportError as exc:
+            logger.info("no contract case for %s: %s", family, exc)
+    return cases
+
+
+#: Every family whose modules import, by family key.
+CASES: Final[dict[str, FamilyCase]] = _build_cases()
+
+
+def case(family: str) -> FamilyCase:
+    """The contract case of ``family``.
+
+    Raises
+    ------
+    KeyError
+        No case (the family's modules are missing).
+    """
+    try:
+        return CASES[family]
+    except KeyError:
+        msg = f"no contract case for {family!r}; known: {', '.join(CASES)}"
+        raise KeyError(msg) from None
+
