@@ -305,13 +305,13 @@ MODELS: Final[Mapping[str, ModelSpec]] = {
         features=frozenset({MeasurementType.PPG, MeasurementType.ACC, MeasurementType.PPI,
                             MeasurementType.GYRO, MeasurementType.MAG}),
         acc_rates_hz=(26, 52, 104, 208, 416), acc_ranges_g=(8,), acc_resolutions_bits=(16,),
-        acc_default_hz=52, acc_default_range_g=8, acc_frame_type=0x81,
+        acc_default_hz=52, acc_default_range_g=8, acc_frame_type=0x81, heart_rate_service=True,
     ),
     "oh1": ModelSpec(
         key="oh1", name="Polar OH1", name_prefix="polar oh1",
         features=frozenset({MeasurementType.PPG, MeasurementType.ACC, MeasurementType.PPI}),
         acc_rates_hz=(50,), acc_ranges_g=(8,), acc_resolutions_bits=(16,),
-        acc_default_hz=50, acc_default_range_g=8, acc_frame_type=0x81,
+        acc_default_hz=50, acc_default_range_g=8, acc_frame_type=0x81, heart_rate_service=True,
     ),
 }
 _MODEL_ALIASES: Final[Mapping[str, str]] = {
