@@ -276,6 +276,8 @@ class FamilyCase:
 
     Attributes
     ----------
+    name : str
+        Case key (``family`` or ``family-variant``, e.g. ``"polar-pmd-verity-sense"``).
     family : str
         Registry key.
     protocol : callable
@@ -295,6 +297,7 @@ class FamilyCase:
         Protocol constructor options the case uses (what ``pair`` would store).
     """
 
+    name: str
     family: str
     protocol: Callable[[], DeviceProtocol]
     simulator: Callable[[str, float], SimulatedPeripheral]
@@ -310,7 +313,7 @@ class FamilyCase:
         for s in self.streams:
             if s.stream == name:
                 return s
-        msg = f"{self.family} has no contract stream {name!r}"
+        msg = f"{self.name} has no contract stream {name!r}"
         raise KeyError(msg)
 
 
@@ -631,6 +634,7 @@ def _hr_case() -> FamilyCase:
         ]
 
     return FamilyCase(
+        name="heart-rate",
         family="heart-rate",
         protocol=HeartRateProtocol,
         simulator=simulator,
@@ -713,6 +717,7 @@ def _band_case() -> FamilyCase:
         ]
 
     return FamilyCase(
+        name="crampsense-band",
         family="crampsense-band",
         protocol=protocol,
         simulator=simulator,
@@ -730,40 +735,145 @@ def _band_case() -> FamilyCase:
     )
 
 
+# --------------------------------------------------------------------------- Polar PMD
+
+
+#: Wire LSB of Polar ACC (1 mG) and ECG (1 µV) samples; the simulator rounds to it, so the
+#: round trip is within half of it (plus float32 rounding of the decoded value).
+_POLAR_TOLERANCE: Final = 0.5 + 1e-3
+#: PMD device time of the first contract sample (ns since 2000-01-01): January 2025.
+_POLAR_T0_NS: Final = (1_736_546_400 - 946_684_800) * 10**9
+
+
+def _polar_case(model: str) -> FamilyCase:
+    from crampsense.devices import polar as pd  # noqa: PLC0415
+    from firmware_sims.polar import PolarSensor, synthetic_ecg_uv  # noqa: PLC0415
+
+    spec = pd.MODELS[model]
+    acc_fs = float(spec.acc_default_hz)
+    with_ecg = spec.has_ecg
+
+    def protocol() -> DeviceProtocol:
+        return pd.PolarPmdProtocol(model)
+
+    def simulator(address: str, duration_s: float) -> SimulatedPeripheral:
+        source = KnownSignal(_BAND_EMG_FS_HZ, acc_fs, duration_s, seed=2)
+        return PolarSensor(address, source, model=model, ecg_seed=3)
+
+    def truth(sim: SimulatedPeripheral, stream: str) -> Truth:
+        if not isinstance(sim, PolarSensor) or not isinstance(sim.source, KnownSignal):
+            msg = "Polar truth needs a PolarSensor measuring a KnownSignal"
+            raise TypeError(msg)
+        n = math.floor(sim.source.duration_s * acc_fs) + 1
+        if stream == "acc":
+            return Truth(sim.source.acc_mg(0, n).astype(np.float64), acc_fs)
+        fs = float(spec.ecg_rates_hz[0])
+        t = np.arange(math.floor(sim.source.duration_s * fs) + 1) / fs
+        return Truth(synthetic_ecg_uv(t, sim.ecg_seed).reshape(1, -1), fs)
+
+    def encode(stream: str, rng: np.random.Generator, n_packets: int) -> EncodedRun:
+        if stream == "acc":
+            fs, n_ch, lim = acc_fs, 3, 8000
+        else:
+            fs, n_ch, lim = float(spec.ecg_rates_hz[0]), 1, 2**23 - 1
+        # at most 0.3 s per frame: the contract drops 3 frames in a row, and a silence
+        # longer than timeline.SEQLESS_GAP_S is a segment break, not a loss, without
+        # sequence numbers
+        spf = int(rng.integers(2, max(3, round(0.3 * fs))))
+        total = n_packets * spf
+        walk = np.cumsum(rng.integers(-300, 301, (n_ch, total)), axis=1)
+        counts = np.clip(walk, -lim, lim).astype(np.int64)
+        period_ns = 1e9 / fs
+        ends = np.arange(1, n_packets + 1) * spf - 1
+        ts = _POLAR_T0_NS + np.rint(ends * period_ns).astype(np.int64)
+        payloads: list[bytes] = []
+        for i in range(n_packets):
+            chunk = counts[:, i * spf : (i + 1) * spf]
+            if stream == "ecg":
+                payloads.append(pd.encode_ecg_frame(int(ts[i]), chunk[0]))
+            elif spec.acc_frame_type & 0x80:
+                payloads.append(pd.encode_delta_frame(pd.MeasurementType.ACC, int(ts[i]), 1,
+                                                      chunk))
+            else:
+                payloads.append(pd.encode_acc_frame(int(ts[i]), chunk))
+        n = np.full(n_packets, spf, dtype=np.int64)
+        return EncodedRun(pd.DATA_UUID, payloads, counts.astype(np.float64), n,
+                          _host_times(n, fs))
+
+    def malformed() -> list[Malformed]:
+        acc = pd.encode_acc_frame(_POLAR_T0_NS, [[1, 2], [3, 4], [5, 6]])
+        delta = pd.encode_delta_frame(pd.MeasurementType.ACC, _POLAR_T0_NS, 1,
+                                      [[1, 2, 3], [3, 4, 5], [5, 6, 9]])
+        u = pd.DATA_UUID
+        return [
+            Malformed(u, b"", "header", "empty"),
+            Malformed(u, acc[:9], "header", "header cut short"),
+            Malformed(u, bytes([0x05]) + acc[1:], "measurement_type", "GYRO nobody started"),
+            Malformed(u, acc[:9] + bytes([0x05]) + acc[10:], "frame_type", "raw frame type 5"),
+            Malformed(u, acc[:-1], "samples", "raw samples cut short"),
+            Malformed(u, delta[:12], "reference_sample", "reference sample cut short"),
+            Malformed(u, delta[:16] + bytes([4, 0]), "sample_count", "a block of 0 samples"),
+            Malformed(u, delta[:-1], "deltas", "deltas cut short"),
+            Malformed("0000ffff-0000-1000-8000-00805f9b34fb", acc, "characteristic_uuid",
+                      "a foreign characteristic"),
+        ]
+
+    streams = [StreamCase("acc", "mg", pd.ACC_CHANNELS, acc_fs, pd.DATA_UUID, _POLAR_TOLERANCE)]
+    if with_ecg:
+        streams.append(StreamCase("ecg", "uV", pd.ECG_CHANNELS, float(spec.ecg_rates_hz[0]),
+                                  pd.DATA_UUID, _POLAR_TOLERANCE))
+    return FamilyCase(
+        name=f"polar-pmd-{model}",
+        family="polar-pmd",
+        protocol=protocol,
+        simulator=simulator,
+        streams=tuple(streams),
+        truth=truth,
+        encode=encode,
+        malformed=malformed,
+        placement="chest" if model == "h10" else "right-calf",
+        options={"model": model},
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
-#: Case builders by family, in the registry's order; each is tried at import.
+#: Case builders by case name, in the registry's order; each is tried at import.
 _BUILDERS: Final[tuple[tuple[str, Callable[[], FamilyCase]], ...]] = (
     ("crampsense-band", _band_case),
+    ("polar-pmd-h10", lambda: _polar_case("h10")),
+    ("polar-pmd-verity-sense", lambda: _polar_case("verity-sense")),
     ("heart-rate", _hr_case),
 )
 
 
 def _build_cases() -> dict[str, FamilyCase]:
     cases: dict[str, FamilyCase] = {}
-    for family, build in _BUILDERS:
+    for name, build in _BUILDERS:
         try:
-            cases[family] = build()
+            cases[name] = build()
         except ImportError as exc:
-            logger.info("no contract case for %s: %s", family, exc)
+            logger.info("no contract case %s: %s", name, exc)
     return cases
 
 
-#: Every family whose modules import, by family key.
+#: Every case whose family's modules import, by case name.
 CASES: Final[dict[str, FamilyCase]] = _build_cases()
 
 
-def case(family: str) -> FamilyCase:
-    """The contract case of ``family``.
+def case(name: str) -> FamilyCase:
+    """The contract case called ``name`` (or the first case of family ``name``).
 
     Raises
     ------
     KeyError
-        No case (the family's modules are missing).
+        No such case (the family's modules are missing).
     """
-    try:
-        return CASES[family]
-    except KeyError:
-        msg = f"no contract case for {family!r}; known: {', '.join(CASES)}"
-        raise KeyError(msg) from None
+    if name in CASES:
+        return CASES[name]
+    for c in CASES.values():
+        if c.family == name:
+            return c
+    msg = f"no contract case for {name!r}; known: {', '.join(CASES)}"
+    raise KeyError(msg)
 
