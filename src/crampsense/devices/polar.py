@@ -432,7 +432,7 @@ def encode_features(features: Sequence[int]) -> bytes:
     return bytes([FEATURES_READ, bitmap & 0xFF, (bitmap >> 8) & 0xFF])
 
 
-def parse_features(payload: bytes) -> frozenset[MeasurementType]:
+def parse_features(payload: bytes | bytearray) -> frozenset[MeasurementType]:
     """The measurement types a control-point read reports.
 
     Raises
