@@ -456,8 +456,12 @@ def test_sim_end_to_end_through_bleak_and_the_transport_with_a_reconnect(firmwar
         for blk in proto.decode(f):
             builders[blk.stream].add(blk, f.host_time_ns)  # type: ignore[union-attr]
     emg = builders["emg"].build()  # type: ignore[union-attr]
-    assert emg.lost_packets == 0 and emg.duplicate_packets == 0
-    assert len(emg.gaps) == 1
+    assert emg.duplicate_packets == 0
+    ((a, b),) = emg.gaps
+    # a reconnect shorter than RESYNC_GAP_S without a packet 0 (firmware 3) is counted from
+    # the ID cycle as lost packets; a longer one (or firmware 2's packet 0) starts a segment
+    assert emg.lost_packets == (0 if emg.segments == 2 else (b - a) // 2)
+    assert 0.2 < (b - a) / 200 < 5.0
     assert emg.n_samples == pytest.approx(60 * 200, abs=400)
     # the decoded samples are the source's, to firmware 3's 64-count rounding / fw2's walk
     first = 0
