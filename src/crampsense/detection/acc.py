@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from crampsense.detection.params import DetectionParams
 from crampsense.errors import DetectionError
 
-__all__ = ["AccFeatures", "acc_features"]
+__all__ = ["AccFeatures", "acc_features", "features_from_steps", "step_stats"]
 
 #: Feature step (s): movement bursts of a roll-over last seconds, so 1 s resolves them.
 ACC_STEP_S: Final = 1.0
@@ -99,6 +99,25 @@ def acc_features(acc_mg: NDArray[np.floating], fs_hz: float, *,
             f"acc_valid has shape {np.shape(valid)} but the accelerometer has {a.shape[1]} "
             "samples; pass one flag per sample"
         )
+    step_s, mean, motion, ok = step_stats(a, fs_hz, valid)
+    return features_from_steps(step_s, mean, motion, ok)
+
+
+def step_stats(a: NDArray[np.floating], fs_hz: float, valid: NDArray[np.bool_] | None
+               ) -> tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Per-step mean vector, movement and validity of whole 1-s steps (the partial last
+    step is ignored). Each step depends only on its own samples, so steps computed block by
+    block equal steps computed over the whole array (used by the streaming detector).
+
+    Returns
+    -------
+    step_s : float
+    mean : ndarray of float64, shape (3, n_steps)
+        Mean acceleration per step (mg), invalid samples counted as 0.
+    motion : ndarray of float64, shape (n_steps,)
+        ``sqrt(var(x) + var(y) + var(z))`` (mg); ``nan`` if invalid.
+    ok : ndarray of bool, shape (n_steps,)
+    """
     step_n = max(1, round(ACC_STEP_S * fs_hz))
     n = a.shape[1] // step_n
     blocks = np.asarray(a[:, :n * step_n], dtype=np.float64).reshape(3, n, step_n)
@@ -109,6 +128,14 @@ def acc_features(acc_mg: NDArray[np.floating], fs_hz: float, *,
     mean = blocks.mean(axis=2)  # (3, n)
     motion = np.sqrt(blocks.var(axis=2).sum(axis=0))
     motion[~ok] = np.nan
+    return step_n / fs_hz, mean, motion, ok
+
+
+def features_from_steps(step_s: float, mean: NDArray[np.float64], motion: NDArray[np.float64],
+                        ok: NDArray[np.bool_]) -> AccFeatures:
+    """:class:`AccFeatures` from the per-step values of :func:`step_stats` (adds the
+    orientation change, which needs the steps ``TURN_SPAN_S / 2`` on either side)."""
+    n = int(ok.size)
     lag = max(1, round(TURN_SPAN_S / 2 / ACC_STEP_S))
     norm = np.linalg.norm(mean, axis=0)
     unit = np.divide(mean, norm, out=np.zeros_like(mean), where=norm > 0)
@@ -120,5 +147,5 @@ def acc_features(acc_mg: NDArray[np.floating], fs_hz: float, *,
         turn[lag:n - lag][~both] = 0.0
     along = mean[0].copy()
     along[~ok] = np.nan
-    return AccFeatures(step_s=step_n / fs_hz, motion_mg=motion, turn_deg=turn, along_mg=along,
+    return AccFeatures(step_s=step_s, motion_mg=motion, turn_deg=turn, along_mg=along,
                        valid=ok)

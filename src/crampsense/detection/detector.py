@@ -16,13 +16,16 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from crampsense.detection.acc import AccFeatures, acc_features
+from crampsense.detection.acc import AccFeatures, features_from_steps, step_stats
 from crampsense.detection.emg import (
     REASON_NAMES,
     REASON_VALID,
+    REVISION_S,
+    EmgFrontEnd,
     Envelope,
-    emg_envelope,
+    EnvelopeFrontEnd,
     emg_floor,
+    hop_envelope,
     hysteresis_spans,
 )
 from crampsense.detection.params import DetectionParams
@@ -83,6 +86,10 @@ EXCESS_MIN_SQ: Final = 1e-3
 PHASIC_LOCAL_S: Final = 5.0
 #: Fraction of the onset window in which the leg must be vertical to count as standing.
 STANDING_FRACTION: Final = 0.5
+#: Accelerometer step (s) and how many seconds at the end of the steps are provisional: the
+#: orientation change of a step needs the steps 2 s after it (acc.TURN_SPAN_S / 2), plus one.
+ACC_STEP_S: Final = 1.0
+TURN_MARGIN_S: Final = 3.0
 
 EVENT_SCHEMA: Final[Mapping[str, pl.DataType | type[pl.DataType]]] = {
     "onset_s": pl.Float64,
@@ -135,6 +142,13 @@ class LegSignals:
         Acceleration (milli-g), x along the shank; sample 0 at the recording start.
     acc_fs_hz : float or None
     acc_valid : ndarray of bool, shape (m,), or None
+    emg_envelope : ndarray, shape (n_channels, k), or None
+        Pre-computed EMG envelope (analog front end such as MyoWare: rectified and smoothed,
+        any unit, zero at rest), used when ``emg_uv`` is None. Resampled to the 0.1-s hop
+        grid (mean square per hop) and fed into the same floor/ratio/event stage, so it is
+        gain-invariant like raw EMG; see :class:`~crampsense.detection.emg.EnvelopeFrontEnd`.
+    envelope_fs_hz : float or None
+        Envelope sample rate (Hz), 10 Hz or more.
     """
 
     leg: Leg
@@ -145,13 +159,19 @@ class LegSignals:
     acc_mg: NDArray[np.float32] | None = None
     acc_fs_hz: float | None = None
     acc_valid: NDArray[np.bool_] | None = None
+    emg_envelope: NDArray[np.floating] | None = None
+    envelope_fs_hz: float | None = None
 
     def emg_duration_s(self) -> float:
-        if self.emg_uv is None or self.emg_fs_hz is None:
-            return 0.0
-        return float(np.shape(self.emg_uv)[-1]) / self.emg_fs_hz
+        """Length of the EMG (or, without raw EMG, of the envelope) in seconds."""
+        if self.emg_uv is not None and self.emg_fs_hz is not None:
+            return float(np.shape(self.emg_uv)[-1]) / self.emg_fs_hz
+        if self.emg_envelope is not None and self.envelope_fs_hz is not None:
+            return float(np.shape(self.emg_envelope)[-1]) / self.envelope_fs_hz
+        return 0.0
 
     def acc_duration_s(self) -> float:
+        """Length of the accelerometer stream in seconds."""
         if self.acc_mg is None or self.acc_fs_hz is None:
             return 0.0
         return float(np.shape(self.acc_mg)[-1]) / self.acc_fs_hz
@@ -161,8 +181,9 @@ class LegSignals:
 class _Leg:
     """Intermediate per-leg state of one detection run."""
 
-    signals: LegSignals
+    leg: Leg
     channels: tuple[str, ...]
+    h0: int = 0  # absolute hop index of element 0 of the arrays below
     env: Envelope | None = None
     ratio_ch: NDArray[np.float64] = field(default_factory=lambda: np.empty((0, 0)))
     ratio: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
@@ -174,6 +195,100 @@ class _Leg:
     @property
     def hop_s(self) -> float:
         return self.env.hop_s if self.env is not None else 0.1
+
+
+class _AccSteps:
+    """Per-second accelerometer steps of one leg, accumulated block by block."""
+
+    def __init__(self, fs_hz: float) -> None:
+        if not math.isfinite(fs_hz) or fs_hz <= 0:
+            raise DetectionError(f"accelerometer rate {fs_hz!r} Hz is not a positive number; "
+                                 "pass the rate in Hz")
+        self.fs_hz = float(fs_hz)
+        self.step_n = max(1, round(ACC_STEP_S * fs_hz))
+        self.n_samples = 0
+        self._tail = np.empty((3, 0))
+        self._tail_valid = np.empty(0, dtype=bool)
+        self._mean: list[NDArray[np.float64]] = []
+        self._motion: list[NDArray[np.float64]] = []
+        self._ok: list[NDArray[np.bool_]] = []
+        self._cache: AccFeatures | None = None
+
+    def push(self, acc_mg: NDArray[np.floating], valid: NDArray[np.bool_] | None) -> None:
+        a = np.asarray(acc_mg)
+        if a.ndim != 2 or a.shape[0] != 3:
+            raise DetectionError(f"accelerometer block has shape {a.shape}; pass (3, n_samples) "
+                                 "with x along the shank")
+        if valid is not None and np.shape(valid) != (a.shape[1],):
+            raise DetectionError(f"acc_valid has shape {np.shape(valid)} but the block has "
+                                 f"{a.shape[1]} samples; pass one flag per sample")
+        if a.shape[1] == 0:
+            return
+        self.n_samples += int(a.shape[1])
+        v = np.ones(a.shape[1], dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+        x = np.concatenate((self._tail, np.asarray(a, dtype=np.float64)), axis=1)
+        vv = np.concatenate((self._tail_valid, v))
+        done = (x.shape[1] // self.step_n) * self.step_n
+        if done:
+            _, mean, motion, ok = step_stats(x[:, :done], self.fs_hz, vv[:done])
+            self._mean.append(mean)
+            self._motion.append(motion)
+            self._ok.append(ok)
+            self._cache = None
+        self._tail, self._tail_valid = x[:, done:], vv[done:]
+
+    @property
+    def known_s(self) -> float:
+        return sum(m.size for m in self._motion) * self.step_n / self.fs_hz
+
+    def features(self) -> AccFeatures:
+        if self._cache is None:
+            if len(self._mean) > 1:  # keep one array per kind (bounded list length)
+                self._mean = [np.concatenate(self._mean, axis=1)]
+                self._motion = [np.concatenate(self._motion)]
+                self._ok = [np.concatenate(self._ok)]
+            mean = self._mean[0] if self._mean else np.empty((3, 0))
+            motion = self._motion[0] if self._motion else np.empty(0)
+            ok = self._ok[0] if self._ok else np.empty(0, dtype=bool)
+            self._cache = features_from_steps(self.step_n / self.fs_hz, mean, motion, ok)
+        return self._cache
+
+
+class _LegStream:
+    """Everything kept for one leg while a night is processed block by block: the EMG (or
+    envelope) front end with its hop-level arrays and the accelerometer steps. Both
+    :func:`detect_cramps` and :class:`~crampsense.detection.stream.StreamingDetector` feed
+    one of these per leg, so the offline result is the streaming result by construction."""
+
+    def __init__(self, leg: Leg, channels: tuple[str, ...], *, emg_fs_hz: float | None,
+                 envelope_fs_hz: float | None, acc_fs_hz: float | None,
+                 params: DetectionParams, full_scale_uv: float | None = None) -> None:
+        self.leg = leg
+        self.channels = channels
+        self.front: EmgFrontEnd | EnvelopeFrontEnd | None = None
+        if emg_fs_hz is not None:
+            self.front = EmgFrontEnd(emg_fs_hz, len(channels), params=params,
+                                     full_scale_uv=full_scale_uv)
+        elif envelope_fs_hz is not None:
+            self.front = EnvelopeFrontEnd(envelope_fs_hz, len(channels), params=params)
+        self.acc = _AccSteps(acc_fs_hz) if acc_fs_hz is not None else None
+
+    @property
+    def emg_duration_s(self) -> float:
+        return 0.0 if self.front is None else self.front.n_samples / self.front.fs_hz
+
+    @property
+    def acc_duration_s(self) -> float:
+        return 0.0 if self.acc is None else self.acc.n_samples / self.acc.fs_hz
+
+    def known_s(self) -> float:
+        """Time up to which everything of this leg is final at the hop level (s)."""
+        out = math.inf
+        if self.front is not None:
+            out = self.front.n_hops * self.front.hop_s - REVISION_S
+        if self.acc is not None:
+            out = min(out, self.acc.known_s - TURN_MARGIN_S)
+        return out
 
 
 class CrampResults:
@@ -307,16 +422,23 @@ def _validate(legs: Sequence[LegSignals], start: datetime) -> None:
         if sig.emg_uv is not None:
             if sig.emg_fs_hz is None:
                 raise DetectionError(f"{sig.leg} leg has EMG but no emg_fs_hz; pass the rate")
-            shape = np.shape(sig.emg_uv)
-            if len(shape) != 2:
+            _check_rows(sig.leg, "EMG", np.shape(sig.emg_uv), sig.emg_channels)
+        elif sig.emg_envelope is not None:
+            if sig.envelope_fs_hz is None:
                 raise DetectionError(
-                    f"{sig.leg} leg EMG has shape {shape}; pass (n_channels, n_samples)")
-            if sig.emg_channels and len(sig.emg_channels) != shape[0]:
-                raise DetectionError(
-                    f"{sig.leg} leg has {shape[0]} EMG rows but {len(sig.emg_channels)} "
-                    "channel names; pass one name per row")
+                    f"{sig.leg} leg has an EMG envelope but no envelope_fs_hz; pass the rate")
+            _check_rows(sig.leg, "envelope", np.shape(sig.emg_envelope), sig.emg_channels)
         if sig.acc_mg is not None and sig.acc_fs_hz is None:
             raise DetectionError(f"{sig.leg} leg has acceleration but no acc_fs_hz; pass it")
+
+
+def _check_rows(leg: str, what: str, shape: tuple[int, ...], names: tuple[str, ...]) -> None:
+    if len(shape) != 2:
+        raise DetectionError(f"{leg} leg {what} has shape {shape}; pass (n_channels, n_samples)")
+    if names and len(names) != shape[0]:
+        raise DetectionError(
+            f"{leg} leg has {shape[0]} {what} rows but {len(names)} channel names; pass one "
+            "name per row")
 
 
 def _spans_of(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
@@ -324,8 +446,9 @@ def _spans_of(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
     return np.stack((np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)), axis=1)
 
 
-def _coverage_rows(st: _Leg, duration_s: float) -> list[tuple[str, float, float, str]]:
-    leg = st.signals.leg
+def _coverage_rows(st: _Leg, ls: _LegStream, duration_s: float
+                   ) -> list[tuple[str, float, float, str]]:
+    leg = st.leg
     if st.env is None:
         return [(leg, 0.0, duration_s, "no-emg")]
     reason = st.env.reason
@@ -336,7 +459,7 @@ def _coverage_rows(st: _Leg, duration_s: float) -> list[tuple[str, float, float,
         for a, b in _spans_of(code == value):
             rows.append((leg, a * st.hop_s, b * st.hop_s, name))
     end_s = st.env.n_hops * st.hop_s
-    tail = st.signals.emg_duration_s()
+    tail = ls.emg_duration_s
     if tail - end_s > 0:  # the last partial step
         end_s = tail
     if duration_s - end_s > 1e-9:
@@ -344,20 +467,34 @@ def _coverage_rows(st: _Leg, duration_s: float) -> list[tuple[str, float, float,
     return rows
 
 
-def _prepare(sig: LegSignals, params: DetectionParams) -> _Leg:
-    n_ch = 0 if sig.emg_uv is None else int(np.shape(sig.emg_uv)[0])
-    channels = sig.emg_channels or tuple(f"ch{i}" for i in range(n_ch))
-    st = _Leg(signals=sig, channels=channels)
-    if sig.acc_mg is not None and sig.acc_fs_hz is not None:
-        st.acc = acc_features(sig.acc_mg, sig.acc_fs_hz, valid=sig.acc_valid)
-    if sig.emg_uv is None or sig.emg_fs_hz is None:
+def _window_leg(ls: _LegStream, t0_s: float, params: DetectionParams) -> _Leg:
+    """Hop-level stage of one leg from ``t0_s`` (rounded down to a floor block) to the last
+    complete hop: envelope, floor, ratios and candidates.
+
+    Every value at a step depends only on steps within a bounded distance, and the window
+    starts on a floor-block boundary, so away from the window's start and end the arrays are
+    bit-identical to those of the whole night (the streaming detector relies on this)."""
+    st = _Leg(leg=ls.leg, channels=ls.channels)
+    if ls.acc is not None:
+        st.acc = ls.acc.features()
+    fe = ls.front
+    if fe is None:
         return st
-    env = emg_envelope(sig.emg_uv, sig.emg_fs_hz, valid=sig.emg_valid, params=params)
-    floor = emg_floor(env.rms_uv, env.hop_s, params)
+    if fe.n_hops == 0:
+        raise DetectionError(
+            f"{ls.leg} leg EMG has only {fe.n_samples} samples; pass at least "
+            f"{params.hop_s:g} s")
+    hop = fe.hop_s
+    bn = max(1, round(params.floor_block_s / hop))
+    h0 = 0 if t0_s <= 0 else min(int(t0_s / hop) // bn, fe.n_hops // bn) * bn
+    env = hop_envelope(fe.hop_ms_uv2[:, h0:], fe.hop_reason[:, h0:], hop, params=params,
+                       notch_hz=fe.notch_hz, band_hz=fe.band_hz)
+    floor = emg_floor(env.rms_uv, hop, params)
     with np.errstate(invalid="ignore", divide="ignore"):
         st.ratio_ch = env.rms_uv / floor
         step = np.sqrt(env.hop_ms_uv2) / floor
     st.env = env
+    st.h0 = h0
     st.ratio = np.fmax.reduce(st.ratio_ch, axis=0)
     st.step_ratio = np.fmax.reduce(step, axis=0)
     _candidates(st, params)
@@ -444,11 +581,11 @@ def _ramp_start(ratio: NDArray[np.float64], a: int, b: int, *, lo: int) -> int:
     if not np.isfinite(seg).all():
         return a
     excess = np.sqrt(np.clip(seg * seg - 1.0, 0.0, None))
-    x = np.arange(a, b, dtype=np.float64)
+    x = np.arange(b - a, dtype=np.float64)  # relative to a: the same numbers in any window
     slope, icpt = np.polyfit(x, excess, 1)
     if slope <= 0:
         return a
-    start = math.floor(-icpt / slope)
+    start = a + math.floor(-icpt / slope)
     return int(np.clip(start, lo, a))
 
 
@@ -588,7 +725,7 @@ def _candidates(st: _Leg, params: DetectionParams) -> None:
     hop = st.hop_s
     spans = hysteresis_spans(st.ratio, on=params.on_ratio, off=params.off_ratio,
                              merge_gap_n=round(params.merge_gap_s / hop))
-    st.plm = _plm_members(spans.astype(np.float64) * hop, params)
+    st.plm = _plm_members((spans + st.h0).astype(np.float64) * hop, params)
     lookback = round(params.onset_lookback_s / hop)
     prev_stop = 0
     rows = []
@@ -608,51 +745,67 @@ def _bilateral_onset(onset_s: float, other: _Leg | None, params: DetectionParams
     """Whether the other leg's activity (not a PLM burst) started within the onset window."""
     if other is None or other.env is None or other.cands.shape[0] == 0:
         return False
-    starts = other.cands[:, 0] * other.hop_s
+    starts = (other.cands[:, 0] + other.h0) * other.hop_s
     near = np.abs(starts - onset_s) <= params.onset_window_s
     return bool((near & ~other.plm).any())
 
 
-def _leg_events(st: _Leg, other: _Leg | None, params: DetectionParams
-                ) -> tuple[list[dict[str, object]], list[tuple[str, float, float, str]]]:
-    leg = st.signals.leg
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """What became of one hysteresis span: an event, a rejection, or nothing (too short)."""
+
+    leg: Leg
+    span: tuple[int, int]  # absolute [start, stop) hop indices of the span
+    event: dict[str, object] | None = None
+    rejected: tuple[str, float, float, str] | None = None
+
+
+def _leg_events(st: _Leg, other: _Leg | None, params: DetectionParams) -> list[_Decision]:
+    leg = st.leg
     hop = st.hop_s
-    events: list[dict[str, object]] = []
-    rejected: list[tuple[str, float, float, str]] = []
+    h0 = st.h0
+    out: list[_Decision] = []
     if st.env is None:
-        return events, rejected
+        return out
     for i, (on_i, s_i, span_end) in enumerate(st.cands.tolist()):
+        span = (h0 + s_i, h0 + span_end)
+
+        def reject(why: str, off_s: float, span: tuple[int, int] = span,
+                   on_i: int = on_i) -> None:
+            out.append(_Decision(leg, span, rejected=(leg, (h0 + on_i) * hop, off_s, why)))
+
         e_i = span_end
-        onset_s, cross_s, offset_s = on_i * hop, s_i * hop, e_i * hop
+        onset_s, cross_s, offset_s = (h0 + on_i) * hop, (h0 + s_i) * hop, (h0 + e_i) * hop
         if offset_s - onset_s < params.min_duration_s:
-            continue  # ordinary short bursts are not worth a "rejected" row
+            out.append(_Decision(leg, span))  # short bursts are not worth a "rejected" row
+            continue
         if st.plm[i] and (e_i - s_i) * hop <= params.plm_max_burst_s:
-            rejected.append((leg, onset_s, offset_s, "plm_train"))
+            reject("plm_train", offset_s)
             continue
         w0, w1 = onset_s - params.onset_window_s, cross_s + params.onset_window_s
         moving, standing = _standing_or_moving(st, w0, w1, params)
         if standing:
-            rejected.append((leg, onset_s, offset_s, "standing"))
+            reject("standing", offset_s)
             continue
         o_moving = None if other is None else _standing_or_moving(other, w0, w1, params)[0]
         # Rolling over: both legs start together, or both legs move at the onset.
         if _bilateral_onset(onset_s, other, params) or (moving and o_moving):
-            rejected.append((leg, onset_s, offset_s, "body_movement"))
+            reject("body_movement", offset_s)
             continue
         # Getting up ends the cramp at the latest: standing stretches the calf.
         up_s = _got_up(st, onset_s, offset_s + params.got_up_after_s, params)
         got_up = up_s is not None
         if up_s is not None and onset_s + params.min_duration_s <= up_s < offset_s:
-            e_i = max(s_i + 1, round(up_s / hop))
-            offset_s = e_i * hop
+            e_i = max(s_i + 1, round(up_s / hop) - h0)
+            offset_s = (h0 + e_i) * hop
         # Offset: end of the plateau, not the end of the slow decay after it.
         e_i, plateau = _plateau_end(st.ratio, on_i, s_i, e_i, stood_up=e_i < span_end,
                                     hop=hop, params=params)
-        offset_s = e_i * hop
+        offset_s = (h0 + e_i) * hop
         # A cramp is tonic: judged on the event itself, after walking was cut off.
         quiet = _quiet_fraction(st.step_ratio[s_i:e_i], round(PHASIC_LOCAL_S / hop), params)
         if quiet > params.phasic_max_quiet_fraction:
-            rejected.append((leg, onset_s, offset_s, "phasic"))
+            reject("phasic", offset_s)
             continue
         seg = st.ratio[on_i:e_i]
         # windows centred on the event's steps: a stretch that ends the event is seen whole
@@ -683,14 +836,14 @@ def _leg_events(st: _Leg, other: _Leg | None, params: DetectionParams
                                                   + wa * agree)
         has_acc = st.acc is not None and bool(st.acc.valid[st.acc.window(onset_s,
                                                                           offset_s)].any())
-        events.append({
+        out.append(_Decision(leg, span, event={
             "onset_s": onset_s, "offset_s": offset_s, "duration_s": duration,
             "leg": leg, "channels": list(carried), "peak_rel": peak, "mean_rel": mean,
             "severity": str(grade_severity(duration, peak)), "confidence": round(confidence, 3),
             "kind": "cramp", "evidence": "emg+acc" if has_acc else "emg",
             "woke": woke, "got_up": got_up, "stretched": stretched,
-        })
-    return events, rejected
+        }))
+    return out
 
 
 def detect_cramps(legs: Sequence[LegSignals], *, start: datetime,
@@ -793,40 +946,84 @@ def detect_cramps(legs: Sequence[LegSignals], *, start: datetime,
     """
     params = params or DetectionParams()
     _validate(legs, start)
-    duration_s = max(max(s.emg_duration_s(), s.acc_duration_s()) for s in legs)
-    states = {s.leg: _prepare(s, params) for s in legs}
-    rows: list[dict[str, object]] = []
-    rejected: list[tuple[str, float, float, str]] = []
-    coverage: list[tuple[str, float, float, str]] = []
+    streams: dict[Leg, _LegStream] = {}
+    for sig in legs:
+        ls = _stream_for(sig, params)
+        if ls.front is not None:
+            if sig.emg_uv is not None:
+                ls.front.push(np.asarray(sig.emg_uv), sig.emg_valid)
+            else:
+                ls.front.push(np.asarray(sig.emg_envelope), sig.emg_valid)
+        if ls.acc is not None and sig.acc_mg is not None:
+            ls.acc.push(sig.acc_mg, sig.acc_valid)
+        streams[sig.leg] = ls
+    return _results(streams, start=start, params=params)
+
+
+def _stream_for(sig: LegSignals, params: DetectionParams) -> _LegStream:
+    """The per-leg stream state that :func:`detect_cramps` feeds one whole night."""
+    raw = sig.emg_uv is not None
+    env = not raw and sig.emg_envelope is not None
+    data = sig.emg_uv if raw else sig.emg_envelope
+    rows = int(np.shape(data)[0]) if data is not None else 0
+    channels = sig.emg_channels or tuple(f"ch{i}" for i in range(rows))
+    return _LegStream(sig.leg, channels, emg_fs_hz=sig.emg_fs_hz if raw else None,
+                      envelope_fs_hz=sig.envelope_fs_hz if env else None,
+                      acc_fs_hz=sig.acc_fs_hz if sig.acc_mg is not None else None,
+                      params=params)
+
+
+def _evaluate(streams: Mapping[Leg, _LegStream], t0_s: float, params: DetectionParams
+              ) -> tuple[dict[Leg, _Leg], list[_Decision]]:
+    """Hop-level and event stage of every leg from ``t0_s`` on (0: the whole night)."""
+    states = {leg: _window_leg(ls, t0_s, params) for leg, ls in streams.items()}
+    decisions: list[_Decision] = []
     for leg, st in states.items():
         other = next((o for name, o in states.items() if name != leg), None)
-        ev, rej_rows = _leg_events(st, other, params)
-        rows.extend(ev)
-        rejected.extend(rej_rows)
-        coverage.extend(_coverage_rows(st, duration_s))
+        # A leg without EMG (accelerometer only) gets no EMG decisions here; the
+        # accelerometer-only "possible cramps" are added by their own stage.
+        decisions.extend(_leg_events(st, other, params))
+    return states, decisions
+
+
+def _events_frame(rows: Sequence[Mapping[str, object]], start_utc: datetime) -> pl.DataFrame:
+    """Event rows (dicts without ``onset``/``offset``) as a frame with EVENT_SCHEMA."""
+    if not rows:
+        return _empty(EVENT_SCHEMA)
+    events = pl.DataFrame(list(rows), schema={k: v for k, v in EVENT_SCHEMA.items()
+                                              if k not in ("onset", "offset")})
+    return events.with_columns(
+        (pl.lit(start_utc) + pl.duration(microseconds=(pl.col("onset_s") * 1e6).round()
+                                         .cast(pl.Int64))).dt.cast_time_unit("us")
+        .alias("onset"),
+        (pl.lit(start_utc) + pl.duration(microseconds=(pl.col("offset_s") * 1e6).round()
+                                         .cast(pl.Int64))).dt.cast_time_unit("us")
+        .alias("offset"),
+    ).select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA).sort("onset_s", "leg")  # type: ignore[arg-type]
+
+
+def _results(streams: Mapping[Leg, _LegStream], *, start: datetime,
+             params: DetectionParams) -> CrampResults:
+    """The whole night's :class:`CrampResults` from the legs' stream states."""
+    duration_s = max(max(ls.emg_duration_s, ls.acc_duration_s) for ls in streams.values())
+    states, decisions = _evaluate(streams, 0.0, params)
+    rows = [d.event for d in decisions if d.event is not None]
+    rejected = [d.rejected for d in decisions if d.rejected is not None]
+    coverage: list[tuple[str, float, float, str]] = []
+    for leg, st in states.items():
+        coverage.extend(_coverage_rows(st, streams[leg], duration_s))
     for r in rejected:
         logger.debug("rejected a %s-leg candidate at %.1f s: %s", r[0], r[1], r[3])
     start_utc = start.astimezone(UTC)
-    events = _empty(EVENT_SCHEMA)
-    if rows:
-        events = pl.DataFrame(rows, schema={k: v for k, v in EVENT_SCHEMA.items()
-                                            if k not in ("onset", "offset")})
-        events = events.with_columns(
-            (pl.lit(start_utc) + pl.duration(microseconds=(pl.col("onset_s") * 1e6).round()
-                                             .cast(pl.Int64))).dt.cast_time_unit("us")
-            .alias("onset"),
-            (pl.lit(start_utc) + pl.duration(microseconds=(pl.col("offset_s") * 1e6).round()
-                                             .cast(pl.Int64))).dt.cast_time_unit("us")
-            .alias("offset"),
-        ).select(list(EVENT_SCHEMA)).cast(EVENT_SCHEMA).sort("onset_s", "leg")  # type: ignore[arg-type]
     cov = (pl.DataFrame(coverage, schema=dict(COVERAGE_SCHEMA), orient="row")
            .sort("leg", "start_s") if coverage else _empty(COVERAGE_SCHEMA))
     rej = (pl.DataFrame(rejected, schema=dict(REJECTED_SCHEMA), orient="row")
            if rejected else _empty(REJECTED_SCHEMA))
     return CrampResults(
-        events=events, coverage=cov, rejected=rej, params=params, start=start_utc,
-        duration_s=duration_s, legs=tuple(states),
+        events=_events_frame(rows, start_utc), coverage=cov, rejected=rej, params=params,
+        start=start_utc, duration_s=duration_s, legs=tuple(states),
         notch_hz={leg: tuple(sorted({f for ch in st.env.notch_hz for f in ch}))
                   for leg, st in states.items() if st.env is not None},
-        band_hz={leg: st.env.band_hz for leg, st in states.items() if st.env is not None},
+        band_hz={leg: st.env.band_hz for leg, st in states.items()
+                 if st.env is not None and not math.isnan(st.env.band_hz[0])},
     )
