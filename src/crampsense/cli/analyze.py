@@ -1,0 +1,666 @@
+"""``crampsense analyze FILE``: cramps in an EDF/EDF+/BDF recording, a sample file or a session.
+
+Channel mapping
+---------------
+``--emg LABEL=LEG`` (repeatable) and ``--acc XLABEL,YLABEL,ZLABEL=LEG`` (repeatable) say which
+channels belong to which leg. A kind (EMG or accelerometer) without any such option is found
+from the labels: EMG by a muscle word (``EMG``, ``gastroc``, ``calf``, ``soleus``, ``tib``),
+accelerometers by ``ACC``/``accel`` with an ``X``/``Y``/``Z`` axis, and the leg by an ``L`` /
+``R`` / ``left`` / ``right`` word. The choice is printed (to stderr with ``--json``).
+
+Units come from each channel's physical dimension: EMG in ``uV``/``mV``/``V`` (converted to
+µV), accelerometers in ``mg``/``g``/``m/s2`` (converted to mg), folded into the decoding so
+no extra pass over the data is made.
+
+JSON output (``--json``, one object on stdout)::
+
+    {"file": str, "format": "EDF"|"EDF+C"|"BDF"|"BDF+C"|"csv"|"parquet"|"session",
+     "start": ISO 8601, "duration_s": float,
+     "channels": {"left": {"emg": [labels], "acc": [x, y, z] | null}, "right": {...}},
+     "events": [{"onset_s", "offset_s", "duration_s", "leg", "kind", "severity",
+                 "confidence", "evidence", "channels", "peak_rel", "woke", "got_up",
+                 "stretched"}],
+     "coverage": {"duration_s": float,
+                  "legs": {"left": {"covered_s": float,
+                                    "not_covered": [{"start_s", "end_s", "reason"}]},
+                           "right": {...}}},
+     "sleep": {"left": {SLEEP_FIELDS...} , "right": {...}}}
+
+Times are seconds from ``start``. See ``docs/sample-files.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import click
+
+from crampsense.errors import DetectionError, ForeignFileError, StorageError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from crampsense.detection import CrampResults, LegSignals
+
+__all__ = [
+    "LEGS",
+    "SLEEP_FIELDS",
+    "Channel",
+    "ChannelMap",
+    "acc_scale",
+    "analysis_json",
+    "analyze",
+    "auto_map",
+    "emg_scale",
+    "map_channels",
+]
+
+LEGS: Final = ("left", "right")
+#: Lowest EMG rate accepted (Hz): AASM 2018's minimum for leg EMG; the 20 Hz to 0.45·fs band
+#: the detector analyses is too narrow below it.
+MIN_EMG_FS_HZ: Final = 200.0
+#: Lowest accelerometer rate accepted (Hz): movement and turning features need 1-2 Hz steps
+#: resolved several times over; consumer devices run at 25 Hz or more.
+MIN_ACC_FS_HZ: Final = 25.0
+#: Per-leg sleep figures in the JSON ``sleep`` object (seconds from the start, durations in
+#: seconds, events per hour of sleep); null where no sleep-period result exists.
+SLEEP_FIELDS: Final = ("sleep_onset_s", "sleep_offset_s", "sleep_period_s", "sleep_s",
+                       "wake_s", "wake_bouts", "non_wear_s", "events_per_sleep_h")
+#: Factor from each accepted EMG unit (lower case, µ written u) to µV.
+EMG_UNITS: Final = {"uv": 1.0, "mv": 1e3, "v": 1e6, "nv": 1e-3}
+#: Factor from each accepted acceleration unit to milli-g (standard gravity 9.80665 m/s²).
+ACC_UNITS: Final = {"mg": 1.0, "g": 1e3, "m/s2": 1e3 / 9.80665, "m/s^2": 1e3 / 9.80665,
+                    "ms-2": 1e3 / 9.80665, "ms^-2": 1e3 / 9.80665}
+_EMG_WORDS: Final = ("emg", "gastroc", "calf", "soleus", "sol", "tib", "tibialis", "ta", "leg")
+_NOT_LEG_WORDS: Final = frozenset({"chin", "ment", "submental", "ecg", "ekg", "eeg", "eog",
+                                   "arm", "resp", "thor", "abd"})
+_LEFT: Final = frozenset({"l", "left", "lt", "lleg"})
+_RIGHT: Final = frozenset({"r", "right", "rt", "rleg"})
+_ACC_RE: Final = re.compile(r"^(?:acc|accel|accelerometer|acceleration)([xyz])?$")
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A channel a file offers: position, label, physical unit and rate (Hz)."""
+
+    index: int
+    label: str
+    dimension: str
+    fs_hz: float
+
+
+@dataclass(slots=True)
+class ChannelMap:
+    """Which channels belong to which leg, and notes on what was skipped or chosen."""
+
+    emg: dict[str, list[Channel]] = field(default_factory=dict)
+    acc: dict[str, tuple[Channel, Channel, Channel]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> list[str]:
+        """One line per leg and kind, for the report."""
+        lines = []
+        for leg in LEGS:
+            if leg in self.emg:
+                chans = self.emg[leg]
+                lines.append(f"{leg} leg EMG: {', '.join(repr(c.label) for c in chans)} "
+                             f"({chans[0].fs_hz:g} Hz, {chans[0].dimension})")
+            if leg in self.acc:
+                x = self.acc[leg][0]
+                lines.append(f"{leg} leg accelerometer: "
+                             f"{', '.join(repr(c.label) for c in self.acc[leg])} "
+                             f"({x.fs_hz:g} Hz, {x.dimension})")
+        return lines
+
+
+def _unit_key(dimension: str) -> str:
+    return dimension.strip().replace("µ", "u").replace("μ", "u").replace(" ", "").lower()
+
+
+def emg_scale(dimension: str) -> float | None:
+    """Factor from ``dimension`` to µV, or ``None`` when it is not a voltage."""
+    return EMG_UNITS.get(_unit_key(dimension))
+
+
+def acc_scale(dimension: str) -> float | None:
+    """Factor from ``dimension`` to milli-g, or ``None`` when it is not an acceleration."""
+    return ACC_UNITS.get(_unit_key(dimension))
+
+
+def _tokens(label: str) -> list[str]:
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", label)
+    return [t.lower() for t in re.split(r"[^A-Za-z0-9]+", spaced) if t]
+
+
+def _side(tokens: Sequence[str]) -> str | None:
+    left = any(t in _LEFT for t in tokens)
+    right = any(t in _RIGHT for t in tokens)
+    if left != right:
+        return "left" if left else "right"
+    if not left and len(tokens) == 1 and tokens[0] in ("lat", "rat"):  # PSG tibialis labels
+        return "left" if tokens[0] == "lat" else "right"
+    return None
+
+
+def _acc_axis(tokens: Sequence[str]) -> str | None:
+    """``"x"``/``"y"``/``"z"`` for an accelerometer label, else ``None``."""
+    for i, t in enumerate(tokens):
+        m = _ACC_RE.match(t)
+        if m is None:
+            continue
+        if m.group(1):
+            return m.group(1)
+        axes = [u for u in [*tokens[i + 1:], *tokens[:i]] if u in ("x", "y", "z")]
+        return axes[0] if len(axes) == 1 else None
+    return None
+
+
+def _is_emg(tokens: Sequence[str]) -> bool:
+    if any(t in _NOT_LEG_WORDS for t in tokens):
+        return False
+    return any(t in _EMG_WORDS or t.startswith(("gastroc", "tibial", "soleus"))
+               for t in tokens) or (len(tokens) == 1 and tokens[0] in ("lat", "rat"))
+
+
+def auto_map(channels: Sequence[Channel], *, emg: bool = True, acc: bool = True) -> ChannelMap:
+    """Find leg EMG and accelerometer channels from their labels and units.
+
+    EMG channels need a muscle word and a voltage unit; accelerometer axes an ``acc`` word
+    with one of x/y/z and an acceleration unit; both need a left/right word. Channels that
+    look right but lack a leg or a usable unit are skipped with a note. Within a leg, EMG
+    channels at a lower rate than the leg's fastest are skipped (one rate per leg).
+    """
+    cmap = ChannelMap()
+    axes: dict[str, dict[str, list[Channel]]] = {}
+    for ch in channels:
+        tokens = _tokens(ch.label)
+        side = _side(tokens)
+        axis = _acc_axis(tokens)
+        if acc and axis is not None:
+            if acc_scale(ch.dimension) is None:
+                cmap.notes.append(f"skipped {ch.label!r}: unit {ch.dimension!r} is not an "
+                                  "acceleration (mg, g, m/s2)")
+            elif side is None:
+                cmap.notes.append(f"skipped {ch.label!r}: no left/right in its label "
+                                  "(map it with --acc X,Y,Z=left)")
+            else:
+                axes.setdefault(side, {}).setdefault(axis, []).append(ch)
+            continue
+        if emg and axis is None and _is_emg(tokens):
+            if emg_scale(ch.dimension) is None:
+                cmap.notes.append(f"skipped {ch.label!r}: unit {ch.dimension!r} is not a "
+                                  "voltage (uV, mV, V)")
+            elif side is None:
+                cmap.notes.append(f"skipped {ch.label!r}: no left/right in its label "
+                                  f"(map it with --emg '{ch.label}=left')")
+            else:
+                cmap.emg.setdefault(side, []).append(ch)
+    for leg, chans in list(cmap.emg.items()):
+        top = max(c.fs_hz for c in chans)
+        for c in chans:
+            if c.fs_hz != top:
+                cmap.notes.append(f"skipped {c.label!r}: {c.fs_hz:g} Hz, the {leg} leg's other "
+                                  f"EMG runs at {top:g} Hz")
+        cmap.emg[leg] = [c for c in chans if c.fs_hz == top]
+    for leg, by_axis in axes.items():
+        if set(by_axis) != {"x", "y", "z"} or any(len(v) != 1 for v in by_axis.values()):
+            found = ", ".join(repr(c.label) for v in by_axis.values() for c in v)
+            cmap.notes.append(f"skipped the {leg} leg accelerometer ({found}): need exactly one "
+                              "x, y and z axis (map them with --acc X,Y,Z=LEG)")
+            continue
+        cmap.acc[leg] = (by_axis["x"][0], by_axis["y"][0], by_axis["z"][0])
+    return cmap
+
+
+def _leg(value: str, option: str) -> str:
+    leg = value.strip().lower()
+    if leg not in LEGS:
+        raise UsageError(f"{option} leg {value!r} is not 'left' or 'right'; write "
+                         f"{option} LABEL=left")
+    return leg
+
+
+def _find(channels: Sequence[Channel], label: str, where: str) -> Channel:
+    exact = [c for c in channels if c.label == label]
+    loose = [c for c in channels if c.label.strip().lower() == label.strip().lower()]
+    match = exact or loose
+    if len(match) != 1:
+        shown = ", ".join(repr(c.label) for c in channels[:30])
+        more = f" and {len(channels) - 30} more" if len(channels) > 30 else ""
+        what = "no channel" if not match else f"{len(match)} channels"
+        raise UsageError(f"{what} labelled {label!r} in {where}; its channels are: "
+                         f"{shown}{more}")
+    return match[0]
+
+
+def map_channels(channels: Sequence[Channel], emg_args: Sequence[str],
+                 acc_args: Sequence[str], *, where: str) -> ChannelMap:
+    """Apply ``--emg``/``--acc`` mappings; a kind without mappings is found by :func:`auto_map`.
+
+    Raises
+    ------
+    UsageError
+        A malformed mapping, an unknown or ambiguous label, a leg that is not left/right, a
+        channel mapped twice, or a unit that does not fit the kind.
+    """
+    cmap = auto_map(channels, emg=not emg_args, acc=not acc_args)
+    used: set[int] = set()
+
+    def take(label: str, option: str) -> Channel:
+        ch = _find(channels, label, where)
+        if ch.index in used:
+            raise UsageError(f"channel {label!r} is mapped twice; map each channel once")
+        used.add(ch.index)
+        return ch
+
+    for arg in emg_args:
+        label, eq, leg = arg.rpartition("=")
+        if not eq or not label:
+            raise UsageError(f"--emg {arg!r} is not LABEL=LEG; write e.g. --emg 'EMG L=left'")
+        ch = take(label, "--emg")
+        if emg_scale(ch.dimension) is None:
+            raise UsageError(f"--emg channel {ch.label!r} is in {ch.dimension!r}, not a voltage "
+                             "(uV, mV, V); map an EMG channel")
+        cmap.emg.setdefault(_leg(leg, "--emg"), []).append(ch)
+    for arg in acc_args:
+        labels, eq, leg = arg.rpartition("=")
+        parts = labels.split(",")
+        if not eq or len(parts) != 3 or not all(p.strip() for p in parts):
+            raise UsageError(f"--acc {arg!r} is not XLABEL,YLABEL,ZLABEL=LEG; write e.g. "
+                             "--acc 'AccX,AccY,AccZ=left'")
+        trio = tuple(take(p, "--acc") for p in parts)
+        for ch in trio:
+            if acc_scale(ch.dimension) is None:
+                raise UsageError(f"--acc channel {ch.label!r} is in {ch.dimension!r}, not an "
+                                 "acceleration (mg, g, m/s2)")
+        side = _leg(leg, "--acc")
+        if side in cmap.acc:
+            raise UsageError(f"two accelerometers mapped to the {side} leg; map one")
+        cmap.acc[side] = (trio[0], trio[1], trio[2])
+    return cmap
+
+
+def check_rates(cmap: ChannelMap) -> None:
+    """Refuse EMG below 200 Hz, accelerometers below 25 Hz and mixed rates within a leg.
+
+    Raises
+    ------
+    DetectionError
+    """
+    for leg, chans in cmap.emg.items():
+        for c in chans:
+            if c.fs_hz < MIN_EMG_FS_HZ:
+                raise DetectionError(
+                    f"EMG channel {c.label!r} is sampled at {c.fs_hz:g} Hz; cramp detection "
+                    f"needs at least {MIN_EMG_FS_HZ:g} Hz (AASM minimum for leg EMG: the "
+                    "20 Hz-0.45 fs analysis band is too narrow below it); use a faster recording")
+        rates = sorted({c.fs_hz for c in chans})
+        if len(rates) > 1:
+            raise DetectionError(
+                f"the {leg} leg's EMG channels run at different rates ({rates} Hz); map only "
+                "channels of one rate with --emg")
+    for trio in cmap.acc.values():
+        rates = sorted({c.fs_hz for c in trio})
+        if len(rates) > 1:
+            raise DetectionError(f"accelerometer axes {[c.label for c in trio]} run at "
+                                 f"different rates ({rates} Hz); map axes of one sensor")
+        if rates[0] < MIN_ACC_FS_HZ:
+            raise DetectionError(
+                f"accelerometer {trio[0].label!r} is sampled at {rates[0]:g} Hz; at least "
+                f"{MIN_ACC_FS_HZ:g} Hz is needed to see movement and turning; use a faster "
+                "recording or leave the accelerometer out with --emg mappings only")
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+Loader = Callable[[Sequence[Channel], Sequence[float]], "list[NDArray[np.float32]]"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    file_format: str
+    start: datetime
+    channels: tuple[Channel, ...]
+    load: Loader
+    may_have_gaps: bool
+
+
+def _sniff(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except FileNotFoundError as exc:
+        raise StorageError(f"{path} does not exist; check the path", path=str(path)) from exc
+    except IsADirectoryError as exc:
+        raise StorageError(f"{path} is a directory; pass a file", path=str(path)) from exc
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}", path=str(path)) from exc
+    suffix = path.suffix.lower()
+    if head.startswith(_SQLITE_MAGIC):
+        return "session"
+    if head.startswith((b"0       ", b"\xffBIOSEMI")) or suffix in (".edf", ".bdf", ".rec"):
+        return "edf"
+    if head.startswith(b"PAR1") or suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".csv", ".txt"):
+        return "csv"
+    raise ForeignFileError(
+        f"{path} is not an EDF/EDF+/BDF recording, a crampsense CSV/Parquet sample file "
+        f"(docs/sample-files.md) or a recorded session (it starts with {head[:8]!r})",
+        path=str(path))
+
+
+def _edf_source(path: Path) -> _Source:
+    from crampsense.storage.edf import read_edf_header, read_edf_signals  # noqa: PLC0415
+
+    header = read_edf_header(path)
+    channels = tuple(Channel(s.index, s.label, s.dimension, s.fs_hz)
+                     for s in header.data_signals)
+
+    def load(chans: Sequence[Channel], scales: Sequence[float]) -> list[NDArray[np.float32]]:
+        return read_edf_signals(header, [c.index for c in chans], scales=scales)
+
+    return _Source(header.file_format, header.start, channels, load, may_have_gaps=False)
+
+
+def _samples_source(path: Path, kind: str) -> _Source:
+    from crampsense.storage.samples import read_sample_columns, read_samples  # noqa: PLC0415
+
+    start, columns = read_sample_columns(path)
+    channels = tuple(Channel(c.index, c.label, c.dimension, c.fs_hz) for c in columns)
+
+    def load(chans: Sequence[Channel], scales: Sequence[float]) -> list[NDArray[np.float32]]:
+        return read_samples(path, [columns[c.index] for c in chans], scales=scales)
+
+    return _Source(kind, start, channels, load, may_have_gaps=True)
+
+
+def _stack(arrays: list[NDArray[np.float32]], may_have_gaps: bool
+           ) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None]:
+    """Rows of equal length (NaN-padded), and a validity mask when anything is missing."""
+    import numpy as np  # noqa: PLC0415
+
+    n = max(a.size for a in arrays)
+    if len(arrays) == 1 and not may_have_gaps:
+        return arrays[0][None, :], None
+    out = np.full((len(arrays), n), np.nan, dtype=np.float32)
+    for i, a in enumerate(arrays):
+        out[i, : a.size] = a
+    if not may_have_gaps and all(a.size == n for a in arrays):
+        return out, None
+    bad = np.isnan(out).any(axis=0)
+    if not bad.any():
+        return out, None
+    out[:, bad] = 0.0
+    valid: NDArray[np.bool_] = np.logical_not(bad)
+    return out, valid
+
+
+def _leg_signals(source: _Source, cmap: ChannelMap) -> list[LegSignals]:
+    from crampsense.detection import LegSignals  # noqa: PLC0415
+
+    legs = []
+    for leg in LEGS:
+        emg_v = emg_ok = acc_v = acc_ok = None
+        emg_fs = acc_fs = None
+        names: tuple[str, ...] = ()
+        if leg in cmap.emg:
+            chans = cmap.emg[leg]
+            data = source.load(chans, [emg_scale(c.dimension) or 1.0 for c in chans])
+            emg_v, emg_ok = _stack(data, source.may_have_gaps)
+            del data
+            emg_fs, names = chans[0].fs_hz, tuple(c.label for c in chans)
+        if leg in cmap.acc:
+            trio = cmap.acc[leg]
+            data = source.load(trio, [acc_scale(c.dimension) or 1.0 for c in trio])
+            acc_v, acc_ok = _stack(data, source.may_have_gaps)
+            acc_fs = trio[0].fs_hz
+        if emg_v is None and acc_v is None:
+            continue
+        legs.append(LegSignals(leg=leg, emg_uv=emg_v, emg_fs_hz=emg_fs,
+                               emg_channels=names, emg_valid=emg_ok, acc_mg=acc_v,
+                               acc_fs_hz=acc_fs, acc_valid=acc_ok))
+    return legs
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+def _num(value: Any, digits: int) -> float | None:
+    if value is None:
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(x, digits) if math.isfinite(x) else None
+
+
+def _sleep_for(sleep: Any, leg: str) -> Any:
+    """The sleep result of one leg: from a per-leg mapping, a table with a ``leg`` column, an
+    object with one attribute per leg, or one night-level result (same for every leg)."""
+    if sleep is None:
+        return None
+    if hasattr(sleep, "iter_rows") and "leg" in getattr(sleep, "columns", ()):
+        rows = [r for r in sleep.iter_rows(named=True) if r.get("leg") == leg]
+        return rows[0] if rows else None
+    if isinstance(sleep, Mapping):
+        return sleep.get(leg)
+    if hasattr(sleep, "onset_s") or hasattr(sleep, "sleep_onset_s"):
+        return sleep
+    return getattr(sleep, leg, None)
+
+
+def _field(item: Any, *names: str) -> Any:
+    for name in names:
+        value = item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _spans_s(table: Any) -> tuple[float, int] | None:
+    """Total seconds and count of a ``start_s``/``end_s`` table (polars), else ``None``."""
+    if table is None or not hasattr(table, "get_column"):
+        return None
+    try:
+        total = float((table.get_column("end_s") - table.get_column("start_s")).sum())
+    except Exception:  # noqa: BLE001 - any other table shape simply has no figure
+        return None
+    return total, int(table.height)
+
+
+def _sleep_json(results: Any, n_events: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+    """Per leg, the :data:`SLEEP_FIELDS` from ``results.sleep`` (the sleep-period result, when
+    the detector provides one: per leg, or one for the night), null where a figure is not
+    available (no sleep result, no accelerometer, no sleep period found)."""
+    sleep = getattr(results, "sleep", None)
+    out: dict[str, dict[str, Any]] = {}
+    for leg in LEGS:
+        item = _sleep_for(sleep, leg)
+        values: dict[str, Any] = dict.fromkeys(SLEEP_FIELDS)
+        if item is not None:
+            onset = _num(_field(item, "sleep_onset_s", "onset_s"), 1)
+            offset = _num(_field(item, "sleep_offset_s", "offset_s"), 1)
+            period = _num(_field(item, "sleep_period_s"), 1)
+            if period is None and onset is not None and offset is not None:
+                period = round(offset - onset, 1)
+            wake = _spans_s(_field(item, "wake_bouts"))
+            nonwear = _spans_s(_field(item, "nonwear", "non_wear"))
+            values.update({
+                "sleep_onset_s": onset, "sleep_offset_s": offset, "sleep_period_s": period,
+                "sleep_s": _num(_field(item, "sleep_s"), 1),
+                "wake_s": _num(_field(item, "wake_s"), 1) if wake is None else round(wake[0], 1),
+                "wake_bouts": _field(item, "n_wake_bouts") if wake is None else wake[1],
+                "non_wear_s": (_num(_field(item, "non_wear_s", "nonwear_s"), 1)
+                               if nonwear is None else round(nonwear[0], 1)),
+                "events_per_sleep_h": _num(_field(item, "events_per_sleep_h"), 3),
+            })
+            if values["events_per_sleep_h"] is None and values["sleep_s"]:
+                values["events_per_sleep_h"] = round(n_events.get(leg, 0) * 3600.0
+                                                     / values["sleep_s"], 3)
+        out[leg] = values
+    return out
+
+
+def analysis_json(*, file: str, file_format: str, results: CrampResults,
+                  gaps: Sequence[tuple[str, float, float, str]] | None = None,
+                  channels: ChannelMap | None = None) -> dict[str, Any]:
+    """The ``--json`` document (see the module docstring).
+
+    Parameters
+    ----------
+    results : CrampResults
+    gaps : sequence of (leg, start_s, end_s, reason), optional
+        Uncovered spans to report instead of ``results.coverage`` (a session's own gaps).
+    """
+    duration_s = float(results.duration_s)
+    events = []
+    for row in results.events.iter_rows(named=True):
+        events.append({
+            "onset_s": round(row["onset_s"], 2), "offset_s": round(row["offset_s"], 2),
+            "duration_s": round(row["duration_s"], 2), "leg": row["leg"], "kind": row["kind"],
+            "severity": row["severity"], "confidence": round(row["confidence"], 3),
+            "evidence": row["evidence"], "channels": list(row["channels"]),
+            "peak_rel": _num(row["peak_rel"], 2), "woke": row["woke"],
+            "got_up": row["got_up"], "stretched": row["stretched"],
+        })
+    spans = list(gaps) if gaps is not None else [
+        (r["leg"], r["start_s"], r["end_s"], r["reason"])
+        for r in results.coverage.iter_rows(named=True)]
+    legs: dict[str, Any] = {}
+    for leg in LEGS:
+        if leg not in results.legs:
+            legs[leg] = {"covered_s": 0.0, "not_covered": [
+                {"start_s": 0.0, "end_s": round(duration_s, 2), "reason": "not recorded"}]}
+            continue
+        mine = sorted((a, b, r) for lg, a, b, r in spans if lg == leg)
+        lost = sum(b - a for a, b, _ in mine)
+        legs[leg] = {
+            "covered_s": round(max(0.0, duration_s - lost), 1),
+            "not_covered": [{"start_s": round(a, 2), "end_s": round(b, 2), "reason": r}
+                            for a, b, r in mine],
+        }
+    n_events = {leg: sum(1 for e in events if e["leg"] == leg) for leg in LEGS}
+    used: dict[str, Any] = {}
+    if channels is not None:
+        for leg in LEGS:
+            acc = channels.acc.get(leg)
+            used[leg] = {"emg": [c.label for c in channels.emg.get(leg, [])],
+                         "acc": [c.label for c in acc] if acc else None}
+    return {
+        "file": file,
+        "format": file_format,
+        "start": results.start.isoformat(),
+        "duration_s": round(duration_s, 3),
+        "channels": used or None,
+        "events": events,
+        "coverage": {"duration_s": round(duration_s, 3), "legs": legs},
+        "sleep": _sleep_json(results, n_events),
+    }
+
+
+def _report(out: Any, doc: dict[str, Any], start: datetime) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    hours = doc["duration_s"] / 3600.0
+    out.print(f"[bold]{doc['file']}[/] ({doc['format']}, {hours:.1f} h from "
+              f"{start:%Y-%m-%d %H:%M:%S %Z})")
+    events = doc["events"]
+    if events:
+        table = Table(title=f"{len(events)} cramp event(s)", title_justify="left")
+        for col in ("onset", "from start", "leg", "duration", "severity", "confidence",
+                    "evidence", "kind"):
+            table.add_column(col)
+        for e in events:
+            onset = start + timedelta(seconds=e["onset_s"])
+            table.add_row(f"{onset:%H:%M:%S}", f"{e['onset_s']:.1f} s", e["leg"],
+                          f"{e['duration_s']:.0f} s", e["severity"], f"{e['confidence']:.2f}",
+                          e["evidence"], e["kind"].replace("_", " "))
+        out.print(table)
+    else:
+        out.print("No cramps found in the covered time.")
+    for leg, cov in doc["coverage"]["legs"].items():
+        gaps = cov["not_covered"]
+        reasons = sorted({g["reason"] for g in gaps})
+        lost = sum(g["end_s"] - g["start_s"] for g in gaps)
+        extra = f"; not covered {lost / 60:.1f} min ({', '.join(reasons)})" if gaps else ""
+        out.print(f"{leg} leg: covered {cov['covered_s'] / 3600:.2f} h{extra}")
+    out.print("crampsense is not a medical device; see a doctor about frequent or severe cramps.")
+
+
+@click.command(short_help="Find cramps in an EDF/BDF, CSV/Parquet sample file or session.")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--emg", "emg_args", multiple=True, metavar="LABEL=LEG",
+              help="EMG channel of a leg (left/right); repeat for more channels.")
+@click.option("--acc", "acc_args", multiple=True, metavar="X,Y,Z=LEG",
+              help="The three accelerometer axes of a leg; repeat per leg.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object to stdout.")
+@click.pass_context
+def analyze(ctx: click.Context, file: Path, emg_args: tuple[str, ...],
+            acc_args: tuple[str, ...], as_json: bool) -> None:
+    """Detect cramps in FILE: EDF/EDF+/BDF, a crampsense CSV/Parquet sample file, or a session.
+
+    Without --emg/--acc, channels are found from their labels (EMG, gastroc, calf, soleus,
+    tib; ACC/accel X/Y/Z; L/R/left/right) and the choice is printed.
+    """
+    from crampsense.cli.main import Context  # noqa: PLC0415 - main imports this module
+    from crampsense.detection import DetectionParams, detect_cramps  # noqa: PLC0415
+
+    c = ctx.find_object(Context)
+    if c is None:  # pragma: no cover - the group callback always sets it
+        raise UsageError("internal: no context")
+    params = DetectionParams.from_mapping(c.config.section("detection"))
+    info = c.err if as_json else c.out
+    kind = _sniff(file)
+    cmap: ChannelMap | None = None
+    gaps: list[tuple[str, float, float, str]] | None = None
+    if kind == "session":
+        if emg_args or acc_args:
+            raise UsageError("--emg/--acc do not apply to session files: their devices carry "
+                             "their placement; drop the options")
+        from crampsense.summaries.session_night import analyze_session  # noqa: PLC0415
+
+        analysis = analyze_session(file, params=params)
+        results = analysis.results
+        start = results.start
+        gaps = [(g.leg, (g.start - start).total_seconds(), (g.end - start).total_seconds(),
+                 g.reason) for g in analysis.night.gaps]
+        file_format = "session"
+    else:
+        source = _edf_source(file) if kind == "edf" else _samples_source(file, kind)
+        cmap = map_channels(source.channels, emg_args, acc_args, where=str(file))
+        for note in cmap.notes:
+            info.print(f"note: {note}", markup=False)
+        if not cmap.emg and not cmap.acc:
+            shown = ", ".join(repr(ch.label) for ch in source.channels[:30])
+            raise UsageError(
+                f"no leg EMG or accelerometer channel recognised in {file} (channels: {shown}); "
+                "map them with --emg LABEL=left or --acc X,Y,Z=right")
+        check_rates(cmap)
+        for line in cmap.describe():
+            info.print(f"using {line}", markup=False)
+        if not cmap.emg:
+            info.print("note: no EMG mapped; accelerometer-only legs are reported as not "
+                       "covered", markup=False)
+        legs = _leg_signals(source, cmap)
+        start = source.start
+        results = detect_cramps(legs, start=start, params=params)
+        del legs
+        file_format = source.file_format
+    doc = analysis_json(file=str(file), file_format=file_format, results=results, gaps=gaps,
+                        channels=cmap)
+    if as_json:
+        click.echo(json.dumps(doc))
+        return
+    _report(c.out, doc, start)
