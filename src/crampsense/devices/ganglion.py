@@ -354,7 +354,8 @@ def pack_fields(
 
 def _signed_bit0(fields: npt.NDArray[np.int64], bits: int) -> npt.NDArray[np.int64]:
     """Firmware-2 deltas: bit 0 set means negative (sign-extend from ``bits``)."""
-    return np.where(fields & 1, fields - (1 << bits), fields)
+    out: npt.NDArray[np.int64] = fields - ((fields & 1) << bits)
+    return out
 
 
 def _signed_msb(fields: npt.NDArray[np.int64], bits: int) -> npt.NDArray[np.int64]:
@@ -922,13 +923,21 @@ class GanglionProtocol(DeviceProtocol):
         nondup = ~dup
         counts = np.zeros((total, N_CHANNELS), dtype=np.int64)
         if fw2:
-            inc = np.zeros((total, N_CHANNELS), dtype=np.int64)
+            # per packet 8 increments (-delta), zero for packet 0 and duplicates; packet 0
+            # has one sample, so its second row is dropped
+            neg = np.zeros((n_pk, 2 * N_CHANNELS), dtype=np.int64)
             for w in (18, 19):
-                sel = np.flatnonzero((width == w) & nondup)
-                if sel.size:
-                    d = _signed_bit0(decode_fields(rows[sel], w), w)
-                    inc[off[sel]] = -d[:, :N_CHANNELS]
-                    inc[off[sel] + 1] = -d[:, N_CHANNELS:]
+                sel_mask = (width == w) & nondup
+                if bool(sel_mask.all()):
+                    neg = -_signed_bit0(decode_fields(rows, w), w)
+                elif sel_mask.any():
+                    sel = np.flatnonzero(sel_mask)
+                    neg[sel] = -_signed_bit0(decode_fields(rows[sel], w), w)
+            inc = neg.reshape(2 * n_pk, N_CHANNELS)
+            if bool(is_raw.any()):
+                keep = np.ones(2 * n_pk, dtype=np.bool_)
+                keep[2 * np.flatnonzero(is_raw) + 1] = False
+                inc = inc[keep]
             raw_pk = np.flatnonzero(is_raw & nondup)
             cum = np.cumsum(inc, axis=0)
             seg = np.zeros(total, dtype=np.int64)
