@@ -15,6 +15,10 @@ What a real stack does and these classes do too
 - ATT error responses (:class:`~firmware_sims.peripheral.AttError`) become
   :class:`bleak.exc.BleakGATTProtocolError` (a ``BleakError`` whose ``code`` is the ATT code);
   errors of writes without response are lost, as on air.
+- A characteristic defined with ``CharDef(encrypted=True)`` answers reads and writes with ATT
+  0x05 (Insufficient Authentication) until :meth:`SimulatedBleakClient.pair` ran, which sets
+  ``peripheral.paired`` (a bond: it survives reconnects); a write without response to it is
+  lost instead.
 - Operations on a closed link raise ``BleakError("Not connected")``; an unknown or switched-off
   address raises ``BleakDeviceNotFoundError`` on connect.
 - The ``disconnected_callback`` fires only for unsolicited disconnects; afterwards ``services``
@@ -76,6 +80,7 @@ USER_DESCRIPTION_UUID: Final = normalize_uuid_16(0x2901)
 _ATT_READ_NOT_PERMITTED: Final = 0x02
 _ATT_WRITE_NOT_PERMITTED: Final = 0x03
 _ATT_INVALID_VALUE_LENGTH: Final = 0x0D
+_ATT_INSUFFICIENT_AUTHENTICATION: Final = 0x05
 _ATT_HEADER: Final = 3
 _CCCD_NOTIFY: Final = b"\x01\x00"
 _CCCD_INDICATE: Final = b"\x02\x00"
@@ -260,11 +265,14 @@ class SimulatedBleakClient(BaseBleakClient):
                 logger.exception("disconnected_callback of %s raised", self.address)
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
-        self._require_link()
+        link = self._require_link()
         self._world.bond(self.address, paired=True)
+        link.peripheral.paired = True
 
     async def unpair(self) -> None:
         self._world.bond(self.address, paired=False)
+        if self._link is not None:
+            self._link.peripheral.paired = False
         await self.disconnect()
 
     # --------------------------------------------------------------- GATT
@@ -304,6 +312,13 @@ class SimulatedBleakClient(BaseBleakClient):
                         collection.add_descriptor(d)
         return collection
 
+    @staticmethod
+    def _check_encryption(link: SimLink, characteristic: BleakGATTCharacteristic) -> None:
+        """``encrypted`` characteristics answer only a paired central (ATT 0x05 otherwise)."""
+        cdef = characteristic.obj
+        if getattr(cdef, "encrypted", False) and not link.peripheral.paired:
+            raise BleakGATTProtocolError(_ATT_INSUFFICIENT_AUTHENTICATION)
+
     def _max_write_without_response(self) -> int:
         return self.mtu_size - _ATT_HEADER
 
@@ -320,6 +335,7 @@ class SimulatedBleakClient(BaseBleakClient):
         self._world.raise_injected(self.address, "read")
         if "read" not in characteristic.properties:
             raise BleakGATTProtocolError(_ATT_READ_NOT_PERMITTED)
+        self._check_encryption(link, characteristic)
         try:
             data = link.peripheral.read(characteristic.uuid)
         except AttError as exc:
@@ -337,6 +353,7 @@ class SimulatedBleakClient(BaseBleakClient):
         if response:
             if "write" not in characteristic.properties:
                 raise BleakGATTProtocolError(_ATT_WRITE_NOT_PERMITTED)
+            self._check_encryption(link, characteristic)
             if len(payload) > MAX_ATTRIBUTE_LEN:
                 raise BleakGATTProtocolError(_ATT_INVALID_VALUE_LENGTH)
             try:
@@ -351,6 +368,10 @@ class SimulatedBleakClient(BaseBleakClient):
             if len(payload) > limit:
                 msg = f"{len(payload)} bytes exceed max_write_without_response_size {limit}"
                 raise BleakError(msg)
+            if getattr(characteristic.obj, "encrypted", False) and not link.peripheral.paired:
+                logger.debug("write without response to %s needs pairing; lost", uuid)
+                await asyncio.sleep(0)
+                return
             try:
                 link.peripheral.write(uuid, payload, with_response=False)
             except AttError as exc:  # a command has no response: the error is lost on air

@@ -41,6 +41,9 @@ class CharDef:
     uuid: str
     properties: tuple[CharProperty, ...]
     description: str = ""
+    #: Reads and writes need an encrypted link (a paired central): before pairing they fail
+    #: with ATT 0x05 "Insufficient Authentication" (0x0F on a real stack without encryption).
+    encrypted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,9 @@ class SimulatedPeripheral(abc.ABC):
         self.name = name
         self.link: Link | None = None
         self.subscribed: set[str] = set()
+        #: True once a central paired with (bonded to) this device; ``encrypted``
+        #: characteristics answer only then. Survives disconnects, as a bond does.
+        self.paired: bool = False
 
     @abc.abstractmethod
     def gatt(self) -> tuple[ServiceDef, ...]:

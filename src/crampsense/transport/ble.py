@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -19,6 +19,7 @@ from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakError
+from bleak.uuids import normalize_uuid_16
 
 from crampsense.devices.base import DeviceProtocol
 from crampsense.devices.registry import identify
@@ -29,9 +30,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SCAN_TIMEOUT_S",
+    "DEVICE_INFORMATION_KEYS",
     "BleTransport",
     "FoundDevice",
     "describe_streams",
+    "read_device_information",
     "read_strings",
 ]
 
@@ -40,6 +43,16 @@ logger = logging.getLogger(__name__)
 #: Long enough to catch a device advertising every 1-2 s (typical for wearables waiting to be
 #: connected), short enough that a user waiting at the terminal is not bored.
 DEFAULT_SCAN_TIMEOUT_S: Final = 10.0
+#: Device Information Service strings (Bluetooth SIG 0x180A), by the keys
+#: :meth:`~crampsense.devices.base.DeviceProtocol.configure` receives.
+DEVICE_INFORMATION_KEYS: Final[Mapping[str, str]] = {
+    "manufacturer": normalize_uuid_16(0x2A29),
+    "model": normalize_uuid_16(0x2A24),
+    "serial": normalize_uuid_16(0x2A25),
+    "hardware": normalize_uuid_16(0x2A27),
+    "firmware": normalize_uuid_16(0x2A26),
+    "software": normalize_uuid_16(0x2A28),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,3 +186,15 @@ async def read_strings(
             continue
         out[uuid] = bytes(raw).decode("utf-8", errors="replace").rstrip("\x00")
     return out
+
+
+async def read_device_information(
+    client: BleakClient, *, timeout_s: float = 5.0
+) -> dict[str, str]:
+    """The Device Information strings a connected device has, by key (``"firmware"``, ...).
+
+    Keys are those of :data:`DEVICE_INFORMATION_KEYS`; absent or unreadable strings are left
+    out (an empty dict for a device without the service).
+    """
+    raw = await read_strings(client, list(DEVICE_INFORMATION_KEYS.values()), timeout_s=timeout_s)
+    return {key: raw[uuid] for key, uuid in DEVICE_INFORMATION_KEYS.items() if uuid in raw}

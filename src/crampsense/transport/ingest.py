@@ -11,6 +11,21 @@ jittered delay capped at ``max_backoff_s`` and tries again with a *fresh scan an
 client* (on BlueZ a stale ``BLEDevice`` often fails with "device not found"). It never gives up
 on its own; only ``stop`` ends it. Every connect, drop, stall and failed attempt is written to the
 sink as a mark, so gaps have exact bounds in the session file.
+
+After every connect
+-------------------
+- The Device Information strings are read and handed to ``protocol.configure``; a result whose
+  ``metadata()`` differs from the recording's protocol means the device changed since pairing
+  (other firmware, other wire format): marked ``device-changed`` and refused with a
+  :class:`~crampsense.errors.ProtocolError` that says to pair it again.
+- An ATT MTU below ``protocol.min_mtu`` is marked ``mtu-too-small``; if the device then does
+  not answer, the error names the MTU found and the one needed.
+- Control-point indications that answer no command go to ``protocol.on_control``: a
+  ``"restart"`` event is marked ``device-stopped`` and the start commands are sent again; a
+  ``"mark"`` event is marked ``device-event``.
+- A write refused with ATT "Insufficient Authentication/Encryption" (0x05/0x0F) makes the
+  client pair once (marked ``paired``) and retry; a refusal after pairing says to pair in the
+  system's Bluetooth settings.
 """
 
 from __future__ import annotations
@@ -24,7 +39,7 @@ from typing import Final, Protocol
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
-from bleak.exc import BleakError
+from bleak.exc import BleakError, BleakGATTProtocolError
 
 from crampsense.clock import Clock
 from crampsense.devices.base import DeviceProtocol, GattWrite
@@ -34,9 +49,16 @@ from crampsense.errors import (
     ProtocolError,
 )
 from crampsense.models import DeviceInfo, Frame
-from crampsense.transport.ble import BleTransport
+from crampsense.transport.ble import BleTransport, read_device_information
 
-__all__ = ["FrameSink", "IngestSession", "IngestStats", "ReconnectPolicy"]
+__all__ = [
+    "PAIRING_ATT_ERRORS",
+    "FrameSink",
+    "IngestSession",
+    "IngestStats",
+    "ReconnectPolicy",
+    "needs_pairing",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +71,19 @@ INITIAL_BACKOFF_S: Final = 0.5
 BACKOFF_JITTER: Final = 0.25
 #: How often the watchdog looks at the time since the last data frame.
 WATCHDOG_PERIOD_S: Final = 1.0
+#: ATT error codes that mean "this needs an encrypted (paired) link": 0x05 Insufficient
+#: Authentication, 0x0F Insufficient Encryption (Core Spec Vol 3 Part F 3.4.1.1).
+PAIRING_ATT_ERRORS: Final = frozenset({0x05, 0x0F})
+#: The same errors as text, for backends that report them only in the message (BlueZ D-Bus).
+_PAIRING_ERROR_TEXT: Final = ("insufficient authentication", "insufficient encryption")
+
+
+def needs_pairing(exc: BaseException) -> bool:
+    """True if a GATT failure means the device wants a paired, encrypted link."""
+    if isinstance(exc, BleakGATTProtocolError):
+        return int(exc.code) in PAIRING_ATT_ERRORS
+    text = str(exc).lower()
+    return any(t in text for t in _PAIRING_ERROR_TEXT)
 
 
 class FrameSink(Protocol):
@@ -86,6 +121,10 @@ class IngestStats:
     drops: int = 0
     stalls: int = 0
     failed_attempts: int = 0
+    #: Times the device stopped streaming on its own and was started again.
+    restarts: int = 0
+    #: Times the client paired because a write needed an encrypted link.
+    pairings: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -136,6 +175,13 @@ class IngestSession:
         self._disconnected = asyncio.Event()
         #: Set once the device is streaming for the first time.
         self.connected = asyncio.Event()
+        # per connection: the command awaiting its indication, a restart asked for by the
+        # device, whether we paired already, the MTU if below protocol.min_mtu, stopping
+        self._pending_response: asyncio.Future[tuple[str, bytes]] | None = None
+        self._restart_requested = False
+        self._paired_now = False
+        self._low_mtu: int | None = None
+        self._stopping = False
 
     async def run(self, stop: asyncio.Event) -> IngestStats:
         """Connect, stream and reconnect until ``stop`` is set; returns the statistics."""
@@ -182,14 +228,19 @@ class IngestSession:
         address = self.device.address
         ble_device = await self.transport.find(address, self.policy.scan_timeout_s)
         self._disconnected = asyncio.Event()
+        self._pending_response = None
+        self._restart_requested = self._paired_now = self._stopping = False
+        self._low_mtu = None
         client = self.transport.client(ble_device, disconnected_callback=self._on_disconnect)
         await client.connect()
         try:
+            await self._check_device(client)
             await self._stream(client, stop)
         finally:
+            self._stopping = True
             if client.is_connected:
                 try:
-                    await self._send(client, self.protocol.stop_commands(), None)
+                    await self._send(client, self.protocol.stop_commands(), wait=False)
                 except (CrampsenseError, BleakError, TimeoutError) as exc:
                     logger.debug("%s: stop command failed: %s", address, exc)
                 try:
@@ -199,12 +250,55 @@ class IngestSession:
             self.sink.mark("disconnected", device_address=address)
             self.sink.flush()
 
+    async def _check_device(self, client: BleakClient) -> None:
+        """Refuse a device whose Device Information gives another configuration."""
+        address = self.device.address
+        info = await read_device_information(client)
+        expected = dict(self.protocol.metadata())
+        found = dict(self.protocol.configure(info).metadata())
+        if found == expected:
+            return
+        keys = expected.keys() | found.keys()
+        changed = sorted(k for k in keys if expected.get(k) != found.get(k))
+        detail = ", ".join(f"{k} {expected.get(k)!r} -> {found.get(k)!r}" for k in changed)
+        self.sink.mark("device-changed", device_address=address, detail=detail)
+        raise ProtocolError(
+            f"{address} is not configured as when it was paired ({detail}; firmware "
+            f"{info.get('firmware') or info.get('software') or 'unknown'}); pair it again "
+            f"with `crampsense pair {address}`",
+            address=address,
+        )
+
+    def _on_control_message(self, uuid: str, payload: bytes) -> None:
+        """A control-point indication: the awaited answer, or an unsolicited message."""
+        pending = self._pending_response
+        if pending is not None and not pending.done():
+            pending.set_result((uuid, payload))
+            return
+        if self._stopping:
+            return
+        event = self.protocol.on_control(uuid, payload)
+        if event is None:
+            logger.debug("%s: unsolicited %s ignored", self.device.address, payload.hex(" "))
+            return
+        if event.action == "restart":
+            self.sink.mark("device-stopped", device_address=self.device.address,
+                           detail=event.detail)
+            self._restart_requested = True
+        else:
+            self.sink.mark("device-event", device_address=self.device.address,
+                           detail=event.detail)
+
     async def _stream(self, client: BleakClient, stop: asyncio.Event) -> None:
         address = self.device.address
-        responses: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        mtu = client.mtu_size
+        if mtu < self.protocol.min_mtu:
+            self._low_mtu = mtu
+            self.sink.mark("mtu-too-small", device_address=address,
+                           detail=f"mtu={mtu} < {self.protocol.min_mtu}")
 
         def on_control(char: BleakGATTCharacteristic, data: bytearray) -> None:
-            responses.put_nowait((char.uuid, bytes(data)))
+            self._on_control_message(char.uuid, bytes(data))
 
         def on_data(char: BleakGATTCharacteristic, data: bytearray) -> None:
             frame = Frame(
@@ -224,13 +318,20 @@ class IngestSession:
             await client.start_notify(uuid, on_control)
         for uuid in self.protocol.data_uuids():
             await client.start_notify(uuid, on_data)
-        await self._send(client, self.protocol.start_commands(self.clock.now_ns()), responses)
+        await self._send(client, self.protocol.start_commands(self.clock.now_ns()), wait=True)
         self.stats.connects += 1
         self.connected.set()
         self.sink.mark("connected", device_address=address, detail=f"mtu={client.mtu_size}")
         self._last_frame_mono_ns = self.clock.monotonic_ns()
         stall_ns = round(self.policy.stall_timeout_s * 1e9)
         while not stop.is_set():
+            if self._restart_requested and client.is_connected:
+                self._restart_requested = False
+                self.stats.restarts += 1
+                await self._send(
+                    client, self.protocol.start_commands(self.clock.now_ns()), wait=True
+                )
+                self._last_frame_mono_ns = self.clock.monotonic_ns()
             if self._disconnected.is_set() or not client.is_connected:
                 self.stats.drops += 1
                 raise ConnectionLostError(f"{address} dropped the connection", address=address)
@@ -248,21 +349,81 @@ class IngestSession:
             await self.clock.sleep(WATCHDOG_PERIOD_S)
 
     async def _send(
-        self,
-        client: BleakClient,
-        writes: Sequence[GattWrite],
-        responses: asyncio.Queue[tuple[str, bytes]] | None,
+        self, client: BleakClient, writes: Sequence[GattWrite], *, wait: bool
     ) -> None:
+        """Perform ``writes`` in order; with ``wait``, check each expected indication."""
+        loop = asyncio.get_running_loop()
         for write in writes:
-            await client.write_gatt_char(write.char_uuid, write.data, response=write.response)
-            if write.expect_indication and responses is not None:
+            expect = wait and write.expect_indication
+            # made before the write: a device may indicate before the write response arrives
+            answer: asyncio.Future[tuple[str, bytes]] | None = (
+                loop.create_future() if expect else None
+            )
+            self._pending_response = answer
+            try:
+                await self._write(client, write)
+                if answer is None:
+                    continue
                 try:
-                    uuid, payload = await asyncio.wait_for(responses.get(), RESPONSE_TIMEOUT_S)
+                    uuid, payload = await asyncio.wait_for(answer, RESPONSE_TIMEOUT_S)
                 except TimeoutError as exc:
-                    raise ProtocolError(
-                        f"{self.device.address} did not answer command {write.data.hex(' ')} "
-                        f"within {RESPONSE_TIMEOUT_S:g} s; check that its firmware speaks "
-                        f"the {self.protocol.display_name} protocol",
-                        address=self.device.address,
-                    ) from exc
-                self.protocol.check_response(uuid, payload)
+                    raise self._no_answer(write) from exc
+            finally:
+                self._pending_response = None
+            self.protocol.check_response(uuid, payload)
+
+    def _no_answer(self, write: GattWrite) -> ProtocolError:
+        address = self.device.address
+        if self._low_mtu is not None:
+            return ProtocolError(
+                f"{address} did not answer: the link's ATT MTU is {self._low_mtu} but "
+                f"{self.protocol.display_name} needs at least {self.protocol.min_mtu}; connect "
+                "through a Bluetooth adapter and system that negotiate a larger MTU",
+                address=address,
+            )
+        return ProtocolError(
+            f"{address} did not answer command {write.data.hex(' ')} within "
+            f"{RESPONSE_TIMEOUT_S:g} s; check that its firmware speaks the "
+            f"{self.protocol.display_name} protocol",
+            address=address,
+        )
+
+    async def _write(self, client: BleakClient, write: GattWrite) -> None:
+        """One write; pairs once and retries when the device wants an encrypted link."""
+        address = self.device.address
+        try:
+            await client.write_gatt_char(write.char_uuid, write.data, response=write.response)
+        except BleakError as exc:
+            if not needs_pairing(exc):
+                raise
+            if self._paired_now:
+                raise self._pairing_refused(write, exc) from exc
+            refusal = exc
+        else:
+            return
+        logger.info("%s wants a paired link (%s); pairing", address, refusal)
+        try:
+            await client.pair()
+        except (BleakError, NotImplementedError, TimeoutError) as exc:
+            raise ProtocolError(
+                f"{address} needs pairing ({refusal}) and pairing from crampsense failed "
+                f"({exc}); pair it in the system's Bluetooth settings, then start again",
+                address=address,
+            ) from exc
+        self._paired_now = True
+        self.stats.pairings += 1
+        self.sink.mark("paired", device_address=address, detail=str(refusal))
+        try:
+            await client.write_gatt_char(write.char_uuid, write.data, response=write.response)
+        except BleakError as exc:
+            if needs_pairing(exc):
+                raise self._pairing_refused(write, exc) from exc
+            raise
+
+    def _pairing_refused(self, write: GattWrite, exc: BleakError) -> ProtocolError:
+        return ProtocolError(
+            f"{self.device.address} still refuses writes to {write.char_uuid} after pairing "
+            f"({exc}); pair it in the system's Bluetooth settings (a passkey needs the "
+            "system's pairing agent), then start again",
+            address=self.device.address,
+        )
