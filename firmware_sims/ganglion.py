@@ -139,7 +139,7 @@ class Ganglion(SimulatedPeripheral):
         self.left = left
         self.right = right
         self.firmware = firmware
-        self.software_revision = software_revision or ("2.0.1" if firmware == 2 else "3.1.0")  # noqa: PLR2004
+        self.software_revision = software_revision or ("2.0.1" if firmware == 2 else "3.1.0")
         self.drift_ppm = float(drift_ppm)
         self.acc_g_per_count = float(acc_g_per_count)
         self.streaming = False
@@ -274,12 +274,12 @@ class Ganglion(SimulatedPeripheral):
 
     def _first_sample(self, packet: int) -> int:
         """Index (from the start) of a packet's first sample."""
-        if self.firmware == 2:  # noqa: PLR2004
+        if self.firmware == 2:
             return 0 if packet == 0 else 2 * packet - 1
         return 2 * packet
 
     def _n_samples(self, packet: int) -> int:
-        return 1 if self.firmware == 2 and packet == 0 else 2  # noqa: PLR2004
+        return 1 if self.firmware == 2 and packet == 0 else 2
 
     def _available_samples(self) -> int:
         total = math.floor(self.left.duration_s * self.left.emg_fs_hz)
@@ -308,10 +308,14 @@ class Ganglion(SimulatedPeripheral):
         if last == self._packet:
             return
         for packet in self._encode(self._packet, last):
-            if self.link is None:
+            if not self.connected():  # a callback disconnected us mid-burst
                 break
             self._send(packet)
         self._packet = last
+
+    def connected(self) -> bool:
+        """True while a central is connected."""
+        return self.link is not None
 
     def _send(self, data: bytes) -> None:
         if self.link is not None and RECEIVE_UUID in self.subscribed:
@@ -333,7 +337,7 @@ class Ganglion(SimulatedPeripheral):
 
     def _packet_ids(self, packets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         base = 0 if self.accel_on else ID_CYCLE
-        if self.firmware == 2:  # noqa: PLR2004
+        if self.firmware == 2:
             return base + (packets - 1) % ID_CYCLE + 1
         return base + packets % ID_CYCLE
 
@@ -351,7 +355,7 @@ class Ganglion(SimulatedPeripheral):
             np.rint(mg / (self.acc_g_per_count * 1000.0)), _I8_MIN, _I8_MAX
         ).astype(np.int64)
         digit = ids % 10
-        if self.firmware == 2:  # noqa: PLR2004 - X, Y, Z in IDs ending 1, 2, 3
+        if self.firmware == 2:
             pick = {1: counts[0], 2: counts[1], 3: counts[2]}
         else:  # Z inverted, Y, X in IDs ending 0, 1, 2
             pick = {0: -counts[2], 1: counts[1], 2: counts[0]}
@@ -363,7 +367,7 @@ class Ganglion(SimulatedPeripheral):
     def _encode(self, start: int, stop: int) -> list[bytes]:
         """Packets ``start .. stop-1`` of the current stream."""
         out: list[bytes] = []
-        if self.firmware == 2 and start == 0:  # noqa: PLR2004
+        if self.firmware == 2 and start == 0:
             raw = self._counts(0, 1)[:, 0]
             self._last_true = raw.copy()
             out.append(encode_raw_packet(raw))
@@ -377,7 +381,7 @@ class Ganglion(SimulatedPeripheral):
         ids = self._packet_ids(packets)
         firsts = np.array([self._first_sample(int(p)) for p in (start,)]) + 2 * (packets - start)
         aux = self._accel_bytes(ids, firsts) if self.accel_on else None
-        if self.firmware == 2:  # noqa: PLR2004
+        if self.firmware == 2:
             fields, _ = fw2_delta_fields(counts, self._last_true)
             self._last_true = counts[:, -1].copy()
         else:

@@ -168,7 +168,7 @@ class Movesense(SimulatedPeripheral):
 
     def handle_command(self, data: bytes) -> None:
         """Execute one GSP command; answers go out as notifications (ignored if malformed)."""
-        if len(data) < 2 or data[1] == 0:  # noqa: PLR2004
+        if len(data) < 2 or data[1] == 0:
             return
         cmd, ref = data[0], data[1]
         now_ns = self.link.now_ns() if self.link is not None else self._now_ns
@@ -213,6 +213,10 @@ class Movesense(SimulatedPeripheral):
             now_ns = max(now_ns, self._last_link.now_ns())
         return now_ns >= round(self.source.duration_s * 1e9)
 
+    def connected(self) -> bool:
+        """True while a central is connected."""
+        return self.link is not None
+
     def _send(self, data: bytes) -> None:
         if self.link is not None and NOTIFY_UUID in self.subscribed:
             self.link.notify(NOTIFY_UUID, data)
@@ -247,7 +251,7 @@ class Movesense(SimulatedPeripheral):
                 ts = math.floor(sub.start_ms + first * 1000 / rate)
                 msg = encode_data_message(ref, ts, mps2[m * per : (m + 1) * per], sub.resource)
                 for part in split_message(msg, room):
-                    if self.link is None:
+                    if not self.connected():  # a callback disconnected us mid-burst
                         return
                     self._send(part)
             sub.sent += n_msg * per

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -69,8 +71,8 @@ def test_sign_in_bit_zero_and_a_negative_delta() -> None:
 def test_raw_packet_and_scale() -> None:
     pkt = gg.encode_raw_packet([1, -1, 256, -(2**23)])
     assert pkt.hex(" ") == "00 00 00 01 ff ff ff 00 01 00 80 00 00 41 42 43 44 45 46 47"
-    assert gg.UV_PER_COUNT == pytest.approx(0.0018699, abs=5e-8)
-    assert gg.UV_PER_COUNT == pytest.approx(1.2e6 / (8388607 * 1.5 * 51))
+    assert pytest.approx(0.0018699, abs=5e-8) == gg.UV_PER_COUNT
+    assert pytest.approx(1.2e6 / (8388607 * 1.5 * 51)) == gg.UV_PER_COUNT
     proto = gg.GanglionProtocol()
     (block,) = proto.decode(Frame(ADDR, gg.RECEIVE_UUID, pkt, HOST0_NS, 0))
     assert block.values.shape == (4, 1)
@@ -224,7 +226,7 @@ def _decode_batched(
     """What replay does: batches, then the frames a batch did not cover, one by one."""
     out: list[tuple[int, str, npt.NDArray[np.float32], int, int, int]] = []
     bounds = [0, *cuts, len(frames)]
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         chunk = frames[a:b]
         host = np.array([f.host_time_ns for f in chunk], dtype=np.int64)
         batches = proto.decode_batch(gg.RECEIVE_UUID, [f.payload for f in chunk], host) or []
@@ -285,10 +287,12 @@ def test_chain_state_duplicates_loss_and_restart_reach_the_timeline() -> None:
     assert emg.lost_packets == 1
     assert emg.segments == 3  # start, after the 3-s silence, after the new packet 0
     assert emg.clock_resets == 0
-    assert gg.FLAG_CHAIN_GAP & flags[100] and not gg.FLAG_CHAIN_GAP & flags[50]
+    assert gg.FLAG_CHAIN_GAP & flags[100]
+    assert not gg.FLAG_CHAIN_GAP & flags[50]
     assert flags[-1] == 0, "packet 0 re-anchors the chain"
     acc = builders["acc"].build()  # type: ignore[union-attr]
-    assert acc.values.shape[0] == 3 and acc.n_samples > 20
+    assert acc.values.shape[0] == 3
+    assert acc.n_samples > 20
 
 
 def test_unanchored_chain_is_flagged() -> None:
@@ -318,7 +322,8 @@ def test_configure_from_software_revision_and_metadata_round_trip() -> None:
     proto = gg.GanglionProtocol(acc_g_per_count=0.032)
     fw3 = proto.configure({"software": "3.1.2"})
     assert (fw3.firmware, proto.firmware) == (3, 2)
-    assert fw3 is not proto and fw3.acc_g_per_count == 0.032
+    assert fw3 is not proto
+    assert fw3.acc_g_per_count == 0.032
     assert proto.configure({"software": "2.0.0"}).firmware == 2
     assert proto.configure({}).firmware == 2
     meta = fw3.metadata()
@@ -346,7 +351,8 @@ def test_configure_from_software_revision_and_metadata_round_trip() -> None:
 def test_identity_and_commands() -> None:
     proto = gg.GanglionProtocol()
     assert proto.family == "openbci-ganglion"
-    assert proto.matches("Ganglion-1234", []) and proto.matches(None, [gg.SERVICE_UUID])
+    assert proto.matches("Ganglion-1234", [])
+    assert proto.matches(None, [gg.SERVICE_UUID])
     assert not proto.matches("Polar H10", ["0000180d-0000-1000-8000-00805f9b34fb"])
     assert proto.start_commands(0) == (
         GattWrite(gg.SEND_UUID, b"n", False), GattWrite(gg.SEND_UUID, b"b", False),
@@ -422,7 +428,7 @@ class ListSink:
 def test_sim_end_to_end_through_bleak_and_the_transport_with_a_reconnect(firmware: int) -> None:
     left, right = Wave(), Wave(phase=1.0)
     board = Ganglion(ADDR, left, right, firmware=firmware)
-    clock = FakeClock(datetime_start())
+    clock = FakeClock(datetime(2025, 1, 15, 22, 30, tzinfo=UTC))
     world = SimulatedWorld(clock, [board])
     world.schedule(30.0, lambda: world.drop_link(ADDR))
     proto = gg.GanglionProtocol().configure(board.device_information())
@@ -434,7 +440,11 @@ def test_sim_end_to_end_through_bleak_and_the_transport_with_a_reconnect(firmwar
         transport = BleTransport(scanner_backend=world.scanner_backend,
                                  client_backend=world.client_backend)
         stop = asyncio.Event()
-        world.schedule(60.0, lambda: (stop.set(), world.stop()))
+        def finish() -> None:
+            stop.set()
+            world.stop()
+
+        world.schedule(60.0, finish)
         session = IngestSession(transport, proto, sink, device, clock=world.central_clock,
                                 policy=ReconnectPolicy(scan_timeout_s=1.0))
         task = asyncio.create_task(session.run(stop))
@@ -467,19 +477,13 @@ def test_sim_end_to_end_through_bleak_and_the_transport_with_a_reconnect(firmwar
     first = 0
     want = np.vstack([left.emg_uv(0, 12_000), right.emg_uv(0, 12_000)])
     seg = emg.values[:, first : first + 1000]
-    errs = [np.max(np.abs(seg - want[:, s : s + 1000])) for s in range(0, 400)]
+    errs = [np.max(np.abs(seg - want[:, s : s + 1000])) for s in range(400)]
     assert min(errs) < 0.2
     acc = builders["acc"].build()  # type: ignore[union-attr]
     ok = acc.valid
     assert ok.sum() > 400
     assert acc.values[2][ok].mean() == pytest.approx(1000, abs=16)  # 62 counts × 16 mg
     assert acc.values[1][ok].mean() == pytest.approx(-48, abs=16)
-
-
-def datetime_start() -> object:
-    from datetime import UTC, datetime  # noqa: PLC0415
-
-    return datetime(2025, 1, 15, 22, 30, tzinfo=UTC)
 
 
 def test_sim_commands_impedance_accel_and_stop() -> None:
@@ -504,14 +508,16 @@ def test_sim_commands_impedance_accel_and_stop() -> None:
     board.write(gg.SEND_UUID, b"Nb", with_response=False)
     link.t = 10**9
     board.tick(link.t)
-    assert link.out[0][0] == 0 and {p[0] for p in link.out[1:]} <= set(range(101, 201))
+    assert link.out[0][0] == 0
+    assert {p[0] for p in link.out[1:]} <= set(range(101, 201))
     assert len(link.out) == 101  # packet 0, then samples 1-200 (the 200th at exactly 1 s)
     board.write(gg.SEND_UUID, b"z", with_response=False)
     assert not board.streaming
     link.out.clear()
     link.t = 2 * 10**9
     board.tick(link.t)
-    assert {p[0] for p in link.out} <= set(range(201, 206)) and link.out
+    assert {p[0] for p in link.out} <= set(range(201, 206))
+    assert link.out
     board.write(gg.SEND_UUID, b"Zs", with_response=False)
     assert math.isclose(board.acc_g_per_count, 0.016)
     assert board.read(gg.SOFTWARE_REVISION_UUID) == b"2.0.1"

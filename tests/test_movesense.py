@@ -73,7 +73,8 @@ def test_continuation_joins_the_first_part() -> None:
     samples = np.arange(48, dtype=np.float64).reshape(8, 6)
     msg = ms.encode_data_message(proto.reference, 99, samples, proto.resource)
     parts = ms.split_message(msg, 158)
-    assert [p[0] for p in parts] == [2, 3] and len(parts[0]) == 158
+    assert [p[0] for p in parts] == [2, 3]
+    assert len(parts[0]) == 158
     assert proto.decode(_f(parts[0])) == []
     acc, gyro = proto.decode(_f(parts[1], 1))
     assert gyro.values.T.tolist() == samples[:, 3:].tolist()
@@ -104,7 +105,9 @@ def test_responses_and_check_response() -> None:
         (b"\x01", 1, "packet_type"),
     ],
 )
-def test_malformed_notifications_raise_decode_error(payload: bytes, offset: int, field: str) -> None:
+def test_malformed_notifications_raise_decode_error(
+    payload: bytes, offset: int, field: str
+) -> None:
     with pytest.raises(DecodeError) as err:
         ms.MovesenseProtocol().decode(_f(payload))
     assert (err.value.offset, err.value.field) == (offset, field)
@@ -115,11 +118,12 @@ def test_cut_samples_after_a_continuation_raise_with_the_offset() -> None:
     proto.decode(_f(b"\x02\x41" + bytes(4) + bytes(13)))  # incomplete: waits
     with pytest.raises(DecodeError) as err:
         proto.decode(_f(b"\x03\x41" + bytes(3)))
-    assert err.value.field == "samples" and err.value.offset == 6 + 12
+    assert err.value.field == "samples"
+    assert err.value.offset == 6 + 12
 
 
 def _reference(proto: ms.MovesenseProtocol, frames: list[Frame]) -> list[tuple[int, SampleBlock]]:
-    out = []
+    out: list[tuple[int, SampleBlock]] = []
     for i, f in enumerate(frames):
         with contextlib.suppress(DecodeError):
             out.extend((i, b) for b in proto.decode(f))
@@ -133,8 +137,8 @@ def _messy(resource: str, mtu: int) -> list[Frame]:
     payloads: list[bytes] = [b"\x01\x01Hello", ms.encode_response(proto.reference, 200)]
     per = proto.samples_per_message()
     for m in range(120):
-        msg = ms.encode_data_message(proto.reference, 1000 + m * 77, rng.normal(size=(per, res.floats_per_sample)),
-                                     res)
+        values = rng.normal(size=(per, res.floats_per_sample))
+        msg = ms.encode_data_message(proto.reference, 1000 + m * 77, values, res)
         payloads.extend(ms.split_message(msg, mtu - 3))
     payloads.insert(30, payloads[29][:5])  # malformed
     del payloads[60]  # lose one notification
@@ -174,7 +178,8 @@ def test_batch_equals_per_frame_decode(resource: str, mtu: int) -> None:
 def test_protocol_identity_metadata_and_profile() -> None:
     proto = ms.MovesenseProtocol("/Meas/IMU6/104")
     assert proto.family == "movesense"
-    assert proto.matches("Movesense 174630000192", []) and proto.matches(None, [ms.SERVICE_UUID])
+    assert proto.matches("Movesense 174630000192", [])
+    assert proto.matches(None, [ms.SERVICE_UUID])
     assert [c.stream for c in proto.capabilities()] == ["acc", "gyro"]
     again = ms.MovesenseProtocol.from_metadata(proto.metadata())
     assert again.resource == proto.resource
@@ -240,7 +245,11 @@ def test_sim_end_to_end_through_bleak_with_a_reconnect(resource: str) -> None:
         transport = BleTransport(scanner_backend=world.scanner_backend,
                                  client_backend=world.client_backend)
         stop = asyncio.Event()
-        world.schedule(60.0, lambda: (stop.set(), world.stop()))
+        def finish() -> None:
+            stop.set()
+            world.stop()
+
+        world.schedule(60.0, finish)
         session = IngestSession(transport, proto, sink,
                                 DeviceInfo(ADDR, sensor.name, proto.family, "left-calf"),
                                 clock=world.central_clock,

@@ -222,7 +222,7 @@ def parse_channel_map(text: str) -> ChannelMap:
     ('ch4', 'other', 'x')
     """
     entries = tuple(tuple(part.strip() for part in item.split(":")) for item in text.split(";"))
-    if len(entries) != N_CHANNELS or any(len(e) != 3 for e in entries):  # noqa: PLR2004
+    if len(entries) != N_CHANNELS or any(len(e) != 3 for e in entries):
         msg = (
             f"ganglion channel map {text!r} is not four 'channel:placement:muscle' entries "
             "separated by ';'; write e.g. 'ch1:left-calf:gm;ch2:left-calf:gl;...'"
@@ -262,16 +262,16 @@ def bits_for_id(packet_id: int, firmware: int) -> int:
     >>> bits_for_id(106, 2), bits_for_id(5, 3), bits_for_id(0, 2)
     (19, 18, 24)
     """
-    if firmware == 2:  # noqa: PLR2004
+    if firmware == 2:
         if packet_id == 0:
             return 24
-        if 1 <= packet_id <= 100:  # noqa: PLR2004
+        if 1 <= packet_id <= 100:
             return 18
-        if 101 <= packet_id <= 200:  # noqa: PLR2004
+        if 101 <= packet_id <= 200:
             return 19
-    elif 0 <= packet_id <= 99:  # noqa: PLR2004
+    elif 0 <= packet_id <= 99:
         return 18
-    elif 100 <= packet_id <= 199:  # noqa: PLR2004
+    elif 100 <= packet_id <= 199:
         return 19
     msg = (
         f"packet ID {packet_id} is not a firmware-{firmware} sample packet; if the board "
@@ -347,7 +347,7 @@ def pack_fields(
         window = (vals[:, f] & mask) << shift
         for j in range(4):
             out[:, byte + j] |= (window >> (24 - 8 * j)) & 0xFF
-    if aux is not None and bits == 18:  # noqa: PLR2004
+    if aux is not None and bits == 18:
         out[:, PACKET_BYTES - 1] = np.asarray(aux, dtype=np.int64).ravel() & 0xFF
     return out[:, :PACKET_BYTES].astype(np.uint8)
 
@@ -378,7 +378,7 @@ def decode_deltas(payload: bytes) -> npt.NDArray[np.int64]:
     """
     _check_length(payload)
     bits = bits_for_id(payload[0], 2)
-    if bits == 24:  # noqa: PLR2004
+    if bits == 24:
         msg = "packet 0 carries raw samples, not deltas; use the raw int24 values instead"
         raise DecodeError(msg, offset=0, field="packet_id")
     rows = np.frombuffer(payload, dtype=np.uint8).reshape(1, PACKET_BYTES)
@@ -501,10 +501,10 @@ def encode_sample_packets(
     vals = np.asarray(fields, dtype=np.int64).reshape(ids.size, 2 * N_CHANNELS)
     aux_arr = np.zeros(ids.size, np.int64) if aux is None else np.asarray(aux, np.int64).ravel()
     bits = np.array([bits_for_id(int(i), firmware) for i in np.unique(ids).tolist()])
-    if bool(np.any(bits == 24)):  # noqa: PLR2004
+    if bool(np.any(bits == 24)):
         msg = "packet 0 of firmware 2 is raw; encode it with encode_raw_packet"
         raise DecodeError(msg, offset=0, field="packet_id")
-    width = np.where((ids <= 100) if firmware == 2 else (ids < 100), 18, 19)  # noqa: PLR2004
+    width = np.where((ids <= 100) if firmware == 2 else (ids < 100), 18, 19)
     out = np.zeros((ids.size, PACKET_BYTES), dtype=np.uint8)
     for w in (18, 19):
         sel = width == w
@@ -522,7 +522,7 @@ def encode_impedance_packet(channel: int, value: int) -> bytes:
     >>> encode_impedance_packet(2, 1234)
     b'\\xca1234Z'
     """
-    if not 1 <= channel <= 5 or value < 0:  # noqa: PLR2004
+    if not 1 <= channel <= 5 or value < 0:
         msg = f"impedance channel {channel} / value {value} invalid; channels are 1-5, values >= 0"
         raise DecodeError(msg, offset=0, field="impedance")
     return bytes([200 + channel]) + str(int(value)).encode("ascii") + b"Z"
@@ -733,9 +733,9 @@ class GanglionProtocol(DeviceProtocol):
     # ------------------------------------------------------------------ decoding
 
     def _is_sample_id(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        if self.firmware == 2:  # noqa: PLR2004
-            return ids <= 200  # noqa: PLR2004
-        return ids <= 199  # noqa: PLR2004
+        if self.firmware == 2:
+            return ids <= 200
+        return ids <= 199
 
     def decode(self, frame: Frame) -> list[SampleBlock]:
         """Decode one notification (updating this device's chain state for sample packets).
@@ -858,7 +858,7 @@ class GanglionProtocol(DeviceProtocol):
             chain = self._chains[address] = _Chain()
         return chain
 
-    def _chain_decode(  # noqa: PLR0915 - one vectorised pass, kept together on purpose
+    def _chain_decode(
         self, address: str, rows: npt.NDArray[np.uint8], host: npt.NDArray[np.int64]
     ) -> _Decoded:
         """The core shared by ``decode`` and ``decode_batch``: a run of valid sample packets
@@ -866,17 +866,17 @@ class GanglionProtocol(DeviceProtocol):
         if not self._bound:
             self._bound = address
         st = self._chain(address)
-        fw2 = self.firmware == 2  # noqa: PLR2004
+        fw2 = self.firmware == 2
         ids = rows[:, 0].astype(np.int64)
         n_pk = ids.size
         if fw2:
             is_raw = ids == 0
-            pos = np.where(ids <= 100, ids - 1, ids - 101)  # noqa: PLR2004
-            width = np.where(ids <= 100, 18, 19)  # noqa: PLR2004
+            pos = np.where(ids <= 100, ids - 1, ids - 101)
+            width = np.where(ids <= 100, 18, 19)
         else:
             is_raw = np.zeros(n_pk, dtype=np.bool_)
             pos = ids % ID_CYCLE
-            width = np.where(ids < 100, 18, 19)  # noqa: PLR2004
+            width = np.where(ids < 100, 18, 19)
         width[is_raw] = 24
         n = np.where(is_raw, 1, SAMPLES_PER_PACKET).astype(np.int64)
 
@@ -981,7 +981,9 @@ class GanglionProtocol(DeviceProtocol):
             lost_so_far = np.cumsum(loss)
             since = lost_so_far - np.where(raw_at >= 0, lost_so_far[np.maximum(raw_at, 0)], 0)
             gap = (since > 0) | ((raw_at < 0) & st.gap)
-            flags = np.where(anchored, 0, FLAG_UNANCHORED) | np.where(gap, FLAG_CHAIN_GAP, 0)
+            flags = (
+                np.where(anchored, 0, FLAG_UNANCHORED) | np.where(gap, FLAG_CHAIN_GAP, 0)
+            ).astype(np.int64)
 
         # --- accelerometer: a reading completes on the third axis packet of a decade
         acc_index, acc_counts = self._accelerometer(st, rows, ids, width, k, restart, nondup)
@@ -1003,7 +1005,7 @@ class GanglionProtocol(DeviceProtocol):
             st.gap = bool(flags[-1] & FLAG_CHAIN_GAP)
         return _Decoded(n, counts, seq, ticks, flags, acc_index, acc_counts)
 
-    def _accelerometer(
+    def _accelerometer(  # noqa: PLR0917 - private helper of _chain_decode, arrays in order
         self,
         st: _Chain,
         rows: npt.NDArray[np.uint8],
@@ -1014,13 +1016,13 @@ class GanglionProtocol(DeviceProtocol):
         nondup: npt.NDArray[np.bool_],
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Packets completing an X/Y/Z reading and its int8 counts as (x, y, z)."""
-        fw2 = self.firmware == 2  # noqa: PLR2004
+        fw2 = self.firmware == 2
         nd = np.flatnonzero(nondup)
-        code = np.where(width[nd] == 18, ids[nd] % 10, -1)  # noqa: PLR2004
+        code = np.where(width[nd] == 18, ids[nd] % 10, -1)
         if fw2:
-            code = np.where((code >= 1) & (code <= 3), code, -1)  # noqa: PLR2004
+            code = np.where((code >= 1) & (code <= 3), code, -1)
         else:
-            code = np.where(code <= 2, code, -1)  # noqa: PLR2004
+            code = np.where(code <= 2, code, -1)
         byte = rows[nd, PACKET_BYTES - 1].astype(np.int8).astype(np.int64)
         hist = st.acc_hist
         h_code = np.array([h[0] for h in hist], dtype=np.int64)
@@ -1067,7 +1069,7 @@ def _impedance_block(address: str, payload: bytes) -> SampleBlock:
         )
         raise DecodeError(msg, offset=1 + bad, field="impedance")
     channel = payload[0] - 200
-    name = "ref" if channel == 5 else f"ch{channel}"  # noqa: PLR2004
+    name = "ref" if channel == 5 else f"ch{channel}"
     return SampleBlock(
         address, "impedance", (name,), "kohm", None,
         np.array([[float(int(digits))]], dtype=np.float32),

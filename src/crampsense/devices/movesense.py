@@ -202,7 +202,7 @@ def encode_command(command: Command, reference: int, data: bytes = b"") -> bytes
     DecodeError
         A reference outside 1-255 (0 is reserved by the sample firmware's free-slot marker).
     """
-    if not 1 <= reference <= 255:  # noqa: PLR2004
+    if not 1 <= reference <= 255:
         msg = f"GSP client reference {reference} must be 1-255; pick a non-zero byte"
         raise DecodeError(msg, offset=1, field="reference")
     return bytes([int(command), reference]) + data
@@ -288,7 +288,7 @@ def parse_response(payload: bytes) -> Response:
         raise DecodeError(msg, offset=0, field="packet_type")
     body = payload[_HEADER:]
     status = None
-    if len(body) == 2:  # noqa: PLR2004
+    if len(body) == 2:
         little, big = struct.unpack("<H", body)[0], struct.unpack(">H", body)[0]
         status = next(
             (v for v in (little, big) if _STATUS_MIN <= v <= _STATUS_MAX), None
