@@ -189,3 +189,37 @@ def test_facades_expose_backend_id(facade: type) -> None:
     assert isinstance(inspect.getattr_static(facade, "backend_id"), property), (
         f"bleak {VERSION}: {facade.__name__}.backend_id is gone"
     )
+
+
+def test_real_stack_backend_fits_the_same_interfaces() -> None:
+    """firmware_sims/bumble_stack.py relies on these too (its own bleak backend classes)."""
+    from firmware_sims.bumble_stack import BumbleBleakClient, BumbleBleakScanner  # noqa: PLC0415
+
+    assert not getattr(BumbleBleakClient, "__abstractmethods__", set()), (
+        "BumbleBleakClient leaves abstract methods unimplemented"
+    )
+    assert not getattr(BumbleBleakScanner, "__abstractmethods__", set()), (
+        "BumbleBleakScanner leaves abstract methods unimplemented"
+    )
+    _require_params("BumbleBleakScanner.__init__", BumbleBleakScanner.__init__, [
+        "detection_callback", "service_uuids", "scanning_mode", "bluez", "cb", "kwargs",
+    ])
+    _require_params("BumbleBleakClient.__init__", BumbleBleakClient.__init__, [
+        "address_or_ble_device", "disconnected_callback", "timeout", "services", "kwargs",
+    ])
+    # the backend reads characteristic.obj / descriptor.obj (its bumble proxies) and the
+    # descriptor's handle; the facade passes the backend a BleakGATTCharacteristic
+    char = BleakGATTCharacteristic(
+        "proxy", 18, "00002a37-0000-1000-8000-00805f9b34fb", ["notify"], lambda: 20,
+        BleakGATTService(None, 16, "0000180d-0000-1000-8000-00805f9b34fb"),
+    )
+    assert char.obj == "proxy"
+    desc = BleakGATTDescriptor("dproxy", 19, "00002902-0000-1000-8000-00805f9b34fb", char)
+    assert (desc.obj, desc.handle) == ("dproxy", 19)
+    # a backend's notify callback receives the data only (bleak wraps the user's callback)
+    source = inspect.getsource(BleakClient.start_notify)
+    assert "_backend.start_notify" in source, f"bleak {VERSION}: start_notify path changed"
+    # the MTU and disconnect state the transport reads
+    assert isinstance(inspect.getattr_static(BaseBleakClient, "mtu_size"), property)
+    assert isinstance(inspect.getattr_static(BleakClient, "mtu_size"), property)
+    _require_params("BaseBleakClient.pair", BaseBleakClient.pair, ["args", "kwargs"])
