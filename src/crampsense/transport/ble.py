@@ -2,8 +2,10 @@
 
 This module and :mod:`crampsense.transport.ingest` are the only places that import bleak. The
 same code talks to real adapters (``scanner_backend=None, client_backend=None``: bleak picks the
-platform's) and to the firmware simulators (``SimulatedWorld.scanner_backend`` /
-``client_backend``), exactly as bleak's own ``backend=`` argument intends.
+platform's), to the firmware simulators (``SimulatedWorld.scanner_backend`` /
+``client_backend``) and to the same simulators over a real host stack
+(``firmware_sims.bumble_stack.BumbleBench``), exactly as bleak's own ``backend=`` argument
+intends.
 """
 
 from __future__ import annotations
