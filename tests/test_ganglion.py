@@ -15,6 +15,8 @@ import numpy.typing as npt
 import pytest
 from firmware_sims.ganglion import Ganglion
 from firmware_sims.world import SimulatedWorld
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crampsense.clock import FakeClock
 from crampsense.devices import ganglion as gg
@@ -521,3 +523,54 @@ def test_sim_commands_impedance_accel_and_stop() -> None:
     board.write(gg.SEND_UUID, b"Zs", with_response=False)
     assert math.isclose(board.acc_g_per_count, 0.016)
     assert board.read(gg.SOFTWARE_REVISION_UUID) == b"2.0.1"
+
+
+# --------------------------------------------------------------------------- property
+
+
+def _fw2_seed_packets() -> list[bytes]:
+    rng = np.random.default_rng(11)
+    counts = np.cumsum(rng.integers(-4000, 4000, size=(4, 1 + 2 * 30)), axis=1)
+    pkts, _ = _stream_fw2(counts, accel=True, aux=rng.integers(-128, 128, 30))
+    return pkts
+
+
+_SEEDS = _fw2_seed_packets()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_property_batch_on_a_fresh_protocol_equals_in_order_decode(data: st.DataObject) -> None:
+    """For a stateful decoder the contract is: decode_batch (then decode of what it left out)
+    on one fresh protocol == decode of every frame in order on another, for any frames."""
+    one = st.one_of(
+        st.sampled_from(_SEEDS),
+        st.binary(min_size=20, max_size=20),
+        st.binary(max_size=24),
+        st.builds(gg.encode_impedance_packet, st.integers(1, 5),
+                  st.integers(0, 99_999)),
+    )
+    payloads = data.draw(st.lists(one, max_size=40))
+    gaps = data.draw(st.lists(st.integers(0, 3 * 10**9), min_size=len(payloads),
+                              max_size=len(payloads)))
+    t = HOST0_NS + np.cumsum(np.asarray(gaps, dtype=np.int64))
+    frames = [Frame(ADDR, gg.RECEIVE_UUID, p, int(h), 0) for p, h in zip(payloads, t, strict=True)]
+    firmware = data.draw(st.sampled_from([2, 3]))
+    ref: list[tuple[int, str, npt.NDArray[np.float32], int, int, int]] = []
+    proto = gg.GanglionProtocol(firmware)
+    offsets: list[tuple[int, int]] = []
+    for i, f in enumerate(frames):
+        try:
+            blocks = proto.decode(f)
+        except DecodeError as exc:
+            offsets.append((exc.offset, len(f.payload)))
+            continue
+        ref.extend((i, b.stream, b.values, _n(b.sequence), _n(b.device_ticks), b.flags)
+                   for b in blocks)
+    assert all(0 <= off <= n for off, n in offsets)
+    ref.sort(key=lambda r: (r[0], r[1]))
+    cut = data.draw(st.integers(0, len(frames)))
+    got = _decode_batched(gg.GanglionProtocol(firmware), frames, [cut] if cut > 0 else [])
+    assert [r[:2] + r[3:] for r in got] == [r[:2] + r[3:] for r in ref]
+    for g, r in zip(got, ref, strict=True):
+        assert np.array_equal(g[2], r[2])
