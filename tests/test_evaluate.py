@@ -1,0 +1,182 @@
+"""``crampsense evaluate``: the corpus, the scoring, and that the harness can fail."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+import pytest
+from firmware_sims.night import LOOKALIKE_KINDS
+
+from crampsense.cli.evaluate import SET_COLUMNS, SWEEP_COLUMNS, _set_table
+from crampsense.cli.evaluate_corpus import (
+    ACC_ONLY,
+    DEFAULT_SEED_BASE,
+    EMG,
+    GAINS,
+    RATES_HZ,
+    SWEEP_ON_RATIOS,
+    TARGETS,
+    build_corpus,
+    force_onset_s,
+    run_corpus,
+    score_records,
+    summarise,
+)
+from crampsense.cli.main import main
+from crampsense.detection import DetectionParams, LegSignals
+from crampsense.errors import UsageError
+
+SCORE_KEYS = {"nights", "n_true", "n_detected", "tp", "fp", "fn", "sensitivity", "precision",
+              "f1", "fa_per_night", "fa_per_sleep_hour", "onset_error_median_s",
+              "onset_error_iqr_s", "duration_error_median_s", "lenient_f1", "iou"}
+
+
+def fire_everywhere(legs: Sequence[LegSignals], start: datetime,
+                    params: DetectionParams) -> pl.DataFrame:
+    """A broken detector: a 30-s 'cramp' every 2 min on every leg."""
+    dur = max(s.acc_duration_s() for s in legs)
+    onsets = np.arange(0.0, dur - 30.0, 120.0)
+    return pl.DataFrame({
+        "onset_s": np.tile(onsets, len(legs)), "offset_s": np.tile(onsets + 30.0, len(legs)),
+        "leg": np.repeat([s.leg for s in legs], onsets.size),
+        "kind": ["cramp"] * (onsets.size * len(legs))})
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict[str, object]]:
+    """One CLI run of the tiny corpus (shared: the machine has 2 cores)."""
+    tmp = tmp_path_factory.mktemp("evaluate")
+    out = tmp / "r.json"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CRAMPSENSE_HOME", str(tmp / "home"))
+    cap = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(cap), pytest.raises(SystemExit) as exc:
+            main(["--no-color", "evaluate", "--corpus", "tiny", "--workers", "1", "--json",
+                  str(out), "--check"])
+    finally:
+        mp.undo()
+    return int(exc.value.code or 0), cap.getvalue(), json.loads(out.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def tiny(cli_run: tuple[int, str, dict[str, object]]) -> dict[str, object]:
+    return cli_run[2]
+
+
+def test_full_corpus_covers_every_stress_set_with_fresh_seeds() -> None:
+    sets = build_corpus("full")
+    names = {s.name for s in sets}
+    assert {f"lookalike:{k}" for k in LOOKALIKE_KINDS} <= names
+    assert {"no-events", *(f"rate-{r:g}" for r in RATES_HZ), *(f"gain-{g:g}" for g in GAINS)
+            } <= names
+    seeds = [c.spec.seed for s in sets for c in s.cases]
+    assert min(seeds) >= DEFAULT_SEED_BASE
+    # nights are never shared between sets, except the rate/gain sets (same nights on purpose)
+    own = [c.spec.seed for s in sets if s.kind not in ("rate", "gain") for c in s.cases]
+    assert len(own) == len(set(own))
+    assert not set(own) & {c.spec.seed for s in sets if s.kind in ("rate", "gain")
+                           for c in s.cases}
+    free = [c for s in sets if s.kind in ("lookalike", "none") for c in s.cases]
+    assert all(c.spec.n_cramps == 0 and c.spec.duration_s == 8 * 3600.0 for c in free)
+    assert len(free) >= 60  # zero false alarms then bounds the rate at 0.05/night (95 %)
+    assert {c.spec.gain for s in sets if s.kind == "gain" for c in s.cases} == set(GAINS)
+
+
+def test_negative_seed_base_is_refused() -> None:
+    with pytest.raises(UsageError, match="seed-base"):
+        build_corpus("tiny", seed_base=-1)
+
+
+def test_tiny_corpus_runs_end_to_end(tiny: dict[str, object]) -> None:
+    res = tiny["results"]
+    assert isinstance(res, dict)
+    for row in res["sets"]:
+        assert row.keys() >= SCORE_KEYS
+    mixed = res["pooled"]["mixed"]
+    assert mixed["n_true"] >= 2
+    assert mixed["f1"] >= 0.9  # the real detector on two easy 10-min nights
+    assert [r["on_ratio"] for r in res["sweep"]] == list(SWEEP_ON_RATIOS)
+    assert sum(r["default"] for r in res["sweep"]) == 1
+    assert [t["target"] for t in res["targets"]] == [t[0] for t in TARGETS]
+    nights = tiny["nights"]
+    assert isinstance(nights, list)
+    assert all(ACC_ONLY in n["runs"] for n in nights if n["set"].startswith("mixed"))
+    json.dumps(tiny, default=str)  # JSON-ready
+
+
+def test_tables_have_the_right_columns(tiny: dict[str, object]) -> None:
+    res = tiny["results"]
+    assert isinstance(res, dict)
+    table = _set_table("t", res["sets"])
+    assert [c.header for c in table.columns] == list(SET_COLUMNS)
+    assert {"sens", "prec", "F1", "FA/night", "FA/h sleep", "onset s med (IQR)",
+            "dur err s", "lenient F1"} <= set(SET_COLUMNS)
+    assert {"sensitivity", "precision", "FA/night (cramp-free)"} <= set(SWEEP_COLUMNS)
+
+
+def test_a_detector_that_fires_everywhere_fails() -> None:
+    sets = [s for s in build_corpus("tiny") if s.kind in ("mixed", "lookalike", "none")]
+    records = run_corpus(sets, workers=1, detector=fire_everywhere)
+    res = summarise(sets, records)
+    free = res["pooled"]["lookalike_free"]
+    assert free["fa_per_night"] >= 3.0
+    assert res["pooled"]["mixed"]["precision"] < 0.5
+    met = {t["target"]: t["met"] for t in res["targets"]}
+    assert met["fa_per_night_lookalike"] is False
+    assert met["f1"] is False
+    assert all(not r["meets_fa_limit"] for r in res["sweep"])
+
+
+def test_scores_count_matches_misses_and_false_alarms() -> None:
+    rec = {"set": "x", "seed": 1, "hours": 8.0, "sleep_hours": 7.5,
+           "truth": [("left", 100.0, 160.0, True), ("right", 500.0, 600.0, False)],
+           "runs": {EMG: [("left", 103.0, 158.0, "cramp"), ("left", 900.0, 950.0, "cramp")]}}
+    s = score_records([rec], EMG)
+    assert (s["tp"], s["fp"], s["fn"]) == (1, 1, 1)
+    assert s["onset_error_median_s"] == pytest.approx(3.0)
+    assert s["duration_error_median_s"] == pytest.approx(-5.0)
+    assert s["fa_per_night"] == 1.0
+    assert s["fa_per_sleep_hour"] == pytest.approx(1 / 7.5)
+    assert s["fa_upper95_per_night"] > 1.0
+
+
+def test_force_onset_is_found_only_after_a_rest() -> None:
+    fs = 2000.0
+    t = np.arange(20001) / fs
+    rest_then_hold = 1.0 + 20.0 * np.clip((t - 1.0) / 0.5, 0.0, 1.0)
+    onset, ref = force_onset_s(rest_then_hold, fs)
+    assert ref == "force"
+    assert onset == pytest.approx(1.0, abs=0.1)
+    already = 10.0 + 10.0 * np.clip(t / 0.5, 0.0, 1.0)
+    assert force_onset_s(already, fs) == (0.0, "file start: rising")
+
+
+def test_cli_prints_the_tables_and_check_fails_on_a_missed_target(
+        cli_run: tuple[int, str, dict[str, object]]) -> None:
+    code, raw, data = cli_run
+    text = " ".join(raw.split())  # the console wraps long lines
+    met = {t["target"]: t["met"] for t in data["results"]["targets"]}  # type: ignore[index]
+    # --check exits 1 exactly when a target is missed (accelerometer-only is not wired in yet)
+    assert code == (0 if all(met.values()) else 1)
+    for title in ("Mixed nights", "Stress sets", "Sample rates", "Gains", "Accelerometer only",
+                  "Threshold sweep", "Targets (issue 3)"):
+        assert title in text
+    assert "IoU >= 0.2" in text
+    assert "onsets within 30 s" in text
+    assert "operating point chosen in advance" in text
+    assert data["meta"]["seed_base"] == DEFAULT_SEED_BASE  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_same_records_as_one() -> None:
+    sets = build_corpus("tiny")[:1]
+    one = run_corpus(sets, workers=1)
+    two = run_corpus(sets, workers=2)
+    assert [r["runs"] for r in one] == [r["runs"] for r in two]
