@@ -41,7 +41,7 @@ from crampsense.devices.heart_rate import (
 )
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
 from crampsense.errors import DecodeError
-from crampsense.models import Frame
+from crampsense.models import Frame, SampleBlock
 from firmware_sims.heart_rate import HeartRateStrap, sleeping_hr_bpm
 from firmware_sims.peripheral import AttError, SimulatedPeripheral
 
@@ -59,7 +59,9 @@ __all__ = [
     "StreamCase",
     "Truth",
     "case",
+    "decode_all",
     "decoded_values",
+    "fresh",
     "match_irregular",
     "match_timeline",
     "run_firmware",
@@ -104,8 +106,10 @@ class KnownSignal:
     family's Nyquist rate at 100 Hz and up) and amplitudes (15-40 µV: small enough that
     sample-to-sample steps fit the Ganglion's 18-bit deltas, large enough to be hundreds of
     counts on the reference band); the accelerometer is gravity along z plus slow seeded
-    sines (±150 mg at 0.1-0.5 Hz). Incommensurate frequencies make every window of a few
-    samples unique, so a decoded stretch can be located in the truth without ambiguity.
+    sines (±150 mg at 0.05-0.2 Hz: under 190 mg/s, so sensors that take the three axes a few
+    ms apart, or the source sample before, still read it within a few mg). Incommensurate
+    frequencies make every window of a few samples unique, so a decoded stretch can be
+    located in the truth without ambiguity.
 
     Parameters
     ----------
@@ -137,7 +141,7 @@ class KnownSignal:
         self._emg_f = rng.uniform(10.0, 45.0, (n_ch, 3))
         self._emg_a = rng.uniform(15.0, 40.0, (n_ch, 3))
         self._emg_p = rng.uniform(0.0, 2 * np.pi, (n_ch, 3))
-        self._acc_f = rng.uniform(0.1, 0.5, (3, 2))
+        self._acc_f = rng.uniform(0.05, 0.2, (3, 2))
         self._acc_a = rng.uniform(40.0, 75.0, (3, 2))
         self._acc_p = rng.uniform(0.0, 2 * np.pi, (3, 2))
 
@@ -206,6 +210,17 @@ class StreamCase:
         Characteristic whose notifications carry it.
     tolerance : float
         Largest round-trip error allowed, in ``unit`` (one wire LSB plus float32 rounding).
+    truth_tolerance : float or None
+        Largest error against what the simulator was given, when larger than ``tolerance``
+        (a lossy wire format); ``None``: ``tolerance``.
+    offset_after_loss : bool
+        Delta-coded without anchors (Ganglion firmware 2): after a lost packet the values
+        carry an unknown constant offset until the next absolute packet, so each run of
+        samples after a gap is compared up to a constant.
+    host_timed : bool
+        The device sends no clock (the Ganglion): after a gap its samples are placed by host
+        receive time, so each run after a gap is located in the truth on its own (its time
+        error must still be within the contract's tolerance).
     timeline : bool
         The family gives a :class:`~crampsense.devices.timeline.TimelineBuilder` for it
         (regular streams): then continuity, gaps and per-sample times are checked.
@@ -218,6 +233,14 @@ class StreamCase:
     char_uuid: str
     tolerance: float
     timeline: bool = True
+    truth_tolerance: float | None = None
+    offset_after_loss: bool = False
+    host_timed: bool = False
+
+    @property
+    def truth_tol(self) -> float:
+        """Tolerance against the truth (see ``truth_tolerance``)."""
+        return self.tolerance if self.truth_tolerance is None else self.truth_tolerance
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -465,14 +488,62 @@ def run_firmware(
     return Recorded(frames, answers, protocol, info, dropped)
 
 
+def fresh(protocol: DeviceProtocol) -> DeviceProtocol:
+    """A protocol with ``protocol``'s options and no decoding state (as replay builds one).
+
+    Stateful decoders (the Ganglion's firmware-2 delta chain) must start every pass over a
+    recording from a fresh protocol.
+    """
+    return type(protocol).from_metadata(protocol.metadata())
+
+
+def decode_all(protocol: DeviceProtocol, frames: Sequence[Frame]) -> list[list[SampleBlock]]:
+    """Every frame's blocks, in frame order, the way replay decodes (with a fresh protocol).
+
+    Frames of each characteristic go through ``decode_batch`` first; the frames it leaves
+    out are decoded one by one with ``decode`` (frames that raise ``DecodeError`` give no
+    blocks). For decoders whose per-frame path is slow (the Ganglion's) this is the fast way
+    to decode a contract run; the contract test checks separately that both paths agree.
+    """
+    protocol = fresh(protocol)
+    out: list[list[SampleBlock]] = [[] for _ in frames]
+    by_uuid: dict[str, list[int]] = {}
+    for i, f in enumerate(frames):
+        by_uuid.setdefault(f.characteristic_uuid, []).append(i)
+    for uuid, where in by_uuid.items():
+        host = np.array([frames[i].host_time_ns for i in where], dtype=np.int64)
+        batches = protocol.decode_batch(uuid, [frames[i].payload for i in where], host) or []
+        covered = np.zeros(len(where), dtype=np.bool_)
+        for b in batches:
+            covered[b.index] = True
+            stops = np.cumsum(b.n_samples)
+            for j, (pos, stop) in enumerate(zip(b.index.tolist(), stops.tolist(), strict=True)):
+                n = int(b.n_samples[j])
+                f = frames[where[pos]]
+                out[where[pos]].append(SampleBlock(
+                    f.device_address, b.stream, b.channels, b.unit, b.fs_hz,
+                    b.values[:, stop - n : stop],
+                    device_ticks=None if b.device_ticks[j] < 0 else int(b.device_ticks[j]),
+                    sequence=None if b.sequence[j] < 0 else int(b.sequence[j]),
+                    flags=int(b.flags[j]),
+                ))
+        for pos in np.flatnonzero(~covered).tolist():
+            try:
+                out[where[pos]] = protocol.decode(frames[where[pos]])
+            except DecodeError:
+                continue
+    return out
+
+
 def decoded_values(
     protocol: DeviceProtocol, frames: Sequence[Frame], stream: str
 ) -> tuple[npt.NDArray[np.float64], list[int]]:
-    """Values of ``stream`` decoded from ``frames`` back to back, and samples per block."""
+    """Values of ``stream`` decoded from ``frames`` back to back, and samples per block
+    (with a :func:`fresh` copy of ``protocol``)."""
     chunks: list[npt.NDArray[np.float32]] = []
     counts: list[int] = []
-    for frame in frames:
-        for block in protocol.decode(frame):
+    for blocks in decode_all(protocol, frames):
+        for block in blocks:
             if block.stream == stream:
                 chunks.append(block.values)
                 counts.append(block.n_samples)
@@ -484,12 +555,13 @@ def decoded_values(
 def build_timeline(
     protocol: DeviceProtocol, frames: Sequence[Frame], stream: str
 ) -> StreamTimeline | None:
-    """Decode ``frames`` and put ``stream`` on its family's timeline (``None``: no builder)."""
-    builder: TimelineBuilder | None = protocol.timeline_builder(stream)
+    """Decode ``frames`` (with a :func:`fresh` copy of ``protocol``) and put ``stream`` on its
+    family's timeline (``None``: no builder)."""
+    builder: TimelineBuilder | None = fresh(protocol).timeline_builder(stream)
     if builder is None:
         return None
-    for frame in frames:
-        for block in protocol.decode(frame):
+    for frame, blocks in zip(frames, decode_all(protocol, frames), strict=True):
+        for block in blocks:
             if block.stream == stream:
                 builder.add(block, frame.host_time_ns)
     return builder.build()
@@ -516,23 +588,10 @@ class TimelineMatch:
     n_valid: int
 
 
-def match_timeline(
-    tl: StreamTimeline, truth: Truth, *, wall0_ns: int = WALL0_NS, search_s: float = 1.0
-) -> TimelineMatch:
-    """Locate ``tl`` in ``truth`` and measure value and per-sample time errors.
-
-    The timeline's first valid sample's host time gives a first guess of its truth index;
-    the offset within ``±search_s`` that best matches the first few hundred valid samples is
-    taken, and every valid sample is then compared at that offset (vectorised).
-    """
-    fs = float(truth.fs_hz or tl.fs_hz)
-    valid = np.flatnonzero(tl.valid)
-    if valid.size == 0:
-        return TimelineMatch(0, math.inf, math.inf, 0)
-    k = valid
-    t_s = (tl.sample_time_ns(k) - wall0_ns) / 1e9
-    guess = round(float(t_s[0]) * fs) - int(k[0])
-    radius = max(1, math.ceil(search_s * fs))
+def _best_base(
+    tl: StreamTimeline, truth: Truth, k: npt.NDArray[np.int64], guess: int, radius: int
+) -> int:
+    """Truth index of timeline sample 0 that best matches samples ``k`` near ``guess``."""
     bases = guess + np.arange(-radius, radius + 1)
     head = k[: min(k.size, 300)]
     n_truth = truth.values.shape[1]
@@ -540,15 +599,63 @@ def match_timeline(
     inside = (idx >= 0) & (idx < n_truth)
     got = tl.values[:, head].astype(np.float64)
     want = truth.values[:, np.clip(idx, 0, n_truth - 1)]  # (n_ch, n_bases, n_head)
-    err = np.where(inside[None], np.abs(want - got[:, None, :]), np.inf).max(axis=(0, 2))
-    base = int(bases[int(np.argmin(err))])
-    idx_all = base + k
-    ok = (idx_all >= 0) & (idx_all < n_truth)
-    if not ok.all():
-        return TimelineMatch(base, math.inf, math.inf, int(k.size))
-    max_error = float(np.max(np.abs(tl.values[:, k] - truth.values[:, idx_all])))
-    time_error = float(np.max(np.abs(t_s - idx_all / fs)))
-    return TimelineMatch(base, max_error, time_error, int(k.size))
+    diff = want - got[:, None, :]
+    diff -= np.median(diff, axis=2, keepdims=True)  # robust to a constant offset per run
+    err = np.where(inside[None], np.abs(diff), np.inf).max(axis=(0, 2))
+    return int(bases[int(np.argmin(err))])
+
+
+def match_timeline(
+    tl: StreamTimeline,
+    truth: Truth,
+    *,
+    wall0_ns: int = WALL0_NS,
+    search_s: float = 1.0,
+    offset_per_run: bool = False,
+    realign_runs: bool = False,
+) -> TimelineMatch:
+    """Locate ``tl`` in ``truth`` and measure value and per-sample time errors.
+
+    The timeline's first valid sample's host time gives a first guess of its truth index;
+    the offset within ``±search_s`` that best matches the first few hundred valid samples is
+    taken, and every valid sample is then compared at that offset (vectorised).
+
+    Parameters
+    ----------
+    offset_per_run : bool
+        Compare each run of valid samples after the first up to a constant per channel (its
+        median difference; see ``StreamCase.offset_after_loss``).
+    realign_runs : bool
+        Locate each run of valid samples on its own (see ``StreamCase.host_timed``): a device
+        without a clock has its samples after a gap placed by host receive time, within the
+        receive jitter; the time error then says how far off that placement is.
+    """
+    fs = float(truth.fs_hz or tl.fs_hz)
+    k = np.flatnonzero(tl.valid)
+    if k.size == 0:
+        return TimelineMatch(0, math.inf, math.inf, 0)
+    t_s = (tl.sample_time_ns(k) - wall0_ns) / 1e9
+    radius = max(1, math.ceil(search_s * fs))
+    run = np.concatenate(([0], np.cumsum(np.diff(k) != 1)))
+    first = np.flatnonzero(np.concatenate(([True], np.diff(run) != 0)))
+    n_truth = truth.values.shape[1]
+    base0 = _best_base(tl, truth, k, round(float(t_s[0]) * fs) - int(k[0]), radius)
+    max_error = max_time = 0.0
+    for r, a in enumerate(first.tolist()):
+        sel = run == r
+        kr = k[sel]
+        base = base0
+        if realign_runs and r:
+            base = _best_base(tl, truth, kr, round(float(t_s[a]) * fs) - int(kr[0]), radius)
+        idx = base + kr
+        if idx[0] < 0 or idx[-1] >= n_truth:
+            return TimelineMatch(base0, math.inf, math.inf, int(k.size))
+        diff = tl.values[:, kr].astype(np.float64) - truth.values[:, idx]
+        if offset_per_run and r:
+            diff -= np.median(diff, axis=1, keepdims=True)
+        max_error = max(max_error, float(np.max(np.abs(diff))))
+        max_time = max(max_time, float(np.max(np.abs(t_s[sel] - idx / fs))))
+    return TimelineMatch(base0, max_error, max_time, int(k.size))
 
 
 def match_irregular(decoded: npt.NDArray[np.float64], truth: Truth, tolerance: float) -> int:
@@ -668,8 +775,8 @@ def _band_case() -> FamilyCase:
 
     def simulator(address: str, duration_s: float) -> SimulatedPeripheral:
         source = KnownSignal(_BAND_EMG_FS_HZ, _BAND_IMU_FS_HZ, duration_s, seed=1)
-        # a counter 30 s before its u32 wrap: every contract run crosses it
-        return ReferenceBand(address, source, clock_offset_us=2**32 - 30_000_000)
+        # a counter 20 s before its u32 wrap: every contract run crosses it
+        return ReferenceBand(address, source, clock_offset_us=2**32 - 20_000_000)
 
     def truth(sim: SimulatedPeripheral, stream: str) -> Truth:
         source = getattr(sim, "source", None)
@@ -836,6 +943,205 @@ def _polar_case(model: str) -> FamilyCase:
     )
 
 
+# --------------------------------------------------------------------------- OpenBCI Ganglion
+
+
+#: Accelerometer bytes of the Ganglion carry the LIS2DH's high byte: one count is 16 mg at the
+#: default scale and the simulator rounds to it (8 mg); the three axes of a reading are taken
+#: 10-20 ms apart, which moves the contract's slow signal (< 190 mg/s) by under 4 mg, and the
+#: reading's time is its first packet's: one count (16 mg) bounds both.
+_GANGLION_ACC_TOLERANCE: Final = 16.0
+
+
+def _ganglion_case(firmware: int) -> FamilyCase:
+    from crampsense.devices import ganglion as gd  # noqa: PLC0415
+    from firmware_sims.ganglion import Ganglion  # noqa: PLC0415
+
+    fs = float(gd.FS_HZ)
+    lsb = gd.UV_PER_COUNT
+    # firmware 3 keeps the top 18 of 24 bits (64 counts); firmware 2 sends exact deltas but
+    # with the sign in bit 0, so the rebuilt signal walks by up to a count per sample (open
+    # loop); over a contract run that stays far below 0.5 µV for the known signal
+    emg_tol = (64 if firmware == 3 else 1) * lsb * 1.001 + 1e-4
+    emg_truth_tol = 64 * lsb * 1.001 + 1e-4 if firmware == 3 else 0.5
+
+    def protocol() -> DeviceProtocol:
+        return gd.GanglionProtocol(firmware)
+
+    def simulator(address: str, duration_s: float) -> SimulatedPeripheral:
+        left = KnownSignal(fs, fs, duration_s, seed=4)
+        right = KnownSignal(fs, fs, duration_s, seed=5)
+        return Ganglion(address, left, right, firmware=firmware)
+
+    def truth(sim: SimulatedPeripheral, stream: str) -> Truth:
+        if not isinstance(sim, Ganglion) or not isinstance(sim.left, KnownSignal):
+            msg = "Ganglion truth needs a Ganglion measuring KnownSignals"
+            raise TypeError(msg)
+        n = math.floor((sim.left.duration_s + 1.0) * fs)  # placement by host time may run late
+        if stream == "emg":
+            right = sim.right
+            rows = [
+                sim.left.emg_uv(0, n)[:2].astype(np.float64),
+                right.emg_uv(0, n)[:2].astype(np.float64) if right is not None
+                else np.zeros((2, n)),
+            ]
+            return Truth(np.concatenate(rows), fs)
+        acc_fs = float(gd.ACC_FS_HZ)
+        t = np.arange(math.floor((sim.left.duration_s + 1.0) * acc_fs)) / acc_fs
+        return Truth(sim.left.acc_at(t), acc_fs)
+
+    def encode(stream: str, rng: np.random.Generator, n_packets: int) -> EncodedRun:
+        walk = np.cumsum(rng.integers(-20_000, 20_001, (gd.N_CHANNELS, 2 * n_packets)), axis=1)
+        counts = np.clip(walk, -(2**23) + 1, 2**23 - 1).astype(np.int64)
+        packets = np.arange(n_packets, dtype=np.int64)
+        acc_counts = rng.integers(-127, 128, (3, n_packets // 10 + 1))
+        if firmware == 3:
+            ids = packets % gd.ID_CYCLE
+            digit = ids % 10
+            reading = packets // 10
+            aux = np.select(
+                [digit == 0, digit == 1, digit == 2],
+                [-acc_counts[2, reading], acc_counts[1, reading], acc_counts[0, reading]], 0,
+            )
+            fields, rebuilt = gd.fw3_absolute_fields(counts, 18)
+            payloads = gd.encode_sample_packets(ids, fields, firmware=3, aux=aux)
+            n = np.full(n_packets, 2, dtype=np.int64)
+            emg = rebuilt
+        else:
+            ids = (packets[1:] - 1) % gd.ID_CYCLE + 1
+            digit = ids % 10
+            reading = (packets[1:] - 1) // 10
+            aux = np.select(
+                [digit == 1, digit == 2, digit == 3],
+                [acc_counts[0, reading], acc_counts[1, reading], acc_counts[2, reading]], 0,
+            )
+            first = counts[:, :1]
+            fields, rebuilt = gd.fw2_delta_fields(counts[:, 1 : 2 * n_packets - 1], first[:, 0])
+            payloads = [gd.encode_raw_packet(first[:, 0]),
+                        *gd.encode_sample_packets(ids, fields, firmware=2, aux=aux)]
+            n = np.array([1] + [2] * (n_packets - 1), dtype=np.int64)
+            emg = np.concatenate([first, rebuilt], axis=1)
+        host = _host_times(n, fs)
+        if stream == "emg":
+            return EncodedRun(gd.RECEIVE_UUID, payloads, emg.astype(np.float64) * lsb, n, host)
+        # a reading completes with the packet carrying its last axis
+        last_digit = 2 if firmware == 3 else 3
+        done = np.flatnonzero((ids % 10) == last_digit)
+        readings = (packets[done] // 10) if firmware == 3 else ((packets[1:][done] - 1) // 10)
+        scale = gd.DEFAULT_ACC_G_PER_COUNT * 1000.0
+        per_packet = np.zeros(n_packets, dtype=np.int64)
+        per_packet[done + (0 if firmware == 3 else 1)] = 1
+        values = acc_counts[:, readings].astype(np.float64) * scale
+        return EncodedRun(gd.RECEIVE_UUID, payloads, values, per_packet, host)
+
+    def malformed() -> list[Malformed]:
+        u = gd.RECEIVE_UUID
+        good = gd.encode_sample_packets([5], np.zeros((1, 8), np.int64), firmware=firmware)[0]
+        bad_id = 220 if firmware == 2 else 200
+        return [
+            Malformed(u, b"", "packet_id", "empty"),
+            Malformed(u, good[:-1], None, "19 bytes"),
+            Malformed(u, good + b"\x00", None, "21 bytes"),
+            Malformed(u, bytes([bad_id]) + good[1:], "packet_id", "unknown packet id"),
+            Malformed("0000ffff-0000-1000-8000-00805f9b34fb", good, "characteristic_uuid",
+                      "a foreign characteristic"),
+        ]
+
+    return FamilyCase(
+        name=f"openbci-ganglion-fw{firmware}",
+        family="openbci-ganglion",
+        protocol=protocol,
+        simulator=simulator,
+        streams=(
+            StreamCase("emg", "uV", gd.EMG_CHANNELS, fs, gd.RECEIVE_UUID, emg_tol,
+                       truth_tolerance=emg_truth_tol, offset_after_loss=firmware == 2,
+                       host_timed=True),
+            StreamCase("acc", "mg", gd.ACC_CHANNELS, float(gd.ACC_FS_HZ), gd.RECEIVE_UUID,
+                       1e-3, truth_tolerance=_GANGLION_ACC_TOLERANCE, host_timed=True),
+        ),
+        truth=truth,
+        encode=encode,
+        malformed=malformed,
+        placement="left-calf",
+        options={"firmware": firmware},
+    )
+
+
+# --------------------------------------------------------------------------- Movesense
+
+
+#: Movesense sends float32 m/s²; converted to mg the round trip is exact up to float32
+#: rounding (~1e-4 mg at 1 g).
+_MOVESENSE_TOLERANCE: Final = 0.01
+
+
+def _movesense_case() -> FamilyCase:
+    from crampsense.devices import movesense as mv  # noqa: PLC0415
+    from firmware_sims.movesense import Movesense  # noqa: PLC0415
+
+    resource = mv.parse_resource("/Meas/Acc/52")
+    fs = float(resource.rate_hz)
+
+    def protocol() -> DeviceProtocol:
+        return mv.MovesenseProtocol(resource.path)
+
+    def simulator(address: str, duration_s: float) -> SimulatedPeripheral:
+        return Movesense(address, KnownSignal(fs, fs, duration_s, seed=6))
+
+    def truth(sim: SimulatedPeripheral, stream: str) -> Truth:
+        source = getattr(sim, "source", None)
+        if not isinstance(source, KnownSignal) or stream != "acc":
+            msg = "Movesense truth needs a Movesense measuring a KnownSignal (acc only)"
+            raise TypeError(msg)
+        n = math.floor(source.duration_s * fs) + 1
+        return Truth(source.acc_mg(0, n).astype(np.float64), fs)
+
+    def encode(stream: str, rng: np.random.Generator, n_packets: int) -> EncodedRun:
+        del stream
+        per = int(rng.integers(1, 9))
+        mps2 = rng.normal(0.0, 9.8, (n_packets * per, 3)).astype(np.float32)
+        t0_ms = int(rng.integers(0, mv.TICK_MODULO))
+        ticks = t0_ms + np.rint(np.arange(n_packets) * per * 1000.0 / fs).astype(np.int64)
+        payloads = [
+            mv.encode_data_message(mv.ACC_REFERENCE, int(ticks[i]),
+                                   mps2[i * per : (i + 1) * per], resource)
+            for i in range(n_packets)
+        ]
+        values = mv.mps2_to_mg(mps2.T).astype(np.float64)
+        n = np.full(n_packets, per, dtype=np.int64)
+        return EncodedRun(mv.NOTIFY_UUID, payloads, values, n, _host_times(n, fs))
+
+    def malformed() -> list[Malformed]:
+        u = mv.NOTIFY_UUID
+        good = mv.encode_data_message(mv.ACC_REFERENCE, 1000, np.ones((2, 3)), resource)
+        return [
+            Malformed(u, b"", "packet_type", "empty"),
+            Malformed(u, b"\x02", "packet_type", "no reference"),
+            Malformed(u, bytes([9]) + good[1:], "packet_type", "unknown notification type"),
+            Malformed(u, good[:1] + bytes([7]) + good[2:], "reference", "another reference"),
+            Malformed(u, good[:5], "timestamp", "timestamp cut short"),
+            Malformed(u, bytes([3, mv.ACC_REFERENCE]) + good[6:], None,
+                      "a continuation without a first part"),
+            Malformed("0000ffff-0000-1000-8000-00805f9b34fb", good, "characteristic_uuid",
+                      "a foreign characteristic"),
+        ]
+
+    return FamilyCase(
+        name="movesense",
+        family="movesense",
+        protocol=protocol,
+        simulator=simulator,
+        streams=(
+            StreamCase("acc", "mg", mv.ACC_CHANNELS, fs, mv.NOTIFY_UUID, _MOVESENSE_TOLERANCE),
+        ),
+        truth=truth,
+        encode=encode,
+        malformed=malformed,
+        placement="right-shin",
+        options={"resource": resource.path},
+    )
+
+
 # --------------------------------------------------------------------------- registry
 
 #: Case builders by case name, in the registry's order; each is tried at import.
@@ -843,6 +1149,9 @@ _BUILDERS: Final[tuple[tuple[str, Callable[[], FamilyCase]], ...]] = (
     ("crampsense-band", _band_case),
     ("polar-pmd-h10", lambda: _polar_case("h10")),
     ("polar-pmd-verity-sense", lambda: _polar_case("verity-sense")),
+    ("openbci-ganglion-fw2", lambda: _ganglion_case(2)),
+    ("openbci-ganglion-fw3", lambda: _ganglion_case(3)),
+    ("movesense", _movesense_case),
     ("heart-rate", _hr_case),
 )
 

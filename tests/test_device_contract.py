@@ -17,7 +17,7 @@ For every family whose modules import, and every stream it must deliver:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,17 +40,17 @@ from firmware_sims.peripheral import SimulatedPeripheral
 from crampsense.devices import registry
 from crampsense.devices.base import DeviceProtocol
 from crampsense.errors import ConfigError, DecodeError
-from crampsense.models import Frame
+from crampsense.models import Frame, SampleBlock
 
 ADDRESS = "C5:A3:00:00:0C:01"
 #: Simulated seconds per contract run: long enough for every family's slowest stream to send
-#: dozens of packets, and to cross the reference band's counter wrap (set 30 s before it).
-RUN_S = 40.0
+#: dozens of packets, and to cross the reference band's counter wrap (set 20 s before it).
+RUN_S = 30.0
 #: Largest error of a per-sample host time (s): the harness delivers packets once per 50 ms
 #: step, and the clock model takes the lower envelope of receive latencies.
 TIME_TOLERANCE_S = 0.1
 #: The radio gap of the gap test (simulated s).
-GAP_FROM_S, GAP_TO_S = 15.0, 17.5
+GAP_FROM_S, GAP_TO_S = 12.0, 14.5
 
 FAMILY_IDS = sorted(CASES)  # case names (a family may have several: Polar H10 and Sense)
 STREAMS = [(f, s.stream) for f in FAMILY_IDS for s in CASES[f].streams]
@@ -190,18 +190,35 @@ def test_encoder_round_trip_within_one_lsb(family: str, stream: str) -> None:
             assert block.device_address == ADDRESS
 
 
-def _same_as_decode(proto: DeviceProtocol, uuid: str, payloads: list[bytes],
+def _reference(proto: DeviceProtocol, uuid: str, payloads: list[bytes],
+               host: np.ndarray) -> list[list[SampleBlock] | None]:
+    """``decode`` of every payload in order (``None`` where it raises DecodeError)."""
+    out: list[list[SampleBlock] | None] = []
+    for p, h in zip(payloads, host.tolist(), strict=True):
+        try:
+            out.append(proto.decode(Frame(ADDRESS, uuid, p, int(h), 0)))
+        except DecodeError:
+            out.append(None)
+    return out
+
+
+def _same_as_decode(make: Callable[[], DeviceProtocol], uuid: str, payloads: list[bytes],
                     host: np.ndarray) -> int:
-    """decode_batch's covered packets equal decode's blocks bit for bit; returns covered."""
-    batches = proto.decode_batch(uuid, payloads, host)
+    """decode_batch's covered packets equal decode's blocks bit for bit; returns covered.
+
+    Each path gets its own fresh protocol: a stateful decoder (the Ganglion's delta chain)
+    must give the same result however the frames are split between the two."""
+    batches = make().decode_batch(uuid, payloads, host)
     if batches is None:
         return 0
+    reference = _reference(make(), uuid, payloads, host)
     covered = 0
     for b in batches:
         starts = np.concatenate(([0], np.cumsum(b.n_samples)[:-1]))
         for j, i in enumerate(b.index.tolist()):
-            frame = Frame(ADDRESS, uuid, payloads[i], int(host[i]), 0)
-            blocks = [x for x in proto.decode(frame) if x.stream == b.stream]
+            decoded = reference[i]
+            assert decoded is not None, f"packet {i} is in a batch but decode rejects it"
+            blocks = [x for x in decoded if x.stream == b.stream]
             assert len(blocks) == 1, "a batch packet is one block of its stream"
             block = blocks[0]
             n = int(b.n_samples[j])
@@ -222,13 +239,12 @@ def _same_as_decode(proto: DeviceProtocol, uuid: str, payloads: list[bytes],
 @pytest.mark.parametrize(("family", "stream"), STREAMS, ids=_ids(STREAMS))
 def test_decode_batch_equals_decode(family: str, stream: str) -> None:
     c, _ = _case(family, stream)
-    proto = c.protocol()
     run = c.encode(stream, np.random.default_rng(9), 60)
     payloads = list(run.payloads)
     payloads[7] = payloads[7][:1]  # a malformed packet: left for decode to reject
-    _same_as_decode(proto, run.char_uuid, payloads, run.host_time_ns)
+    _same_as_decode(c.protocol, run.char_uuid, payloads, run.host_time_ns)
     with pytest.raises(DecodeError):
-        proto.decode(Frame(ADDRESS, run.char_uuid, payloads[7], 0, 0))
+        c.protocol().decode(Frame(ADDRESS, run.char_uuid, payloads[7], 0, 0))
 
 
 # --------------------------------------------------------------------------- continuity
@@ -247,33 +263,41 @@ def test_consecutive_packets_make_one_timeline_without_loss(family: str, stream:
     assert tl.unit == s.unit
     assert tl.fs_hz == s.fs_hz
     np.testing.assert_allclose(tl.values, run.values, rtol=0, atol=s.tolerance)
-    # per-sample times: each packet's last sample no later than its receive time, and close
-    ends = np.cumsum(run.n_samples) - 1
-    lag_s = (run.host_time_ns - tl.sample_time_ns(ends)) / 1e9
-    assert np.all(np.abs(lag_s) <= 0.05), lag_s
+    # per-sample times: each packet's last sample close to its receive time (within 50 ms, or
+    # a sample period for slow streams whose samples are assembled over several packets)
+    has = run.n_samples > 0
+    ends = np.cumsum(run.n_samples)[has] - 1
+    lag_s = (run.host_time_ns[has] - tl.sample_time_ns(ends)) / 1e9
+    assert np.all(np.abs(lag_s) <= max(0.05, 1.0 / float(s.fs_hz or 1.0))), lag_s
 
 
 @pytest.mark.parametrize(("family", "stream"), TIMELINE_STREAMS, ids=_ids(TIMELINE_STREAMS))
 def test_dropped_packets_are_counted_and_marked_missing(family: str, stream: str) -> None:
     c, s = _case(family, stream)
     proto = c.protocol()
-    run = c.encode(stream, np.random.default_rng(4), 60)
-    lost = {20, 21, 22, 40}
+    run = c.encode(stream, np.random.default_rng(4), 120)
+    carrying = np.flatnonzero(run.n_samples > 0)  # packets with samples of this stream
+    lost_at = [3, 4, 5, 8]  # a run of three and a single one, with packets after both
+    lost = set(carrying[lost_at].tolist())
     keep = [i for i in range(len(run.payloads)) if i not in lost]
     frames = _frames([run.payloads[i] for i in keep], run.char_uuid, run.host_time_ns[keep])
     tl = build_timeline(proto, frames, stream)
     assert tl is not None
     assert tl.lost_packets == len(lost)
-    starts = np.concatenate(([0], np.cumsum(run.n_samples)))
-    expected_gaps = [(int(starts[20]), int(starts[23])), (int(starts[40]), int(starts[41]))]
+    starts = np.concatenate(([0], np.cumsum(run.n_samples[carrying])))
+    expected_gaps = [(int(starts[3]), int(starts[6])), (int(starts[8]), int(starts[9]))]
     assert tl.gaps == expected_gaps
     assert tl.n_samples == run.values.shape[1]
     missing = np.zeros(tl.n_samples, dtype=bool)
     for a, b in expected_gaps:
         missing[a:b] = True
     np.testing.assert_array_equal(tl.valid, ~missing)
-    np.testing.assert_allclose(tl.values[:, ~missing], run.values[:, ~missing], rtol=0,
-                               atol=s.tolerance)
+    diff = tl.values.astype(np.float64) - run.values
+    if s.offset_after_loss:  # each run after a loss is right up to a constant
+        for a, b in ((0, expected_gaps[0][0]), (expected_gaps[0][1], expected_gaps[1][0]),
+                     (expected_gaps[1][1], tl.n_samples)):
+            diff[:, a:b] -= diff[:, a : a + 1]
+    assert np.max(np.abs(diff[:, ~missing])) <= s.tolerance
 
 
 # --------------------------------------------------------------------------- the simulator
@@ -303,15 +327,15 @@ def test_simulator_stream_decodes_to_what_it_was_given(
     if not s.timeline:
         values, _ = decoded_values(proto, frames, stream)
         assert values.shape[1] >= 0.8 * RUN_S * (truth.values.shape[1] / RUN_S) - 2
-        assert match_irregular(values, truth, s.tolerance) >= 0
+        assert match_irregular(values, truth, s.truth_tol) >= 0
         return
     tl = build_timeline(proto, frames, stream)
     assert tl is not None
     assert (tl.lost_packets, tl.gaps) == (0, [])
     assert tl.unit == s.unit
     assert tl.fs_hz == s.fs_hz
-    m = match_timeline(tl, truth)
-    assert m.max_error <= s.tolerance, m
+    m = match_timeline(tl, truth, realign_runs=s.host_timed)
+    assert m.max_error <= s.truth_tol, m
     assert m.max_time_error_s <= TIME_TOLERANCE_S, m
     assert m.n_valid >= (RUN_S - 1.5) * float(s.fs_hz or 0), m
 
@@ -336,12 +360,16 @@ def test_simulator_radio_gap_is_a_timeline_gap(family: str, stream: str) -> None
     a, b = tl.gaps[0]
     gap_from_s = (tl.sample_time_ns(a) - WALL0_NS) / 1e9
     gap_to_s = (tl.sample_time_ns(b) - WALL0_NS) / 1e9
-    slack_s = 0.5  # a packet's span plus the harness step
+    _, counts = decoded_values(rec.protocol, rec.frames, stream)
+    # a packet's span plus the harness step (a Verity Sense frame holds over a second)
+    slack_s = max(0.5, float(np.median(counts)) / fs + 0.1)
     assert GAP_FROM_S - slack_s <= gap_from_s <= GAP_FROM_S + slack_s, gap_from_s
     assert GAP_TO_S - slack_s <= gap_to_s <= GAP_TO_S + slack_s, gap_to_s
     assert not tl.valid[a:b].any()
-    m = match_timeline(tl, c.truth(sim, stream))
-    assert m.max_error <= s.tolerance
+    m = match_timeline(tl, c.truth(sim, stream), offset_per_run=s.offset_after_loss,
+                       realign_runs=s.host_timed)
+    assert m.max_time_error_s <= TIME_TOLERANCE_S, m
+    assert m.max_error <= s.truth_tol
     assert m.n_valid >= (RUN_S - 1.5 - (GAP_TO_S - GAP_FROM_S) - 2 * slack_s) * fs
 
 
@@ -375,15 +403,14 @@ def test_empty_notifications_are_rejected_on_every_stream(family: str) -> None:
 @pytest.mark.parametrize(("family", "stream"), STREAMS, ids=_ids(STREAMS))
 def test_a_cut_packet_never_passes_as_a_whole_one(family: str, stream: str) -> None:
     c, _ = _case(family, stream)
-    proto = c.protocol()
     run = c.encode(stream, np.random.default_rng(8), 6)
     for payload in run.payloads:
-        whole = sum(b.values.size for b in proto.decode(Frame(ADDRESS, run.char_uuid, payload,
-                                                              WALL0_NS, 0)))
+        whole = sum(b.values.size for b in c.protocol().decode(
+            Frame(ADDRESS, run.char_uuid, payload, WALL0_NS, 0)))
         for cut in range(len(payload)):
             frame = Frame(ADDRESS, run.char_uuid, payload[:cut], WALL0_NS, 0)
             try:
-                blocks = proto.decode(frame)
+                blocks = c.protocol().decode(frame)
             except DecodeError as exc:
                 _check_decode_error(exc, payload[:cut])
                 continue

@@ -170,6 +170,7 @@ _PROFILE_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
     "protocol_version": (int,),
     "match_service_uuids": (list,),
     "match_name_prefix": (str, list),
+    "match_name_prefixes": (list,),
     "data_uuids": (list,),
     "control_uuids": (list,),
     "default_placement": (str,),
@@ -184,6 +185,22 @@ _PROFILE_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
     "models": (dict,),
     "firmware": (dict,),
     "references": (list, str),
+    # characteristics and settings some families document beyond the common ones
+    "send_uuid": (str,),
+    "disconnect_uuid": (str,),
+    "software_revision_uuid": (str,),
+    "default_firmware": (int,),
+    "packets_per_s": (int, float),
+    "samples_per_packet": (int,),
+    "resync_gap_s": (int, float),
+    "commands": (dict,),
+    "channel_map": (list,),
+    "resources": (dict, list),
+    "write_uuid": (str,),
+    "resource": (str,),
+    "hello_reference": (int,),
+    "acc_reference": (int,),
+    "imu_reference": (int,),
 }
 _REQUIRED_KEYS: Final = ("family", "display_name", "data_uuids", "streams")
 #: Keys of a ``[streams.<name>]`` table and their types.
@@ -204,8 +221,13 @@ _STREAM_KEYS: Final[Mapping[str, tuple[type, ...]]] = {
     "accel_scale": (int, float),
     "char_uuid": (str,),
     "models": (list,),
+    "scale_g_per_count": (int, float),
+    "max_step_18bit_uv": (int, float),
+    "max_step_19bit_uv": (int, float),
+    "resource": (str,),
+    "mps2_per_g": (int, float),
 }
-_REQUIRED_STREAM_KEYS: Final = ("unit", "channels", "fs_hz")
+_REQUIRED_STREAM_KEYS: Final = ("unit", "fs_hz")
 #: ``fs_hz`` of a stream without a nominal rate (heart rate, RR intervals, status).
 IRREGULAR: Final = "irregular"
 
@@ -365,7 +387,7 @@ def load_profile(path: Path) -> DeviceProfile:
         streams[name] = StreamProfile(
             stream=name,
             unit=table["unit"],
-            channels=tuple(str(c) for c in table["channels"]),
+            channels=tuple(str(c) for c in table.get("channels", ())),
             fs_hz=fs,
             supported_fs_hz=supported,
             settings=dict(table),
