@@ -92,6 +92,8 @@ REVISION_S: Final = HUM_EVERY_S + HUM_SEGMENT_S + 0.2
 FLOOR_MIN_VALID: Final = 0.5
 #: Windows with fewer valid blocks than this give no floor (interpolated from neighbours).
 FLOOR_MIN_BLOCKS: Final = 3
+#: Hops per chunk of the centred median: the sorted (chunk, window) copy stays at ~4 MB.
+MEDIAN_CHUNK_HOPS: Final = 50_000
 #: Initial capacity (hops) of the growing hop-level arrays; they double when full.
 _INITIAL_HOPS: Final = 4096
 
@@ -842,10 +844,12 @@ def _centred_median(a: NDArray[np.float64], w: int) -> NDArray[np.float64]:
         padded[:, :left] = a[:, :1]
         padded[:, left + n:] = a[:, -1:]
     win = np.lib.stride_tricks.sliding_window_view(padded, w, axis=1)
-    srt = np.sort(win, axis=2)
+    out: NDArray[np.float64] = np.empty(a.shape)
     k = (w - 1) // 2
-    mid = srt[..., k] if w % 2 else (srt[..., k] + srt[..., k + 1]) / 2.0
-    out: NDArray[np.float64] = np.where(np.isnan(srt[..., -1]), np.nan, mid)
+    for c0 in range(0, n, MEDIAN_CHUNK_HOPS):  # bounded temporary: the sorted copy
+        srt = np.sort(win[:, c0:c0 + MEDIAN_CHUNK_HOPS], axis=2)
+        mid = srt[..., k] if w % 2 else (srt[..., k] + srt[..., k + 1]) / 2.0
+        out[:, c0:c0 + MEDIAN_CHUNK_HOPS] = np.where(np.isnan(srt[..., -1]), np.nan, mid)
     return out
 
 

@@ -107,8 +107,10 @@ class CrampAlarm:
         Start of the contraction (first step at ``off_ratio`` x the causal floor), s from
         the start of the night.
     alarm_s : float
-        Signal time at which the evidence was complete (s from the start); the wall-clock
-        delay adds the block length and transport.
+        Signal time at which the evidence was complete (s from the start): the later of the
+        ``on_ratio`` crossing and ``min_duration_s`` after ``onset_s``. The alarm is raised
+        by the first push that holds that time plus the 0.5-s envelope half-window, so the
+        wall-clock delay adds up to one block length (and transport).
     ratio : float
         Largest envelope / causal floor so far.
     """
@@ -219,7 +221,10 @@ class _AlarmTracker:
                 other.run_start * other.hop - (a + s) * self.hop) <= p.onset_window_s:
             return None  # both legs started together: body movement
         self.alarmed_until = a + e
-        return CrampAlarm(self.leg, (a + s) * self.hop, (a + e) * self.hop,
+        # the evidence was complete at the later of the on_ratio crossing and min_duration_s
+        first_on = s + int(np.argmax(np.nan_to_num(ratio[s:e], nan=0.0) >= p.on_ratio))
+        done = max(first_on, s + math.ceil(p.min_duration_s / self.hop))
+        return CrampAlarm(self.leg, (a + s) * self.hop, (a + done) * self.hop,
                           float(np.nanmax(ratio[s:e])))
 
 
