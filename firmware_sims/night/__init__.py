@@ -207,7 +207,9 @@ class SyntheticNight:
         """The streaming view of ``leg`` (one shared instance per leg)."""
         model = self._model(leg).legs[leg]
         if leg not in self._legs:
-            self._legs[leg] = SyntheticLeg(LegRenderer(self.spec, model))
+            self._legs[leg] = SyntheticLeg(
+                LegRenderer(self.spec, model, sleep_onset_s=self.sleep_onset_s)
+            )
         return self._legs[leg]
 
     def render(
@@ -216,7 +218,7 @@ class SyntheticNight:
         """The whole night of ``leg``: ``emg_uv`` (n_ch, n_emg), ``acc_mg`` (3, n_acc),
         ``lead_off`` (n_emg,). Identical to reading the leg piecewise."""
         model = self._model(leg).legs[leg]
-        return LegRenderer(self.spec, model).render_all()
+        return LegRenderer(self.spec, model, sleep_onset_s=self.sleep_onset_s).render_all()
 
     def floor_uv(self, leg: str) -> tuple[float, ...]:
         """Nominal floor RMS per channel of ``leg`` (µV, reference band, before gain)."""

@@ -40,9 +40,41 @@ G_MG: Final = 1000.0
 CACHE_TILES: Final = 16
 #: Mains frequency used in the "noise" lead-off mode (Hz).
 LEAD_OFF_HUM_HZ: Final = 50.0
+# --- mechanomyogram (MMG) on the accelerometer (NightSpec.acc_mmg) -----------------------
+#: MMG band (Hz): a contracting muscle's surface vibration lies mostly between ~5 and ~50 Hz
+#: with its power centred at 10-25 Hz (Orizio 1993; Beck et al. 2005); a 25-200 Hz wearable
+#: IMU sees the part below min(25 Hz, 0.45 fs).
+MMG_BAND_HZ: Final = (5.0, 25.0)
+MMG_ORDER: Final = 2
+#: MMG RMS on the skin-normal axis (z) per unit of EMG excess amplitude (x floor), drawn per
+#: leg (sensor fit and tissue differ between people). A cramp plateau (excess 3.5-7) then
+#: vibrates at ~2-8 mg RMS: the low end of what skin-taped accelerometers record from a
+#: strongly contracting calf (0.02-0.3 m/s², i.e. 2-30 mg; Orizio 1993, Beck et al. 2005),
+#: because a strap-mounted wearable couples more loosely than a taped sensor. MMG amplitude
+#: grows with force like EMG amplitude (Orizio 1993), hence the proportionality.
+MMG_MG_PER_EXCESS: Final = (0.5, 1.2)
+#: MMG per axis relative to z: the muscle belly vibrates perpendicular to the skin (z); the
+#: along-shank and lateral axes pick up less.
+MMG_AXIS_WEIGHT: Final = (0.3, 0.5, 1.0)
+#: Filter margin (s) from the previous tile for the MMG noise: the 5-Hz pole decays by
+#: e^-20 in 1 s, so tile edges are seamless.
+MMG_MARGIN_S: Final = 1.0
+# --- in-bed wakefulness before sleep onset (NightSpec.acc_settling) ------------------------
+#: Slow posture wander while lying awake: a few sinusoids at 0.01-0.2 Hz with 6-12 mg RMS per
+#: axis (shifting, reading, settling): tilts of ~0.5-2 degrees between 5-s epochs, what the
+#: sleep-period detector (HDCZA, van Hees et al. 2018) sees as "not sleeping".
+SETTLE_FREQ_HZ: Final = (0.01, 0.2)
+SETTLE_N_SINES: Final = 6
+SETTLE_RMS_MG: Final = (6.0, 12.0)
+#: Fidgets while awake: one every ~40 s on average, 20-80 mg, 0.2-0.6 s wide.
+SETTLE_FIDGET_EVERY_S: Final = 40.0
+SETTLE_FIDGET_MG: Final = (20.0, 80.0)
+SETTLE_FIDGET_SIGMA_S: Final = (0.2, 0.6)
+#: The wander fades out over this long (s), ending at sleep onset.
+SETTLE_FADE_S: Final = 20.0
 
 # Stream tags in the noise generators' spawn keys: (leg index, stream, tile).
-_FLOOR, _ACTIVITY, _ACC, _LEAD_OFF = 1, 2, 3, 4
+_FLOOR, _ACTIVITY, _ACC, _LEAD_OFF, _MMG, _MMG_GAIN, _SETTLE = 1, 2, 3, 4, 5, 6, 7
 
 
 def _band_gain2(
@@ -61,7 +93,9 @@ def _band_gain2(
 class LegRenderer:
     """Renders one leg tile by tile, with a small cache for sequential reads."""
 
-    def __init__(self, spec: NightSpec, model: LegModel) -> None:
+    def __init__(
+        self, spec: NightSpec, model: LegModel, *, sleep_onset_s: float | None = None
+    ) -> None:
         self.spec = spec
         self.model = model
         self.n_ch = len(spec.emg_channels)
@@ -89,12 +123,69 @@ class LegRenderer:
         self.emg_comps = list(model.emg)
         self.emg_lo = np.array([c.lo_s for c in self.emg_comps])
         self.emg_hi = np.array([c.hi_s for c in self.emg_comps])
-        self.acc_comps = list(model.acc)
+        self.acc_comps: list[Sines | Bumps] = list(model.acc)
+        if spec.acc_settling and sleep_onset_s is not None and sleep_onset_s > 0:
+            self.acc_comps.extend(self._settling(sleep_onset_s))
+        self._init_mmg()
         self.acc_lo = np.array([c.lo_s for c in self.acc_comps])
         self.acc_hi = np.array([c.hi_s for c in self.acc_comps])
         self._emg_cache: OrderedDict[int, tuple[F32, B]] = OrderedDict()
         self._acc_cache: OrderedDict[int, F32] = OrderedDict()
         self._raw_cache: OrderedDict[int, F32] = OrderedDict()
+
+    def _settling(self, onset_s: float) -> list[Sines | Bumps]:
+        """Posture wander and fidgets of a person lying awake before ``onset_s``."""
+        rng = self._rng(_SETTLE, 0)
+        k = SETTLE_N_SINES
+        lo, hi = np.log(SETTLE_FREQ_HZ[0]), np.log(SETTLE_FREQ_HZ[1])
+        freqs = np.exp(rng.uniform(lo, hi, k))
+        rms = rng.uniform(*SETTLE_RMS_MG, 3)
+        weights = rng.dirichlet(np.ones(k), 3)  # (3, k) power shares per axis
+        amp = np.sqrt(2.0 * weights) * rms[:, None]
+        phase = rng.uniform(0.0, 2 * np.pi, (3, k))
+        fade = min(SETTLE_FADE_S, onset_s / 2)
+        wander = Sines(-fade, onset_s, fade, freqs, amp, phase)
+        n = int(rng.poisson(onset_s / SETTLE_FIDGET_EVERY_S))
+        out: list[Sines | Bumps] = [wander]
+        if n:
+            centres = np.sort(rng.uniform(0.0, max(onset_s - 5.0, 1.0), n))
+            sig = rng.uniform(*SETTLE_FIDGET_SIGMA_S, n)
+            famp = rng.uniform(*SETTLE_FIDGET_MG, (3, n)) * rng.choice([-1.0, 1.0], (3, n))
+            out.append(Bumps(centres, sig, famp))
+        return out
+
+    def _init_mmg(self) -> None:
+        """Muscle-activity envelopes and the MMG filter (empty when ``acc_mmg`` is off)."""
+        envs = [c for c in self.model.emg if isinstance(c, Envelope)] if self.spec.acc_mmg else []
+        self.mmg_envs = envs
+        self.mmg_lo = np.array([c.lo_s for c in envs])
+        self.mmg_hi = np.array([c.hi_s for c in envs])
+        hi = min(MMG_BAND_HZ[1], 0.45 * self.acc_fs)
+        self.mmg_sos = signal.butter(
+            MMG_ORDER, [MMG_BAND_HZ[0], hi], btype="bandpass", fs=self.acc_fs, output="sos"
+        )
+        self.mmg_scale = 1.0 / np.sqrt(_band_gain2(self.mmg_sos, self.acc_fs, None))
+        self.mmg_margin_n = min(self.acc_tile_n, round(MMG_MARGIN_S * self.acc_fs))
+        gain = float(self._rng(_MMG_GAIN, 0).uniform(*MMG_MG_PER_EXCESS))
+        self.mmg_axis_mg = gain * np.asarray(MMG_AXIS_WEIGHT)
+
+    def _mmg(self, tile: int, t: F64) -> F64 | None:
+        """MMG (3, n) in mg for acc tile ``tile`` at times ``t``, or None if no activity."""
+        if not self.mmg_envs:
+            return None
+        idx = np.nonzero((self.mmg_lo <= t[-1]) & (self.mmg_hi >= t[0]))[0]
+        if not idx.size:
+            return None
+        power = np.zeros((self.n_ch, t.size))
+        for i in idx:
+            self.mmg_envs[i].add_power(t, power)
+        excess = np.sqrt(power.mean(axis=0))
+        n = self.acc_tile_n
+        prev = self._rng(_MMG, tile).standard_normal((3, n))[:, n - self.mmg_margin_n :]
+        raw = np.concatenate([prev, self._rng(_MMG, tile + 1).standard_normal((3, n))], axis=1)
+        noise = signal.sosfilt(self.mmg_sos, raw, axis=1)[:, self.mmg_margin_n :]
+        out: F64 = noise * (self.mmg_scale * self.mmg_axis_mg[:, None] * excess[None, :])
+        return out
 
     # --- random streams ---------------------------------------------------------------
     def _rng(self, stream: int, tile: int) -> np.random.Generator:
@@ -213,6 +304,9 @@ class LegRenderer:
                 c.add(t, acc, self.acc_fs / 2.0)
             else:
                 c.add(t, acc)
+        mmg = self._mmg(tile, t)
+        if mmg is not None:
+            acc += mmg
         acc += ACC_NOISE_MG * self._rng(_ACC, tile).standard_normal((3, n))
         out: F32 = acc.astype(np.float32)
         return out

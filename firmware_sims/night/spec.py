@@ -167,6 +167,14 @@ class NightSpec:
         Hand-placed events. A kind with any scripted event gets no random extra events.
     sleep_onset_s : float or None
         Sleep onset (s from start); ``None``: drawn 10-30 min (at most 15 % of the night).
+    acc_mmg : bool
+        Add the calf's mechanomyogram (5-25 Hz vibration of contracting muscle, a few mg,
+        proportional to the EMG activity of every muscle-activity envelope) to the
+        accelerometer. Drawn from its own random streams: the schedule and every other
+        sample are unchanged either way.
+    acc_settling : bool
+        Add in-bed wakefulness before sleep onset to the accelerometer: slow posture wander
+        and fidgets on both legs (own random streams, as above).
     """
 
     seed: int
@@ -183,6 +191,8 @@ class NightSpec:
     cramp_max_duration_s: float = 900.0
     scripted: tuple[ScriptedEvent, ...] = ()
     sleep_onset_s: float | None = None
+    acc_mmg: bool = True
+    acc_settling: bool = True
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -238,6 +248,11 @@ def _validate(spec: NightSpec) -> None:
             f"cramp_max_duration_s, got {spec.cramp_min_duration_s!r}, "
             f"{spec.cramp_max_duration_s!r}"
         )
+    for name in ("acc_mmg", "acc_settling"):
+        if not isinstance(getattr(spec, name), bool):
+            raise ConfigError(
+                f"NightSpec.{name}={getattr(spec, name)!r} must be True or False"
+            )
     if spec.sleep_onset_s is not None and not (0.0 <= spec.sleep_onset_s < spec.duration_s):
         raise ConfigError(
             f"NightSpec.sleep_onset_s={spec.sleep_onset_s!r} must lie inside the night "
