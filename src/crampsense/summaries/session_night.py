@@ -16,7 +16,7 @@ import gc
 import itertools
 import logging
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +34,14 @@ from crampsense.errors import DecodeError, StorageError
 from crampsense.models import CoverageGap, DeviceInfo, Leg, Night, SampleBlock, placement_leg
 from crampsense.storage.session_log import FrameBatch, SessionReader
 
-__all__ = ["SessionAnalysis", "analyze_session", "decode_session"]
+__all__ = [
+    "LegSource",
+    "SessionAnalysis",
+    "analyze_session",
+    "channel_legs",
+    "choose_leg_sources",
+    "decode_session",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -387,33 +394,162 @@ def _on_grid(
     return values, valid
 
 
+#: Units the detector reads; a stream decoded into anything else is not passed to it.
+EMG_UNIT: Final = "uV"
+ACC_UNIT: Final = "mg"
+
+
+@dataclass(frozen=True, slots=True)
+class LegSource:
+    """Which recorded stream feeds one leg's detector input.
+
+    Attributes
+    ----------
+    leg : {"left", "right"}
+    address : str
+        Device the stream came from.
+    stream : {"emg", "acc"}
+    channels : tuple of int
+        Rows of the stream's timeline that belong to this leg (all rows for a single-leg
+        device; a channel map can split a multi-channel EMG amplifier across both legs).
+    """
+
+    leg: Leg
+    address: str
+    stream: str
+    channels: tuple[int, ...]
+
+
+def channel_legs(
+    metadata: Mapping[str, str], channels: Sequence[str]
+) -> dict[Leg, tuple[int, ...]]:
+    """Rows of an EMG stream per leg, from a family's ``channel_map`` metadata.
+
+    A family whose one device measures both legs (the Ganglion with calf electrodes on each
+    side) stores ``"ch1:left-calf:gm;ch2:left-calf:gl;ch3:right-calf:gm;..."`` (channel,
+    placement, optional label; ``;``-separated) in its metadata. Channels on placements that
+    are not on a leg are left out.
+
+    Returns
+    -------
+    dict
+        ``leg -> row indices`` for the legs that have channels; empty without a map.
+
+    Examples
+    --------
+    >>> channel_legs({"channel_map": "ch1:left-calf:gm;ch2:right-calf:gm"}, ("ch1", "ch2"))
+    {'left': (0,), 'right': (1,)}
+    """
+    text = metadata.get("channel_map", "")
+    out: dict[Leg, tuple[int, ...]] = {}
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        fields = item.split(":")
+        if len(fields) < 2 or fields[0] not in channels:
+            continue
+        leg = placement_leg(fields[1])
+        if leg is not None:
+            out[leg] = (*out.get(leg, ()), channels.index(fields[0]))
+    return out
+
+
+def choose_leg_sources(
+    devices: tuple[DeviceInfo, ...],
+    timelines: Mapping[tuple[str, str], StreamTimeline],
+    metadata: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[LegSource]:
+    """Pick, per leg, at most one EMG stream and one accelerometer stream for the detector.
+
+    Every family's streams are candidates: EMG (unit µV) from a device worn on that leg, or
+    the leg's channels of a multi-leg EMG device (its ``channel_map`` metadata, see
+    :func:`channel_legs`); acceleration (unit mg) from a device worn on that leg. Per leg
+    the EMG with the highest rate wins (ties: the most valid samples, then pairing order); the
+    accelerometer of the same device is preferred, else the one with the most valid samples.
+    A leg with acceleration but no EMG gets an accelerometer-only input.
+
+    Returns
+    -------
+    list of LegSource
+        In leg order (left first), EMG before accelerometer.
+    """
+    meta = metadata or {}
+    emg: dict[Leg, list[tuple[float, int, int, LegSource]]] = {}
+    acc: dict[Leg, list[tuple[int, int, LegSource]]] = {}
+    for order, device in enumerate(devices):
+        tl = timelines.get((device.address, "emg"))
+        if tl is not None and tl.unit == EMG_UNIT:
+            split = channel_legs(meta.get(device.address, {}), tl.channels)
+            own = placement_leg(device.placement)
+            if not split and own is not None:
+                split = {own: tuple(range(len(tl.channels)))}
+            for emg_leg, rows in split.items():
+                src = LegSource(emg_leg, device.address, "emg", rows)
+                emg.setdefault(emg_leg, []).append((tl.fs_hz, int(tl.valid.sum()), -order, src))
+        elif tl is not None:
+            logger.warning("%s emg is in %r, not %s; not used for detection",
+                           device.address, tl.unit, EMG_UNIT)
+        acc_leg = placement_leg(device.placement)
+        ta = timelines.get((device.address, "acc"))
+        if acc_leg is not None and ta is not None:
+            if ta.unit != ACC_UNIT:
+                logger.warning("%s acc is in %r, not %s; not used for detection",
+                               device.address, ta.unit, ACC_UNIT)
+                continue
+            src = LegSource(acc_leg, device.address, "acc", tuple(range(len(ta.channels))))
+            acc.setdefault(acc_leg, []).append((int(ta.valid.sum()), -order, src))
+    out: list[LegSource] = []
+    for leg in ("left", "right"):
+        best_emg = max(emg.get(leg, []), default=None, key=lambda c: c[:3])
+        if best_emg is not None:
+            out.append(best_emg[3])
+        candidates = acc.get(leg, [])
+        emg_address = best_emg[3].address if best_emg is not None else None
+        same = [c for c in candidates if c[2].address == emg_address]
+        best_acc = max(same or candidates, default=None, key=lambda c: c[:2])
+        if best_acc is not None:
+            out.append(best_acc[2])
+    return out
+
+
 def _legs(
     devices: tuple[DeviceInfo, ...],
     timelines: dict[tuple[str, str], StreamTimeline],
     start_ns: int,
     duration_s: float,
+    sources: Sequence[LegSource] | None = None,
 ) -> list[LegSignals]:
+    """One :class:`LegSignals` per leg with a chosen source (see :func:`choose_leg_sources`)."""
+    chosen = list(sources) if sources is not None else choose_leg_sources(devices, timelines)
     legs: list[LegSignals] = []
-    for device in devices:
-        leg = placement_leg(device.placement)
-        emg = timelines.get((device.address, "emg"))
-        acc = timelines.get((device.address, "acc"))
-        if leg is None or (emg is None and acc is None):
+    leg: Leg
+    for leg in ("left", "right"):
+        emg_src = next((s for s in chosen if s.leg == leg and s.stream == "emg"), None)
+        acc_src = next((s for s in chosen if s.leg == leg and s.stream == "acc"), None)
+        if emg_src is None and acc_src is None:
             continue
         emg_v = emg_ok = acc_v = acc_ok = None
-        if emg is not None:
+        emg_fs: float | None = None
+        emg_channels: tuple[str, ...] = ()
+        if emg_src is not None:
+            emg = timelines[(emg_src.address, "emg")]
             emg_v, emg_ok = _on_grid(emg, start_ns, int(duration_s * emg.fs_hz))
-        if acc is not None:
+            if len(emg_src.channels) != emg_v.shape[0]:
+                emg_v = emg_v[list(emg_src.channels)]
+            emg_fs = emg.fs_hz
+            emg_channels = tuple(emg.channels[i] for i in emg_src.channels)
+        acc_fs: float | None = None
+        if acc_src is not None:
+            acc = timelines[(acc_src.address, "acc")]
             acc_v, acc_ok = _on_grid(acc, start_ns, int(duration_s * acc.fs_hz))
+            acc_fs = acc.fs_hz
         legs.append(
             LegSignals(
                 leg=leg,
                 emg_uv=emg_v,
-                emg_fs_hz=emg.fs_hz if emg is not None else None,
-                emg_channels=emg.channels if emg is not None else (),
+                emg_fs_hz=emg_fs,
+                emg_channels=emg_channels,
                 emg_valid=emg_ok,
                 acc_mg=acc_v,
-                acc_fs_hz=acc.fs_hz if acc is not None else None,
+                acc_fs_hz=acc_fs,
                 acc_valid=acc_ok,
             )
         )
@@ -457,6 +593,7 @@ def _coverage_gaps(
     duration_s: float,
     *,
     drops: set[tuple[str, float]] | frozenset[tuple[str, float]] = frozenset(),
+    sources: Sequence[LegSource] | None = None,
 ) -> list[tuple[Leg, float, float, str]]:
     """Uncovered spans per leg: ``"link dropped"`` (nothing received, and the recorder marked
     a disconnect or stall of that device within the span, see ``drops``: (address, seconds
@@ -468,11 +605,24 @@ def _coverage_gaps(
     samples."""
     n_sec = max(1, int(duration_s // COVERAGE_RESOLUTION_S))
     out: list[tuple[Leg, float, float, str]] = []
-    for device in devices:
-        leg = placement_leg(device.placement)
-        tl = timelines.get((device.address, "emg")) or timelines.get((device.address, "acc"))
-        if leg is None or tl is None:
-            continue
+    if sources is None:
+        picks = []
+        for device in devices:
+            leg_of = placement_leg(device.placement)
+            tl_of = timelines.get((device.address, "emg")) or timelines.get(
+                (device.address, "acc"))
+            if leg_of is not None and tl_of is not None:
+                picks.append((leg_of, device, tl_of))
+    else:  # per leg, the EMG source if there is one, else the accelerometer
+        by_address = {d.address: d for d in devices}
+        picks = []
+        for leg_of in ("left", "right"):
+            mine = [s for s in sources if s.leg == leg_of]
+            src = next((s for s in mine if s.stream == "emg"), mine[0] if mine else None)
+            if src is not None:
+                picks.append((leg_of, by_address[src.address],  # type: ignore[arg-type]
+                              timelines[(src.address, src.stream)]))
+    for leg, device, tl in picks:
         # the same whole-sample placement as the detector's grid (see _on_grid)
         t0_s = _grid_offset(tl, start_ns) / tl.fs_hz
         n = tl.valid.size
@@ -521,17 +671,18 @@ def analyze_session(
     with SessionReader(path) as reader:
         devices = tuple(reader.devices)
         timelines, n, bad, errors = decode_session(reader, progress=progress)
+        metadata = {d.address: dict(reader.device_metadata(d.address)) for d in devices}
         first_ns, last_ns = reader.time_span_ns()
         marks = reader.marks()
         clean_end = bool(marks) and marks[-1].kind == "stopped"
         start_ns = int(reader.metadata.get("start_ns", first_ns))
     # The night ends with the last sample any leg sensor delivered (not the last mark, which
     # the recorder writes a moment after stopping); without leg samples, the last record.
+    sources = choose_leg_sources(devices, timelines, metadata)
     leg_ends = [
         tl.t0_host_ns + round(tl.values.shape[1] * 1e9 / tl.fs_hz)
         for (address, stream), tl in timelines.items()
-        if stream in ("emg", "acc")
-        and any(d.address == address and placement_leg(d.placement) for d in devices)
+        if any(s.address == address and s.stream == stream for s in sources)
     ]
     end_ns = max(max(leg_ends, default=last_ns), start_ns)
     duration_s = (end_ns - start_ns) / 1e9
@@ -540,7 +691,7 @@ def analyze_session(
         for m in marks
         if m.kind in ("disconnected", "stall") and m.device_address is not None
     }
-    legs = _legs(devices, timelines, start_ns, duration_s)
+    legs = _legs(devices, timelines, start_ns, duration_s, sources)
     if not legs:
         raise StorageError(
             f"{path} holds no EMG or accelerometer data from a device worn on a leg "
@@ -558,7 +709,7 @@ def analyze_session(
             reason=reason,
         )
         for leg, a_s, b_s, reason in _coverage_gaps(
-            devices, timelines, start_ns, duration_s, drops=drops
+            devices, timelines, start_ns, duration_s, drops=drops, sources=sources
         )
     )
     monitored: tuple[Leg, ...] = tuple(sorted({lg.leg for lg in legs}))
