@@ -119,7 +119,7 @@ def test_cut_samples_after_a_continuation_raise_with_the_offset() -> None:
     with pytest.raises(DecodeError) as err:
         proto.decode(_f(b"\x03\x41" + bytes(3)))
     assert err.value.field == "samples"
-    assert err.value.offset == 6 + 12
+    assert err.value.offset == 5, "the end of the continuation, where bytes are missing"
 
 
 def _reference(proto: ms.MovesenseProtocol, frames: list[Frame]) -> list[tuple[int, SampleBlock]]:

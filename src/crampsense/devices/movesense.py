@@ -470,7 +470,16 @@ class MovesenseProtocol(DeviceProtocol):
         if first is None:
             msg = "GSP continuation without its first part (lost notification); skip it"
             raise DecodeError(msg, offset=0, field="continuation")
-        return self._blocks(frame.device_address, first + p[_HEADER:])
+        whole = first + p[_HEADER:]
+        if not self._complete(len(whole)):
+            body = len(whole) - _HEADER - _TIMESTAMP.size
+            msg = (
+                f"first part and continuation hold {body} sample bytes, not a whole number of "
+                f"{self.resource.sample_bytes}-byte {self.resource.kind} samples; a part was "
+                "lost or cut"
+            )
+            raise DecodeError(msg, offset=len(p), field="samples")
+        return self._blocks(frame.device_address, whole)
 
     def _complete(self, length: int) -> bool:
         body = length - _HEADER - _TIMESTAMP.size
