@@ -84,6 +84,12 @@ def test_continuation_joins_the_first_part() -> None:
     assert (err.value.offset, err.value.field) == (0, "continuation")
 
 
+def test_extreme_floats_decode_without_warnings() -> None:
+    payload = b"\x02\x41" + struct.pack("<I", 5) + struct.pack("<3f", 3.0e38, -3.0e38, 1.0)
+    (blk,) = ms.MovesenseProtocol().decode(_f(payload))
+    assert np.isinf(blk.values[:2, 0]).all()
+
+
 def test_responses_and_check_response() -> None:
     proto = ms.MovesenseProtocol()
     assert proto.decode(_f(b"\x01\x01Hello")) == []
