@@ -85,6 +85,8 @@ async def _ingest(
     address: str,
     sink: ListSink | SessionWriter,
     until_s: float,
+    *,
+    connect_wait_s: float = 10.0,
 ) -> IngestSession:
     transport = BleTransport(scanner_backend=bench.scanner_backend,
                              client_backend=bench.client_backend)
@@ -95,9 +97,9 @@ async def _ingest(
     stop = asyncio.Event()
     task = asyncio.create_task(session.run(stop))
     # connecting costs no simulated time unless somebody waits: start the clock once the
-    # device streams (or, for a device that never does, after a real half second)
+    # device streams (or, for a device that never does, after connect_wait_s real seconds)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(session.connected.wait(), 0.5)
+        await asyncio.wait_for(session.connected.wait(), connect_wait_s)
     await bench.wait_s(until_s)
     stop.set()
     await task
@@ -111,13 +113,15 @@ def _record(
     until_s: float,
     *,
     client_mtu: int = 247,
+    connect_wait_s: float = 10.0,
 ) -> tuple[IngestSession, ListSink]:
     sink = ListSink()
 
     async def main() -> IngestSession:
         async with BumbleBench(peripherals, clock=FakeClock(START),
                                client_mtu=client_mtu) as bench:
-            return await _ingest(bench, protocol, address, sink, until_s)
+            return await _ingest(bench, protocol, address, sink, until_s,
+                                 connect_wait_s=connect_wait_s)
 
     return asyncio.run(main()), sink
 
@@ -192,7 +196,8 @@ def test_polar_at_mtu_23_fails_in_one_line_naming_both_mtus(
 ) -> None:
     monkeypatch.setattr(ingest, "RESPONSE_TIMEOUT_S", 0.1)
     sim = PolarSensor(POLAR, _night(30.0).leg("left"), model="h10")
-    session, sink = _record([sim], pd.PolarPmdProtocol("h10"), POLAR, 3.0, client_mtu=23)
+    session, sink = _record([sim], pd.PolarPmdProtocol("h10"), POLAR, 3.0, client_mtu=23,
+                            connect_wait_s=0.3)
     assert session.stats.connects == 0
     assert ("mtu-too-small", "mtu=23 < 232") in sink.marks
     message = session.stats.errors[0]
