@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import time
 from collections.abc import Iterator, Sequence
@@ -22,8 +23,9 @@ from rich.table import Table
 from crampsense.clock import Clock, SystemClock, datetime_from_ns
 from crampsense.config import Config, PairedDevice
 from crampsense.detection import DetectionParams
+from crampsense.devices.base import DeviceProtocol
 from crampsense.devices.registry import protocol_for
-from crampsense.errors import DeviceError
+from crampsense.errors import ConfigError, DeviceError
 from crampsense.journal.log import (
     append_entry,
     entries_frame,
@@ -36,21 +38,32 @@ from crampsense.storage.nights import write_night_table
 from crampsense.storage.session_log import SessionWriter
 from crampsense.summaries.morning import build_morning_summary, render_summary
 from crampsense.summaries.session_night import SessionAnalysis, analyze_session
-from crampsense.transport.ble import BleTransport, read_strings
+from crampsense.transport.ble import BleTransport, read_device_information
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy
 
 __all__ = [
+    "DEVICE_INFO_FILE",
+    "WORLDS",
+    "configured_protocol",
     "detection_params",
+    "load_device_info",
     "log_entry",
     "pair_device",
     "record_night",
     "replay_and_summarise",
+    "save_device_info",
     "show_journal",
     "transport_for",
 ]
 
-FIRMWARE_REVISION_UUID = "00002a26-0000-1000-8000-00805f9b34fb"
 PARTICIPANT = "me"
+#: Simulated worlds ``--simulate`` can use: the standard bedroom (two calf bands and a strap)
+#: and the device zoo (one simulator of every family).
+WORLDS = ("bedroom", "zoo")
+#: Device Information strings read when pairing, per address (what ``configure`` needs to
+#: rebuild the paired configuration: the Ganglion's firmware, the Polar model).
+DEVICE_INFO_FILE = "device-info.json"
+_DEVICE_INFO_FORMAT = 1
 #: Real seconds between checks that buffered frames are committed (the writer commits when its
 #: commit interval, at most 1 s, has passed).
 COMMIT_TIMER_S = 0.25
@@ -65,24 +78,81 @@ def detection_params(config: Config) -> DetectionParams:
 
 
 @contextlib.contextmanager
-def transport_for(simulate: bool) -> Iterator[BleTransport]:
-    """The real Bluetooth stack, or the firmware simulators' standard bedroom."""
+def transport_for(simulate: bool, world: str = "bedroom") -> Iterator[BleTransport]:
+    """The real Bluetooth stack, or a simulated world (``"bedroom"`` or ``"zoo"``)."""
     if not simulate:
         yield BleTransport()
         return
-    from firmware_sims.bedroom import quiet_bedroom  # noqa: PLC0415
+    from firmware_sims.bedroom import quiet_bedroom, quiet_zoo  # noqa: PLC0415
 
-    world = quiet_bedroom()
-    yield BleTransport(
-        scanner_backend=world.scanner_backend, client_backend=world.client_backend
-    )
+    sim = quiet_zoo() if world == "zoo" else quiet_bedroom()
+    yield BleTransport(scanner_backend=sim.scanner_backend, client_backend=sim.client_backend)
+
+
+def configured_protocol(
+    family: str, device_info: dict[str, str], options: dict[str, Any] | None = None
+) -> DeviceProtocol:
+    """The protocol of a paired device: ``family`` with ``options``, configured for the
+    Device Information strings read when pairing (firmware-dependent formats, the model)."""
+    return protocol_for(family, **(options or {})).configure(device_info)
+
+
+def load_device_info(data_dir: Path) -> dict[str, dict[str, str]]:
+    """Device Information strings stored at pairing, by lower-case address ({} if none).
+
+    Raises
+    ------
+    ConfigError
+        The file exists but does not parse.
+    """
+    path = data_dir / DEVICE_INFO_FILE
+    if not path.exists():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("format") != _DEVICE_INFO_FORMAT:
+            msg = f"unknown format {doc.get('format')!r}"
+            raise ValueError(msg)
+        return {str(k).lower(): {str(a): str(b) for a, b in v.items()}
+                for k, v in doc["devices"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ConfigError(
+            f"device information file {path} is damaged ({exc}); remove it and pair the "
+            "devices again with `crampsense pair ADDRESS --placement ...`"
+        ) from exc
+
+
+def save_device_info(data_dir: Path, address: str, info: dict[str, str]) -> Path:
+    """Remember the Device Information strings of ``address`` (owner-only, atomic)."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    known = load_device_info(data_dir)
+    known[address.lower()] = dict(info)
+    path = data_dir / DEVICE_INFO_FILE
+    tmp = path.with_suffix(".json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"format": _DEVICE_INFO_FORMAT, "devices": known}, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    return path
 
 
 async def pair_device(
-    address: str, placement: str, *, simulate: bool, timeout_s: float
-) -> PairedDevice:
-    """Find ``address``, recognise its family, read its firmware revision."""
-    with transport_for(simulate) as transport:
+    address: str, placement: str, *, simulate: bool, timeout_s: float, world: str = "bedroom"
+) -> tuple[PairedDevice, DeviceProtocol, dict[str, str]]:
+    """Find ``address``, recognise its family, read its Device Information, configure it.
+
+    Returns
+    -------
+    paired : PairedDevice
+    protocol : DeviceProtocol
+        The family's protocol configured for this device (``configure`` with the Device
+        Information strings): what it streams is ``protocol.capabilities()``.
+    device_info : dict of str to str
+        The strings read (store them with :func:`save_device_info`).
+    """
+    with transport_for(simulate, world) as transport:
         found = await transport.scan(min(timeout_s, 0.5) if simulate else timeout_s)
         match = [d for d in found if d.address.lower() == address.lower()]
         if not match:
@@ -99,24 +169,24 @@ async def pair_device(
                 f"(services {', '.join(dev.service_uuids) or 'none'}); see docs/devices.md",
                 address=address,
             )
-        firmware = ""
+        info: dict[str, str] = {}
         client = transport.client(dev.ble_device)
         try:
             await client.connect()
-            firmware = (await read_strings(client, [FIRMWARE_REVISION_UUID])).get(
-                FIRMWARE_REVISION_UUID, ""
-            )
+            info = await read_device_information(client)
         finally:
             if client.is_connected:
                 await client.disconnect()
-        return PairedDevice(
+        protocol = configured_protocol(dev.family, info)
+        paired = PairedDevice(
             address=dev.address,
             name=dev.name,
             family=dev.family,
             placement=placement,
             simulated=simulate,
-            firmware=firmware,
+            firmware=info.get("firmware") or info.get("software", ""),
         )
+        return paired, protocol, info
 
 
 # --- recording --------------------------------------------------------------------------------
@@ -146,19 +216,23 @@ async def record_devices(
     stop: asyncio.Event,
     protocol_options: dict[str, dict[str, Any]] | None = None,
     sessions_out: list[IngestSession] | None = None,
+    device_info: dict[str, dict[str, str]] | None = None,
 ) -> list[IngestSession]:
     """Run one :class:`IngestSession` per device into one session writer until ``stop``.
 
     ``sessions_out``, if given, receives the sessions as soon as they exist (for progress).
+    ``device_info`` (lower-case address -> the Device Information strings read when pairing)
+    configures each protocol as it was paired (see :func:`configured_protocol`).
     """
     sessions = sessions_out if sessions_out is not None else []
     for i, p in enumerate(devices):
         options = (protocol_options or {}).get(p.family, {})
-        protocol = protocol_for(p.family, **options)
-        info = _device_info(p)
-        writer.add_device(info, protocol.metadata())
+        info = (device_info or {}).get(p.address.lower(), {})
+        protocol = configured_protocol(p.family, info, options)
+        paired = _device_info(p)
+        writer.add_device(paired, protocol.metadata())
         sessions.append(
-            IngestSession(transport, protocol, writer, info, clock=clock,
+            IngestSession(transport, protocol, writer, paired, clock=clock,
                           policy=policy, seed=i)
         )
     writer.mark("started", detail=f"{len(sessions)} device(s)")
@@ -191,8 +265,15 @@ def record_night(
     duration_s: float | None,
     seed: int,
     speed: float | None,
+    world: str = "bedroom",
+    data_dir: Path | None = None,
 ) -> Path:
-    """``crampsense record``: real devices until stopped, or a simulated night."""
+    """``crampsense record``: real devices until stopped, or a simulated night.
+
+    ``world`` picks the simulated world (``"bedroom"`` or ``"zoo"``); ``data_dir`` holds the
+    Device Information stored at pairing (default: the parent of ``sessions_dir``).
+    """
+    device_info = load_device_info(data_dir if data_dir is not None else sessions_dir.parent)
     policy = ReconnectPolicy(
         scan_timeout_s=config["recording.scan_timeout_s"],
         max_backoff_s=config["recording.reconnect_max_backoff_s"],
@@ -210,7 +291,7 @@ def record_night(
         return record_simulated(
             out, devices, config=config, sessions_dir=sessions_dir, out_path=out_path,
             duration_s=duration_s or 8 * 3600.0, seed=seed, speed=speed, policy=policy,
-            protocol_options=options,
+            protocol_options=options, world=world, device_info=device_info,
         )
     clock = SystemClock()
     start = datetime_from_ns(clock.now_ns())
@@ -230,7 +311,7 @@ def record_night(
         ) as writer:
             out.print(f"Recording to {path}. Stop with Ctrl-C (everything received is kept).")
             await record_devices(transport, devices, writer, clock=clock, policy=policy,
-                                 stop=stop, protocol_options=options)
+                                 stop=stop, protocol_options=options, device_info=device_info)
 
     asyncio.run(run())
     return path

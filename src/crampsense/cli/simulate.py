@@ -63,12 +63,14 @@ async def record_world(
     metadata: dict[str, str],
     on_progress: Callable[[float], None] | None = None,
     handle_signals: bool = False,
+    device_info: dict[str, dict[str, str]] | None = None,
 ) -> RecordingReport:
     """Record ``devices`` of a :class:`~firmware_sims.world.SimulatedWorld` into ``path``.
 
     With ``handle_signals``, SIGTERM and SIGINT end the night early and cleanly: everything
     received is committed and the session closes normally (Python's default SIGTERM handler
-    would skip the ``finally`` blocks that do that).
+    would skip the ``finally`` blocks that do that). ``device_info`` (lower-case address ->
+    Device Information strings stored at pairing) configures each device's protocol.
     """
     from crampsense.cli.runtime import record_devices  # noqa: PLC0415 - avoids a cycle
 
@@ -96,7 +98,8 @@ async def record_world(
         live: list[IngestSession] = []
         recorder = asyncio.create_task(
             record_devices(transport, devices, writer, clock=clock, policy=policy, stop=stop,
-                           protocol_options=protocol_options, sessions_out=live)
+                           protocol_options=protocol_options, sessions_out=live,
+                           device_info=device_info)
         )
         # Connecting takes no simulated time (the simulators answer at once), so let every
         # device connect before the pump starts moving the night: nothing is lost at the start.
@@ -162,9 +165,12 @@ def record_simulated(
     speed: float | None,
     policy: ReconnectPolicy,
     protocol_options: dict[str, dict[str, Any]],
+    world: str = "bedroom",
+    device_info: dict[str, dict[str, str]] | None = None,
 ) -> Path:
-    """``crampsense record --simulate``: a synthetic night from the simulated bedroom."""
-    from firmware_sims.bedroom import bedroom  # noqa: PLC0415
+    """``crampsense record --simulate``: a synthetic night from the simulated bedroom, or
+    (``world="zoo"``) from the device zoo, one simulator of every device family."""
+    from firmware_sims.bedroom import bedroom, device_zoo  # noqa: PLC0415
     from firmware_sims.night import NightSpec, generate_night  # noqa: PLC0415
 
     from crampsense.cli.runtime import session_path_for  # noqa: PLC0415
@@ -174,22 +180,23 @@ def record_simulated(
                      acc_fs_hz=float(protocol_options["crampsense-band"]["imu_fs_hz"]))
     night = generate_night(spec)
     wanted = {d.address for d in devices}
-    world = bedroom(night, speed=speed, include=lambda a: a in wanted)
+    make = device_zoo if world == "zoo" else bedroom
+    sim = make(night, speed=speed, include=lambda a: a in wanted)
     path = out_path or session_path_for(sessions_dir, spec.start)
     with progress_bar(out) as bar:
         task = bar.add_task(path.name, total=duration_s, clock="")
 
         def progress(sim_s: float) -> None:
-            now = datetime_from_ns(world.clock.now_ns()).astimezone(UTC)
+            now = datetime_from_ns(sim.clock.now_ns()).astimezone(UTC)
             bar.update(task, completed=sim_s, clock=now.strftime("%H:%M UTC"))
 
         report = asyncio.run(
             record_world(
-                world, devices, path,
+                sim, devices, path,
                 commit_interval_s=config["recording.commit_interval_s"], policy=policy,
                 protocol_options=protocol_options, duration_s=duration_s,
-                metadata={"simulated": "true", "seed": str(seed)}, on_progress=progress,
-                handle_signals=True,
+                metadata={"simulated": "true", "seed": str(seed), "world": world},
+                on_progress=progress, handle_signals=True, device_info=device_info,
             )
         )
     out.print(
