@@ -34,7 +34,6 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from crampsense.detection import DetectionParams, LegSignals, compare_events, detect_cramps
 from crampsense.detection.scoring import LENIENT_ONSET_S
@@ -381,6 +380,8 @@ def fa_upper_bound(fp: int, nights: float) -> float:
     """One-sided 95 % upper bound of a Poisson false-alarm rate per night (exact, Garwood)."""
     if nights <= 0:
         return math.nan
+    from scipy import stats  # noqa: PLC0415 - 1 s to import; only `evaluate` needs it
+
     return float(stats.chi2.ppf(FA_BOUND_CONFIDENCE, 2 * (fp + 1)) / 2.0 / nights)
 
 

@@ -171,8 +171,13 @@ def demo(ctx: click.Context, seed: int, emg_fs_hz: int, out_dir: Path | None) ->
     help="Seconds to listen (default from config: recording.scan_timeout_s).",
 )
 @click.option("--all", "show_all", is_flag=True, help="Also list devices crampsense cannot use.")
+@click.option("--world", type=click.Choice(["bedroom", "zoo"]), default="bedroom",
+              show_default=True,
+              help="--simulate only: the bedroom (bands + strap) or the zoo (every family).")
 @click.pass_context
-def scan(ctx: click.Context, simulate: bool, timeout_s: float | None, show_all: bool) -> None:
+def scan(
+    ctx: click.Context, simulate: bool, timeout_s: float | None, show_all: bool, world: str
+) -> None:
     """List nearby wearables, what they are and what they can stream."""
     from crampsense.cli.runtime import transport_for  # noqa: PLC0415
 
@@ -180,7 +185,10 @@ def scan(ctx: click.Context, simulate: bool, timeout_s: float | None, show_all: 
     timeout = timeout_s if timeout_s is not None else c.config["recording.scan_timeout_s"]
     if simulate:
         timeout = min(timeout, 0.5)
-    with transport_for(simulate) as transport, c.err.status(f"Scanning for {timeout:g} s..."):
+    with (
+        transport_for(simulate, world) as transport,
+        c.err.status(f"Scanning for {timeout:g} s..."),
+    ):
         found = asyncio.run(transport.scan(timeout, only_known=not show_all))
     if not found:
         c.out.print(
@@ -197,7 +205,7 @@ def scan(ctx: click.Context, simulate: bool, timeout_s: float | None, show_all: 
         )
     c.out.print(table)
     c.out.print("Pair one with: crampsense pair ADDRESS --placement left-calf" + (
-        " --simulate" if simulate else ""
+        (" --simulate" + (" --world zoo" if world == "zoo" else "")) if simulate else ""
     ))
 
 
@@ -210,25 +218,38 @@ def scan(ctx: click.Context, simulate: bool, timeout_s: float | None, show_all: 
     help="Where the device is worn (bands: left-calf / right-calf).",
 )
 @click.option("--simulate", is_flag=True, help="Pair a built-in firmware simulator.")
+@click.option("--world", type=click.Choice(["bedroom", "zoo"]), default="bedroom",
+              show_default=True,
+              help="--simulate only: the bedroom (bands + strap) or the zoo (every family).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 120.0), default=None)
 @click.pass_context
 def pair(
-    ctx: click.Context, address: str, placement: str, simulate: bool, timeout_s: float | None
+    ctx: click.Context,
+    address: str,
+    placement: str,
+    simulate: bool,
+    world: str,
+    timeout_s: float | None,
 ) -> None:
     """Remember a wearable and where it is worn."""
-    from crampsense.cli.runtime import pair_device  # noqa: PLC0415
+    from crampsense.cli.runtime import pair_device, save_device_info  # noqa: PLC0415
+    from crampsense.transport.ble import describe_streams  # noqa: PLC0415
 
     c = _obj(ctx)
     timeout = timeout_s if timeout_s is not None else c.config["recording.scan_timeout_s"]
-    paired = asyncio.run(pair_device(address, placement, simulate=simulate, timeout_s=timeout))
+    paired, protocol, info = asyncio.run(
+        pair_device(address, placement, simulate=simulate, timeout_s=timeout, world=world)
+    )
     devices = [d for d in load_paired(c.data_dir) if d.address.lower() != address.lower()]
     clash = [d for d in devices if d.placement == placement and d.family == paired.family]
     devices.append(paired)
     path = save_paired(c.data_dir, devices)
+    save_device_info(c.data_dir, paired.address, info)
     c.out.print(
         f"Paired {paired.name} ({paired.address}, {paired.family}, firmware "
         f"{paired.firmware or 'unknown'}) as {placement}. Saved in {path}."
     )
+    c.out.print(f"Streams: {', '.join(describe_streams(protocol)) or 'none'}.")
     for d in clash:
         c.out.print(f"Note: {d.name} ({d.address}) is also paired as {placement}.")
 
@@ -278,6 +299,9 @@ def devices(ctx: click.Context, forget: str | None) -> None:
               help="--simulate only: times real time (default: as fast as possible).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Session file to write (default: <data dir>/sessions/<start>.session).")
+@click.option("--world", type=click.Choice(["bedroom", "zoo"]), default="bedroom",
+              show_default=True,
+              help="--simulate only: the bedroom (bands + strap) or the zoo (every family).")
 @click.pass_context
 def record(
     ctx: click.Context,
@@ -286,6 +310,7 @@ def record(
     seed: int,
     speed: float | None,
     out_path: Path | None,
+    world: str,
 ) -> None:
     """Record a night from the paired wearables into a crash-safe session file.
 
@@ -314,6 +339,8 @@ def record(
         duration_s=hours * 3600.0 if hours else (8 * 3600.0 if simulate else None),
         seed=seed,
         speed=speed,
+        world=world,
+        data_dir=c.data_dir,
     )
     c.out.print(f"Session saved: {result}")
     c.out.print(f"See the night with: crampsense replay {result}")
@@ -395,6 +422,15 @@ def log(ctx: click.Context, words: Sequence[str], at_time: str | None, show: int
         raise UsageError("nothing to log; e.g. `crampsense log water 500 ml` (see --help)")
     line = log_entry(path, list(words), at_time=at_time, tz=_local_tz())
     c.out.print(f"Logged: {line}")
+
+
+from crampsense.cli.analyze import analyze  # noqa: E402 - registered after the group exists
+
+cli.add_command(analyze)
+
+from crampsense.cli.evaluate import evaluate  # noqa: E402 - registered after the group exists
+
+cli.add_command(evaluate)
 
 
 # --- entry point ------------------------------------------------------------------------------
