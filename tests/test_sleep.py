@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
 import polars as pl
 import pytest
+from firmware_sims.night import NightSpec, SyntheticNight, generate_night
 
 from crampsense.detection.sleep import (
     AccEpochs,
     SleepParams,
+    SleepPeriod,
     acc_epochs,
     sleep_period,
 )
 from crampsense.errors import ConfigError, DetectionError
-from firmware_sims.night import NightSpec, generate_night
 
 FS = 50.0
+Periods = list[tuple[SyntheticNight, dict[str, SleepPeriod]]]
 
 
 def _still(duration_s: float, *, seed: int = 0, z_mg: float = 1000.0) -> np.ndarray:
@@ -49,7 +52,7 @@ def test_epochs_of_blocks_concatenate_to_the_epochs_of_the_whole() -> None:
     whole = acc_epochs(acc, FS, epoch_s=1.0)
     cuts = [0, 50 * 7, 50 * 300, 50 * 301, 50 * 1200, acc.shape[1]]
     parts = [acc_epochs(acc[:, a:b], FS, epoch_s=1.0, start_s=a / FS)
-             for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+             for a, b in itertools.pairwise(cuts)]
     joined = AccEpochs.concat(parts)
     assert joined.n == whole.n == 1800
     for name in ("mean_mg", "sd_mg", "min_mg", "max_mg", "enmo_mg", "vertical_frac", "vib_mg",
@@ -100,7 +103,8 @@ def test_invalid_and_nan_samples_make_epochs_unusable() -> None:
     valid[400:500] = False  # epochs 8 and 9
     ep = acc_epochs(acc, FS, epoch_s=1.0, valid=valid)
     assert ep.valid.tolist() == [True, False] + [True] * 6 + [False, False]
-    assert np.isnan(ep.enmo_mg[1]) and np.isnan(ep.vib_mg[:, 9]).all()
+    assert np.isnan(ep.enmo_mg[1])
+    assert np.isnan(ep.vib_mg[:, 9]).all()
     assert ep.valid_frac[1] == pytest.approx(0.4)
 
 
@@ -129,7 +133,7 @@ def test_coarsen_matches_epochs_computed_at_the_longer_length() -> None:
 
 
 @pytest.fixture(scope="module")
-def night_periods() -> list[tuple[object, dict[str, object]]]:
+def night_periods() -> Periods:
     out = []
     for seed in (1, 4):
         night = generate_night(NightSpec(seed=seed, emg_fs_hz=200.0, n_cramps=2))
@@ -141,17 +145,18 @@ def night_periods() -> list[tuple[object, dict[str, object]]]:
     return out
 
 
-def test_sleep_period_matches_the_nights_spec(night_periods: list) -> None:
+def test_sleep_period_matches_the_nights_spec(night_periods: Periods) -> None:
     for night, res in night_periods:
         for sp in res.values():
-            assert sp.onset_s is not None and sp.offset_s is not None
+            assert sp.onset_s is not None
+            assert sp.offset_s is not None
             assert abs(sp.onset_s - night.sleep_onset_s) < 300.0  # within 5 min
             assert sp.offset_s >= night.spec.duration_s - 600.0  # asleep until the end
             assert sp.nonwear.height == 0
             assert 6.5 * 3600 < sp.sleep_s < night.spec.duration_s - night.sleep_onset_s
 
 
-def test_waking_for_a_cramp_and_walking_show_as_wake_bouts(night_periods: list) -> None:
+def test_waking_for_a_cramp_and_walking_show_as_wake_bouts(night_periods: Periods) -> None:
     seen = {"cramp": 0, "walk": 0}
     for night, res in night_periods:
         truth = night.truth.filter(
@@ -167,16 +172,19 @@ def test_waking_for_a_cramp_and_walking_show_as_wake_bouts(night_periods: list) 
         for sp in res.values():
             long = sp.wake_bouts.filter(pl.col("end_s") - pl.col("start_s") > 600)
             assert long.height <= 1
-    assert seen["cramp"] >= 2 and seen["walk"] >= 2
+    assert seen["cramp"] >= 2
+    assert seen["walk"] >= 2
 
 
-def test_to_dict_is_json_ready_and_methods_says_what_was_done(night_periods: list) -> None:
+def test_to_dict_is_json_ready_and_methods_says_what_was_done(night_periods: Periods) -> None:
     sp = night_periods[0][1]["left"]
     d = json.loads(json.dumps(sp.to_dict()))
     assert set(d) == {"onset_s", "offset_s", "sleep_h", "wake_bouts", "nonwear"}
     assert d["sleep_h"] == pytest.approx(sp.sleep_s / 3600, abs=1e-3)
     assert len(d["wake_bouts"]) == sp.wake_bouts.height
-    assert "HDCZA" in sp.methods and "van Hees" in sp.methods and "h asleep" in sp.methods
+    assert "HDCZA" in sp.methods
+    assert "van Hees" in sp.methods
+    assert "h asleep" in sp.methods
 
 
 # --- hand-made edge cases ------------------------------------------------------------------------
@@ -186,7 +194,8 @@ def test_awake_then_still_for_hours_is_one_sleep_period() -> None:
     acc = np.concatenate([_restless(1800.0), _still(4 * 3600.0), _restless(1200.0, seed=3)],
                          axis=1)
     sp = sleep_period(acc_epochs(acc, FS))
-    assert sp.onset_s is not None and sp.offset_s is not None
+    assert sp.onset_s is not None
+    assert sp.offset_s is not None
     assert abs(sp.onset_s - 1800.0) < 240.0
     assert abs(sp.offset_s - (1800.0 + 4 * 3600.0)) < 240.0
     assert sp.wake_bouts.height == 0
@@ -195,8 +204,10 @@ def test_awake_then_still_for_hours_is_one_sleep_period() -> None:
 
 def test_all_moving_has_no_sleep_period() -> None:
     sp = sleep_period(acc_epochs(_restless(3 * 3600.0), FS))
-    assert sp.onset_s is None and sp.offset_s is None
-    assert sp.sleep_s == 0.0 and sp.wake_bouts.height == 0
+    assert sp.onset_s is None
+    assert sp.offset_s is None
+    assert sp.sleep_s == 0.0
+    assert sp.wake_bouts.height == 0
     assert sp.to_dict()["onset_s"] is None
     assert "No sleep period" in sp.methods
 
@@ -211,7 +222,8 @@ def test_all_still_for_a_whole_night_is_non_wear_not_sleep() -> None:
 def test_short_recording_has_no_sleep_period_and_no_crash() -> None:
     for seconds in (0.0, 3.0, 600.0):
         sp = sleep_period(acc_epochs(_still(seconds), FS))
-        assert sp.onset_s is None and sp.sleep_s == 0.0
+        assert sp.onset_s is None
+        assert sp.sleep_s == 0.0
 
 
 def test_sensor_on_the_table_after_getting_up_is_non_wear() -> None:
@@ -221,7 +233,8 @@ def test_sensor_on_the_table_after_getting_up_is_non_wear() -> None:
     ], axis=1)
     sp = sleep_period(acc_epochs(acc, FS))
     off_start = 1200.0 + 5 * 3600.0 + 4200.0
-    assert sp.offset_s is not None and sp.offset_s < off_start
+    assert sp.offset_s is not None
+    assert sp.offset_s < off_start
     assert sp.nonwear.height == 1
     assert sp.nonwear["start_s"][0] == pytest.approx(off_start, abs=900.0)
     assert sp.nonwear["end_s"][0] == pytest.approx(off_start + 7200.0)
@@ -239,7 +252,8 @@ def test_gaps_are_neither_sleep_nor_non_wear() -> None:
     gap = slice(round(3 * 3600 * FS), round(3.5 * 3600 * FS))
     acc[:, gap] = np.nan
     sp = sleep_period(acc_epochs(acc, FS))
-    assert sp.onset_s is not None and sp.offset_s is not None
+    assert sp.onset_s is not None
+    assert sp.offset_s is not None
     asleep_in_gap = sp.asleep_at(np.arange(3 * 3600.0 + 5, 3.5 * 3600.0 - 5, 5.0))
     assert not asleep_in_gap.any()
     assert sp.sleep_s == pytest.approx(3.5 * 3600.0, rel=0.05)

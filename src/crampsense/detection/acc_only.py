@@ -380,8 +380,9 @@ def possible_cramps(
         dur = (offset_i - onset_i) * es
         seg = slice(onset_i, offset_i)
         mv = moving[seg]
-        reason = _reject(p, es, dur, mv, ratio[seg], moving, other_moving, zang, onset_i, sleep,
-                         epochs.start_s)
+        reason = _reject(p, es=es, dur=dur, mv=mv, ratio=ratio[seg], moving=moving,
+                         other_moving=other_moving, zang=zang, onset_i=onset_i, sleep=sleep,
+                         start_s=epochs.start_s)
         if reason:
             logger.debug("acc candidate %.0f-%.0f s rejected: %s", onset_i * es, offset_i * es,
                          reason)
@@ -465,7 +466,7 @@ def _longest_run(mask: BOOL) -> int:
     return int((b - a).max()) if a.size else 0
 
 
-def _reject(p: AccCrampParams, es: float, dur: float, mv: BOOL, ratio: F64, moving: BOOL,
+def _reject(p: AccCrampParams, *, es: float, dur: float, mv: BOOL, ratio: F64, moving: BOOL,
             other_moving: BOOL, zang: F64, onset_i: int, sleep: SleepPeriod,
             start_s: float) -> str:
     """Why a candidate is not a possible cramp ("" if it is)."""
@@ -480,7 +481,7 @@ def _reject(p: AccCrampParams, es: float, dur: float, mv: BOOL, ratio: F64, movi
     if pre.size and pre.mean() > p.max_pre_moving_fraction:
         return "leg was moving before"
     w = round(p.onset_window_s / es)
-    lo, hi = max(0, onset_i - w), min(moving.size, onset_i + w)
+    lo = max(0, onset_i - w)
     # the other leg moving near the onset or in the first half: rolling over (getting up after
     # a cramp comes at its end)
     hi_other = min(moving.size, onset_i + max(w, round(0.5 * dur / es)))

@@ -252,7 +252,7 @@ class AccEpochs:
     @property
     def t_s(self) -> F64:
         """Start time of each epoch (s), shape (n,)."""
-        out: F64 = self.start_s + self.epoch_s * np.arange(self.n)
+        out: F64 = self.start_s + self.epoch_s * np.arange(self.n, dtype=np.float64)
         return out
 
     @property
@@ -456,7 +456,7 @@ def acc_epochs(
         )
     n = a.shape[1] // k
     blocks = a[:, : n * k].reshape(3, n, k)
-    ok = np.isfinite(blocks).all(axis=0)  # (n, k)
+    ok: BOOL = np.asarray(np.isfinite(blocks).all(axis=0), dtype=bool)  # (n, k)
     if valid is not None:
         ok &= np.asarray(valid[: n * k], dtype=bool).reshape(n, k)
     cnt = ok.sum(axis=1)
@@ -788,9 +788,8 @@ def _nonwear_windows(ep: AccEpochs, p: SleepParams) -> BOOL:
     es = ep.epoch_s
     w = max(1, round(p.nonwear_window_s / es))
     step = max(1, round(p.nonwear_step_s / es))
-    out = np.zeros(n, dtype=bool)
     if n < w:
-        return out
+        return np.zeros(n, dtype=bool)
     ok = ep.valid
     wt = ok.astype(np.float64)
     mean = np.where(ok, ep.mean_mg, 0.0)
@@ -815,5 +814,5 @@ def _nonwear_windows(ep: AccEpochs, p: SleepParams) -> BOOL:
     d = np.zeros(n + 1)
     np.add.at(d, starts[flagged], 1.0)
     np.add.at(d, starts[flagged] + w, -1.0)
-    out = np.cumsum(d)[:n] > 0
-    return out
+    flags: BOOL = np.cumsum(d)[:n] > 0
+    return flags
