@@ -184,6 +184,9 @@ def test_json_schema(night_edf: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert set(doc["sleep"]) == set(LEGS)
     for leg in LEGS:
         assert set(doc["sleep"][leg]) == set(SLEEP_FIELDS)
+        # both legs have an accelerometer, so the sleep-period figures are computed
+        assert doc["sleep"][leg]["sleep_s"] is not None
+        assert 0.0 <= doc["sleep"][leg]["sleep_s"] <= NIGHT_S
 
 
 def test_sleep_is_taken_from_the_results_when_present() -> None:

@@ -260,15 +260,28 @@ def test_hum_is_notched_only_when_measured() -> None:
 
 def test_no_emg_leg_is_reported_uncovered() -> None:
     legs, _ = _simple_night()
-    res = detect_cramps([legs[0], LegSignals("right", None, None,
-                                             acc_mg=_still_acc(1800.0), acc_fs_hz=50.0)],
-                        start=START)
+    res = detect_cramps([legs[0], LegSignals("right", None, None)], start=START)
     cov = res.coverage.filter(pl.col("leg") == "right")
     assert cov.rows() == [("right", 0.0, 1800.0, "no-emg")]
     assert res.covered_s("right") == 0.0
+    assert res.evidence == {"left": "emg", "right": "none"}
     summ = res.summary()
     assert summ.filter(pl.col("leg") == "right")["covered_h"][0] == 0.0
-    assert math.isnan(summ.filter(pl.col("leg") == "right")["events_per_covered_h"][0])
+
+
+def test_accelerometer_only_leg_is_covered_by_its_accelerometer() -> None:
+    legs, _ = _simple_night()
+    res = detect_cramps([legs[0], LegSignals("right", None, None,
+                                             acc_mg=_still_acc(1800.0), acc_fs_hz=50.0)],
+                        start=START)
+    assert res.evidence == {"left": "emg", "right": "acc"}
+    # A still, valid accelerometer covers the leg (for possible cramps only), and a still
+    # leg is not a cramp.
+    assert res.coverage.filter(pl.col("leg") == "right").height == 0
+    assert res.covered_s("right") == pytest.approx(1800.0)
+    assert res.events.filter(pl.col("leg") == "right").height == 0
+    assert "right leg had no EMG" in res.methods
+    assert "right" in res.sleep
 
 
 def test_results_object_api() -> None:
@@ -289,7 +302,9 @@ def test_results_object_api() -> None:
     assert events[0].severity is Severity.MODERATE
     assert events[0].duration_s == pytest.approx(res.events["duration_s"][0])
     summ = res.summary()
-    assert summ.columns == ["leg", "n_events", "total_min", "covered_h", "events_per_covered_h"]
+    assert summ.columns == ["leg", "evidence", "n_events", "total_min", "covered_h",
+                            "events_per_covered_h", "sleep_h", "events_per_sleep_h"]
+    assert summ["evidence"].to_list() == ["emg"] * summ.height
     assert summ.filter(pl.col("leg") == "left")["n_events"][0] == 1
     assert summ.filter(pl.col("leg") == "left")["events_per_covered_h"][0] == pytest.approx(2.0)
     text = res.methods

@@ -446,69 +446,32 @@ def _num(value: Any, digits: int) -> float | None:
     return round(x, digits) if math.isfinite(x) else None
 
 
-def _sleep_for(sleep: Any, leg: str) -> Any:
-    """The sleep result of one leg: from a per-leg mapping, a table with a ``leg`` column, an
-    object with one attribute per leg, or one night-level result (same for every leg)."""
-    if sleep is None:
-        return None
-    if hasattr(sleep, "iter_rows") and "leg" in getattr(sleep, "columns", ()):
-        rows = [r for r in sleep.iter_rows(named=True) if r.get("leg") == leg]
-        return rows[0] if rows else None
-    if isinstance(sleep, Mapping):
-        return sleep.get(leg)
-    if hasattr(sleep, "onset_s") or hasattr(sleep, "sleep_onset_s"):
-        return sleep
-    return getattr(sleep, leg, None)
-
-
-def _field(item: Any, *names: str) -> Any:
-    for name in names:
-        value = item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
-        if value is not None:
-            return value
-    return None
-
-
-def _spans_s(table: Any) -> tuple[float, int] | None:
-    """Total seconds and count of a ``start_s``/``end_s`` table (polars), else ``None``."""
-    if table is None or not hasattr(table, "get_column"):
-        return None
-    try:
-        total = float((table.get_column("end_s") - table.get_column("start_s")).sum())
-    except Exception:  # noqa: BLE001 - any other table shape simply has no figure
-        return None
-    return total, int(table.height)
-
-
-def _sleep_json(results: Any, n_events: Mapping[str, int]) -> dict[str, dict[str, Any]]:
-    """Per leg, the :data:`SLEEP_FIELDS` from ``results.sleep`` (the sleep-period result, when
-    the detector provides one: per leg, or one for the night), null where a figure is not
-    available (no sleep result, no accelerometer, no sleep period found)."""
-    sleep = getattr(results, "sleep", None)
+def _sleep_json(results: CrampResults, n_events: Mapping[str, int]
+                ) -> dict[str, dict[str, Any]]:
+    """Per leg, the :data:`SLEEP_FIELDS` from ``results.sleep`` (HDCZA sleep period of the
+    leg's accelerometer), null where a figure is not available (no accelerometer of 25 Hz or
+    more on that leg, or no sleep period found)."""
     out: dict[str, dict[str, Any]] = {}
     for leg in LEGS:
-        item = _sleep_for(sleep, leg)
         values: dict[str, Any] = dict.fromkeys(SLEEP_FIELDS)
-        if item is not None:
-            onset = _num(_field(item, "sleep_onset_s", "onset_s"), 1)
-            offset = _num(_field(item, "sleep_offset_s", "offset_s"), 1)
-            period = _num(_field(item, "sleep_period_s"), 1)
-            if period is None and onset is not None and offset is not None:
-                period = round(offset - onset, 1)
-            wake = _spans_s(_field(item, "wake_bouts"))
-            nonwear = _spans_s(_field(item, "nonwear", "non_wear"))
+        sp = results.sleep.get(leg)
+        if sp is not None:
+            onset = _num(sp.onset_s, 1)
+            offset = _num(sp.offset_s, 1)
+            wake = sp.wake_bouts
+            sleep_s = round(sp.sleep_s, 1)
             values.update({
-                "sleep_onset_s": onset, "sleep_offset_s": offset, "sleep_period_s": period,
-                "sleep_s": _num(_field(item, "sleep_s"), 1),
-                "wake_s": _num(_field(item, "wake_s"), 1) if wake is None else round(wake[0], 1),
-                "wake_bouts": _field(item, "n_wake_bouts") if wake is None else wake[1],
-                "non_wear_s": (_num(_field(item, "non_wear_s", "nonwear_s"), 1)
-                               if nonwear is None else round(nonwear[0], 1)),
-                "events_per_sleep_h": _num(_field(item, "events_per_sleep_h"), 3),
+                "sleep_onset_s": onset, "sleep_offset_s": offset,
+                "sleep_period_s": (round(offset - onset, 1)
+                                   if onset is not None and offset is not None else None),
+                "sleep_s": sleep_s,
+                "wake_s": round(float((wake["end_s"] - wake["start_s"]).sum()), 1),
+                "wake_bouts": wake.height,
+                "non_wear_s": round(float((sp.nonwear["end_s"] - sp.nonwear["start_s"]).sum()),
+                                    1),
+                "events_per_sleep_h": (round(n_events.get(leg, 0) * 3600.0 / sleep_s, 3)
+                                       if sleep_s > 0 else None),
             })
-            if values["events_per_sleep_h"] is None and values["sleep_s"]:
-                values["events_per_sleep_h"] = round(n_events.get(leg, 0) * 3600.0
-                                                     / values["sleep_s"], 3)
         out[leg] = values
     return out
 

@@ -17,6 +17,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from crampsense.detection.acc import AccFeatures, features_from_steps, step_stats
+from crampsense.detection.acc_only import possible_cramps
 from crampsense.detection.emg import (
     REASON_NAMES,
     REASON_VALID,
@@ -29,6 +30,13 @@ from crampsense.detection.emg import (
     hysteresis_spans,
 )
 from crampsense.detection.params import DetectionParams
+from crampsense.detection.sleep import (
+    MIN_ACC_FS_HZ,
+    AccEpochs,
+    SleepPeriod,
+    acc_epochs,
+    sleep_period,
+)
 from crampsense.errors import DetectionError
 from crampsense.models import CrampEvent, Leg, Severity, grade_severity
 
@@ -212,6 +220,7 @@ class _AccSteps:
         self._mean: list[NDArray[np.float64]] = []
         self._motion: list[NDArray[np.float64]] = []
         self._ok: list[NDArray[np.bool_]] = []
+        self._epochs: list[AccEpochs] = []
         self._cache: AccFeatures | None = None
 
     def push(self, acc_mg: NDArray[np.floating], valid: NDArray[np.bool_] | None) -> None:
@@ -230,16 +239,31 @@ class _AccSteps:
         vv = np.concatenate((self._tail_valid, v))
         done = (x.shape[1] // self.step_n) * self.step_n
         if done:
+            epoch_t0_s = self.known_s
             _, mean, motion, ok = step_stats(x[:, :done], self.fs_hz, vv[:done])
             self._mean.append(mean)
             self._motion.append(motion)
             self._ok.append(ok)
+            # The same 1-s steps as epochs for the sleep period and accelerometer-only
+            # detection (per-epoch features only: block-composable like the steps).
+            if self.fs_hz >= MIN_ACC_FS_HZ:  # below it: no sleep period, no acc-only events
+                self._epochs.append(acc_epochs(x[:, :done], self.fs_hz, valid=vv[:done],
+                                               epoch_s=self.step_n / self.fs_hz,
+                                               start_s=epoch_t0_s))
             self._cache = None
         self._tail, self._tail_valid = x[:, done:], vv[done:]
 
     @property
     def known_s(self) -> float:
         return sum(m.size for m in self._motion) * self.step_n / self.fs_hz
+
+    def epochs(self) -> AccEpochs | None:
+        """The 1-s epochs so far (``None`` before the first whole second)."""
+        if not self._epochs:
+            return None
+        if len(self._epochs) > 1:  # keep one part (bounded list length)
+            self._epochs = [AccEpochs.concat(self._epochs)]
+        return self._epochs[0]
 
     def features(self) -> AccFeatures:
         if self._cache is None:
@@ -311,12 +335,21 @@ class CrampResults:
         Length of the longest stream (s).
     notch_hz : dict
         Mains lines notched, per leg (empty tuple when no hum was measured).
+    sleep : dict of str to SleepPeriod
+        Per leg with an accelerometer of 25 Hz or more: the HDCZA sleep period, wake bouts
+        and non-wear (:func:`crampsense.detection.sleep.sleep_period`).
+    evidence : dict of str to str
+        Per leg, what its events rest on: ``"emg"``, ``"envelope"`` (pre-computed EMG
+        envelope), ``"acc"`` (accelerometer only: ``possible_cramp`` events, lower
+        confidence) or ``"none"``.
     """
 
     def __init__(self, *, events: pl.DataFrame, coverage: pl.DataFrame, rejected: pl.DataFrame,
                  params: DetectionParams, start: datetime, duration_s: float,
                  legs: tuple[Leg, ...], notch_hz: dict[str, tuple[float, ...]],
-                 band_hz: dict[str, tuple[float, float]]) -> None:
+                 band_hz: dict[str, tuple[float, float]],
+                 sleep: Mapping[str, SleepPeriod] | None = None,
+                 evidence: Mapping[str, str] | None = None) -> None:
         self.events = events
         self.coverage = coverage
         self.rejected = rejected
@@ -326,13 +359,16 @@ class CrampResults:
         self.legs = legs
         self.notch_hz = notch_hz
         self.band_hz = band_hz
+        self.sleep: dict[str, SleepPeriod] = dict(sleep or {})
+        self.evidence: dict[str, str] = dict(evidence or {})
 
     def __repr__(self) -> str:
         return (f"CrampResults({self.events.height} events, legs={list(self.legs)}, "
                 f"duration_s={self.duration_s:.0f})")
 
     def covered_s(self, leg: Leg) -> float:
-        """Seconds of the night in which ``leg`` had usable EMG."""
+        """Seconds of the night in which ``leg`` had a usable signal (EMG, or the
+        accelerometer for an accelerometer-only leg, see :attr:`evidence`)."""
         if leg not in self.legs:
             return 0.0
         lost = self.coverage.filter(pl.col("leg") == leg).select(
@@ -353,20 +389,29 @@ class CrampResults:
         return out
 
     def summary(self) -> pl.DataFrame:
-        """Per leg: ``n_events``, ``total_min``, ``covered_h``, ``events_per_covered_h``.
+        """Per leg: ``evidence``, ``n_events``, ``total_min``, ``covered_h``,
+        ``events_per_covered_h``, ``sleep_h``, ``events_per_sleep_h``.
 
-        ``events_per_covered_h`` is ``nan`` for a leg with no covered time.
+        Rates are ``nan`` where their denominator is zero or unknown (``sleep_h`` is ``nan``
+        for a leg without an accelerometer of 25 Hz or more).
         """
         rows = []
         for leg in self.legs:
             ev = self.events.filter(pl.col("leg") == leg)
             covered_h = self.covered_s(leg) / 3600.0
             n = ev.height
-            rows.append((leg, n, float(ev["duration_s"].sum()) / 60.0, covered_h,
-                         n / covered_h if covered_h > 0 else math.nan))
-        return pl.DataFrame(rows, schema={"leg": pl.String, "n_events": pl.Int64,
-                                          "total_min": pl.Float64, "covered_h": pl.Float64,
-                                          "events_per_covered_h": pl.Float64}, orient="row")
+            sp = self.sleep.get(leg)
+            sleep_h = sp.sleep_s / 3600.0 if sp is not None else math.nan
+            rows.append((leg, self.evidence.get(leg, "none"), n,
+                         float(ev["duration_s"].sum()) / 60.0, covered_h,
+                         n / covered_h if covered_h > 0 else math.nan, sleep_h,
+                         n / sleep_h if sleep_h > 0 else math.nan))
+        return pl.DataFrame(rows, schema={"leg": pl.String, "evidence": pl.String,
+                                          "n_events": pl.Int64, "total_min": pl.Float64,
+                                          "covered_h": pl.Float64,
+                                          "events_per_covered_h": pl.Float64,
+                                          "sleep_h": pl.Float64,
+                                          "events_per_sleep_h": pl.Float64}, orient="row")
 
     @property
     def methods(self) -> str:
@@ -398,7 +443,25 @@ class CrampResults:
             "crampsense.models.grade_severity. Leg EMG recording follows the AASM 2018 scoring "
             "manual; cramp physiology after Minetto et al. 2009 and Hallegraeff et al. 2017; "
             "events were scored against truth by interval IoU as in YASA's compare_detection."
+            + self._acc_methods()
         )
+
+    def _acc_methods(self) -> str:
+        """The accelerometer-only and sleep-period part of :attr:`methods`."""
+        parts = []
+        acc_legs = [leg for leg, e in self.evidence.items() if e == "acc"]
+        if acc_legs:
+            parts.append(
+                f" The {' and '.join(acc_legs)} leg had no EMG: its events are possible "
+                "cramps from the accelerometer alone (an abrupt awakening from a still leg "
+                "with sustained 5-25 Hz mechanomyographic vibration of the calf, Orizio 1993; "
+                "Beck et al. 2005), with confidence capped at 0.6 and severity graded on "
+                "duration only; see crampsense.detection.acc_only.")
+        if self.sleep:
+            first = next(iter(self.sleep.values()))
+            parts.append(" " + first.methods.split(" The sleep period ran")[0]
+                         .split(" No sleep period")[0])
+        return "".join(parts)
 
 
 def _empty(schema: Mapping[str, pl.DataType | type[pl.DataType]]) -> pl.DataFrame:
@@ -853,8 +916,11 @@ def detect_cramps(legs: Sequence[LegSignals], *, start: datetime,
     Parameters
     ----------
     legs : sequence of LegSignals
-        One entry per leg (at most one per leg). A leg without EMG is reported as not covered
-        (``"no-emg"``); accelerometer-only detection is not implemented yet.
+        One entry per leg (at most one per leg). A leg with an accelerometer (25 Hz or more)
+        and no EMG gets accelerometer-only ``"possible_cramp"`` events
+        (:func:`crampsense.detection.acc_only.possible_cramps`); a leg with neither is
+        reported as not covered (``"no-emg"``). Every leg with an accelerometer gets a sleep
+        period (``CrampResults.sleep``).
     start : datetime
         Timezone-aware time of sample 0 of every stream.
     params : DetectionParams, optional
@@ -924,8 +990,9 @@ def detect_cramps(legs: Sequence[LegSignals], *, start: datetime,
     mean_rel     float64, ratio    mean 1-s envelope / floor within the event
     severity     str               "mild" / "moderate" / "severe" (grade_severity)
     confidence   float64, 0-1      see above; EMG events range 0.4-1.0
-    kind         str               "cramp" ("possible_cramp" is for accelerometer-only)
-    evidence     str               "emg" or "emg+acc" (accelerometer valid during the event)
+    kind         str               "cramp", or "possible_cramp" for accelerometer-only legs
+    evidence     str               "emg", "emg+acc" (accelerometer valid during the event)
+                                   or "acc" (accelerometer only)
     woke         bool              movement burst after onset
     got_up       bool              stood up during or within 2 min after
     stretched    bool              stronger burst at the end
@@ -1009,9 +1076,24 @@ def _results(streams: Mapping[Leg, _LegStream], *, start: datetime,
     states, decisions = _evaluate(streams, 0.0, params)
     rows = [d.event for d in decisions if d.event is not None]
     rejected = [d.rejected for d in decisions if d.rejected is not None]
+    epochs = {leg: ep for leg, ls in streams.items()
+              if ls.acc is not None and (ep := ls.acc.epochs()) is not None and ep.n > 0}
+    sleep: dict[str, SleepPeriod] = {leg: _sleep_of(ep) for leg, ep in epochs.items()}
     coverage: list[tuple[str, float, float, str]] = []
+    evidence: dict[str, str] = {}
     for leg, st in states.items():
-        coverage.extend(_coverage_rows(st, streams[leg], duration_s))
+        ls = streams[leg]
+        if ls.front is None and leg in epochs:
+            # Accelerometer only: "possible cramps" from the leg's movement pattern.
+            other = next((ep for name, ep in epochs.items() if name != leg), None)
+            acc_rows = possible_cramps(epochs[leg], sleep=sleep[leg], leg=leg, other=other)
+            rows.extend(acc_rows.to_dicts())
+            coverage.extend(_acc_coverage_rows(leg, epochs[leg], sleep[leg], duration_s))
+            evidence[leg] = "acc"
+        else:
+            coverage.extend(_coverage_rows(st, ls, duration_s))
+            evidence[leg] = ("none" if ls.front is None else
+                             "envelope" if isinstance(ls.front, EnvelopeFrontEnd) else "emg")
     for r in rejected:
         logger.debug("rejected a %s-leg candidate at %.1f s: %s", r[0], r[1], r[3])
     start_utc = start.astimezone(UTC)
@@ -1026,4 +1108,25 @@ def _results(streams: Mapping[Leg, _LegStream], *, start: datetime,
                   for leg, st in states.items() if st.env is not None},
         band_hz={leg: st.env.band_hz for leg, st in states.items()
                  if st.env is not None and not math.isnan(st.env.band_hz[0])},
+        sleep=sleep, evidence=evidence,
     )
+
+
+def _sleep_of(epochs_1s: AccEpochs) -> SleepPeriod:
+    """HDCZA sleep period of one leg from its 1-s epochs (merged to 5 s inside)."""
+    return sleep_period(epochs_1s)
+
+
+def _acc_coverage_rows(leg: str, epochs: AccEpochs, sleep: SleepPeriod, duration_s: float
+                       ) -> list[tuple[str, float, float, str]]:
+    """Spans an accelerometer-only leg did not cover: invalid epochs and non-wear."""
+    rows: list[tuple[str, float, float, str]] = []
+    es = epochs.epoch_s
+    for a, b in _spans_of(~epochs.valid):
+        rows.append((leg, epochs.start_s + a * es, epochs.start_s + b * es, "gap"))
+    for a, b in sleep.nonwear.iter_rows():
+        rows.append((leg, float(a), float(b), "non-wear"))
+    end_s = epochs.end_s
+    if duration_s - end_s > 1e-9:
+        rows.append((leg, end_s, duration_s, "gap"))
+    return rows
