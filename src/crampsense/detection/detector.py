@@ -92,6 +92,9 @@ EXCESS_MIN_SQ: Final = 1e-3
 #: Window of the running median that phasic dips are measured against (s): longer than the
 #: slowest ALMA/PLM-like rhythm of interest (0.3 Hz), shorter than a plateau's slow drifts.
 PHASIC_LOCAL_S: Final = 5.0
+#: Block length (s) in which :func:`detect_cramps` feeds a whole night's accelerometer to the
+#: same block-wise code the streaming detector uses (bounded temporary memory).
+OFFLINE_ACC_BLOCK_S: Final = 600.0
 #: Fraction of the onset window in which the leg must be vertical to count as standing.
 STANDING_FRACTION: Final = 0.5
 #: Accelerometer step (s) and how many seconds at the end of the steps are provisional: the
@@ -1022,7 +1025,13 @@ def detect_cramps(legs: Sequence[LegSignals], *, start: datetime,
             else:
                 ls.front.push(np.asarray(sig.emg_envelope), sig.emg_valid)
         if ls.acc is not None and sig.acc_mg is not None:
-            ls.acc.push(sig.acc_mg, sig.acc_valid)
+            # In blocks: the features are block-composable, and whole-night float64 copies
+            # of the accelerometer would add ~100 MB to the peak memory of an 8-h night.
+            n_acc = int(np.shape(sig.acc_mg)[-1])
+            step = max(1, round(OFFLINE_ACC_BLOCK_S * ls.acc.fs_hz))
+            for a in range(0, n_acc, step):
+                ls.acc.push(sig.acc_mg[:, a:a + step],
+                            None if sig.acc_valid is None else sig.acc_valid[a:a + step])
         streams[sig.leg] = ls
     return _results(streams, start=start, params=params)
 
