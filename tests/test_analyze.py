@@ -15,6 +15,7 @@ import pytest
 from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
 from firmware_sims.night import NightSpec, SyntheticNight, generate_night
 
+from clihelp import run_cli
 from crampsense.cli.analyze import (
     LEGS,
     SLEEP_FIELDS,
@@ -22,7 +23,7 @@ from crampsense.cli.analyze import (
     analysis_json,
     auto_map,
 )
-from crampsense.cli.main import EXIT_ERROR, EXIT_USAGE, main
+from crampsense.cli.main import EXIT_ERROR, EXIT_USAGE
 from crampsense.detection import LegSignals, detect_cramps
 from crampsense.storage.edf import EdfSignal, write_edf
 from crampsense.storage.samples import SampleChannel, write_samples
@@ -33,14 +34,6 @@ EMG_FS_HZ = 500.0
 ONSET_TOLERANCE_S = 5.0
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(err: str) -> str:

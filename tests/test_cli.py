@@ -14,6 +14,7 @@ import pytest
 from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
 from firmware_sims.night import NightSpec, generate_night
 
+from clihelp import run_cli
 from crampsense.cli.main import EXIT_ERROR, EXIT_USAGE, main
 from crampsense.errors import ForeignFileError
 from crampsense.storage.session_log import SessionReader
@@ -22,15 +23,6 @@ EMG_FS_HZ = 500
 NIGHT_S = 900.0
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run ``crampsense ARGS`` in-process; returns (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

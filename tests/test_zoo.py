@@ -39,7 +39,7 @@ from firmware_sims.families import (
     run_firmware,
 )
 
-from crampsense.cli.main import main
+from clihelp import run_cli
 from crampsense.cli.simulate import record_world
 from crampsense.config import PairedDevice
 from crampsense.devices.registry import identify
@@ -69,14 +69,6 @@ CASE_OF = {
 FAMILIES = {"crampsense-band", "polar-pmd", "openbci-ganglion", "movesense", "heart-rate"}
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

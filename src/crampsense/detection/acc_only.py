@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,6 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 from scipy.ndimage import uniform_filter1d
 
+from crampsense.detection.schema import EVENT_ROW_SCHEMA
 from crampsense.detection.sleep import AccEpochs, SleepPeriod, _check_ranges, _quiet_nan, _runs
 from crampsense.errors import ConfigError, DetectionError
 from crampsense.models import grade_severity
@@ -47,24 +47,9 @@ logger = logging.getLogger(__name__)
 F64 = NDArray[np.float64]
 BOOL = NDArray[np.bool_]
 
-#: The detector's EVENT_SCHEMA without the wall-clock ``onset``/``offset`` columns (the lead's
-#: detect_cramps adds those from its start time).
-ACC_EVENT_SCHEMA: Final[Mapping[str, pl.DataType | type[pl.DataType]]] = {
-    "onset_s": pl.Float64,
-    "offset_s": pl.Float64,
-    "duration_s": pl.Float64,
-    "leg": pl.String,
-    "channels": pl.List(pl.String),
-    "peak_rel": pl.Float64,
-    "mean_rel": pl.Float64,
-    "severity": pl.String,
-    "confidence": pl.Float64,
-    "kind": pl.String,
-    "evidence": pl.String,
-    "woke": pl.Boolean,
-    "got_up": pl.Boolean,
-    "stretched": pl.Boolean,
-}
+#: The detector's event columns without the wall-clock ``onset``/``offset`` (added by
+#: detect_cramps from its start time).
+ACC_EVENT_SCHEMA: Final = EVENT_ROW_SCHEMA
 
 #: Axis carrying the MMG: z is normal to the skin, the direction the muscle belly vibrates in.
 MMG_AXIS: Final = 2

@@ -30,6 +30,7 @@ from crampsense.detection.emg import (
     hysteresis_spans,
 )
 from crampsense.detection.params import DetectionParams
+from crampsense.detection.schema import EVENT_SCHEMA
 from crampsense.detection.sleep import (
     MIN_ACC_FS_HZ,
     AccEpochs,
@@ -102,24 +103,6 @@ STANDING_FRACTION: Final = 0.5
 ACC_STEP_S: Final = 1.0
 TURN_MARGIN_S: Final = 3.0
 
-EVENT_SCHEMA: Final[Mapping[str, pl.DataType | type[pl.DataType]]] = {
-    "onset_s": pl.Float64,
-    "offset_s": pl.Float64,
-    "duration_s": pl.Float64,
-    "onset": pl.Datetime("us", "UTC"),
-    "offset": pl.Datetime("us", "UTC"),
-    "leg": pl.String,
-    "channels": pl.List(pl.String),
-    "peak_rel": pl.Float64,
-    "mean_rel": pl.Float64,
-    "severity": pl.String,
-    "confidence": pl.Float64,
-    "kind": pl.String,
-    "evidence": pl.String,
-    "woke": pl.Boolean,
-    "got_up": pl.Boolean,
-    "stretched": pl.Boolean,
-}
 COVERAGE_SCHEMA: Final[Mapping[str, pl.DataType | type[pl.DataType]]] = {
     "leg": pl.String,
     "start_s": pl.Float64,
