@@ -281,3 +281,93 @@ def test_streaming_memory_8_hours() -> None:
     peak, duration_s = _stream_peak_bytes(8.0)
     assert duration_s == pytest.approx(8 * 3600.0)
     assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MB"
+
+
+# --------------------------------------------------------------------------- provisional alarms
+def _profile_leg(fs_hz: float, duration_s: float, knots: list[tuple[float, float]], seed: int
+                 ) -> np.ndarray:
+    """One channel of 2-µV noise whose amplitude follows piecewise-linear ``knots``."""
+    rng = np.random.default_rng(seed)
+    n = int(duration_s * fs_hz)
+    t = np.arange(n) / fs_hz
+    level = np.interp(t, [k[0] for k in knots], [k[1] for k in knots]) if knots else 1.0
+    out: np.ndarray = (rng.standard_normal((1, n)) * 2.0 * level).astype(np.float32)
+    return out
+
+
+def _stream_one(x: np.ndarray, fs_hz: float, block_s: float, acc: np.ndarray | None = None
+                ) -> tuple[StreamingDetector, list[CrampAlarm], list[CrampAlarm], Any]:
+    det = StreamingDetector([StreamLeg("left", emg_fs_hz=fs_hz, emg_channels=("gm",),
+                                       acc_fs_hz=None if acc is None else 50.0)],
+                            start=START)
+    alarms: list[CrampAlarm] = []
+    retracted: list[CrampAlarm] = []
+    step = round(block_s * fs_hz)
+    for i in range(0, x.shape[1], step):
+        kw: dict[str, Any] = {}
+        if acc is not None:
+            kw["acc_mg"] = acc[:, round(i * 50.0 / fs_hz):round((i + step) * 50.0 / fs_hz)]
+        u = det.push("left", emg_uv=x[:, i:i + step], **kw)
+        alarms.extend(u.alarms)
+        retracted.extend(u.retracted)
+    return det, alarms, retracted, det.finish()
+
+
+def test_alarm_for_a_cramp_is_not_retracted() -> None:
+    fs = 500.0
+    x = _profile_leg(fs, 2400.0, [(900.0, 1.0), (930.0, 5.0), (1050.0, 5.0), (1060.0, 1.0)], 1)
+    det, alarms, retracted, res = _stream_one(x, fs, 5.0)
+    assert res.events.height == 1
+    assert len(alarms) == 1
+    assert 0.0 < alarms[0].alarm_s - 900.0 < 30.0, alarms
+    assert alarms[0].onset_s < alarms[0].alarm_s
+    assert retracted == []
+    assert det.retracted == ()
+
+
+def test_no_alarm_on_mains_hum_before_its_notch() -> None:
+    """Hum switched on mid-night lifts the envelope like a tonic plateau until the front end
+    measures it (up to 32 s later); the alarm checks the newest raw segment first."""
+    fs = 500.0
+    x = _profile_leg(fs, 1500.0, [], 2)
+    t = np.arange(x.shape[1]) / fs
+    x[0, t > 700.3] += (25.0 * np.sin(2 * np.pi * 50.0 * t[t > 700.3])).astype(np.float32)
+    _, alarms, _, res = _stream_one(x, fs, 5.0)
+    assert res.events.height == 0
+    assert alarms == []
+
+
+def test_alarm_on_a_plm_train_is_held_or_retracted() -> None:
+    """Four 12-s bursts at 40-s intervals make a PLM train (WASM 2016): the first burst
+    cannot know it, so its alarm is retracted once the final stage rejects it; the later
+    bursts follow a PLM-interval burst and are held until they outlast 15 s (they do not)."""
+    fs = 500.0
+    knots = [(0.0, 1.0)]
+    for k in range(4):
+        b = 1200.0 + 40.0 * k
+        knots += [(b, 1.0), (b + 1.0, 5.0), (b + 11.0, 5.0), (b + 12.0, 1.0)]
+    x = _profile_leg(fs, 3200.0, knots, 3)
+    det, alarms, retracted, res = _stream_one(x, fs, 5.0)
+    assert res.events.height == 0
+    assert set(res.rejected["reason"]) == {"plm_train"}
+    assert len(alarms) == 1
+    assert alarms[0].onset_s == pytest.approx(1200.5, abs=1.5)
+    assert retracted == alarms  # decided during the night (3200 s > 1250 s + lookahead)
+    assert det.retracted == tuple(alarms)
+
+
+def test_no_alarm_while_standing() -> None:
+    """A plateau that starts with the shank vertical is rejected as 'standing' by the final
+    stage; the alarm sees the accelerometer and never rings."""
+    fs = 500.0
+    x = _profile_leg(fs, 1500.0, [(800.0, 1.0), (805.0, 5.0), (900.0, 5.0), (905.0, 1.0)], 4)
+    n_acc = 1500 * 50
+    acc = np.zeros((3, n_acc), dtype=np.float32)
+    acc[2] = 1000.0
+    up = slice(790 * 50, 1000 * 50)
+    acc[0, up], acc[2, up] = 1000.0, 0.0
+    acc += np.random.default_rng(5).normal(0.0, 3.0, acc.shape).astype(np.float32)
+    _, alarms, _, res = _stream_one(x, fs, 5.0, acc)
+    assert res.events.height == 0
+    assert "standing" in set(res.rejected["reason"])
+    assert alarms == []

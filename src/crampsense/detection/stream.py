@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,8 +37,11 @@ from crampsense.detection.detector import (
     LEGS,
     PEAK_SMOOTH_S,
     PHASIC_LOCAL_S,
+    STANDING_FRACTION,
     STRETCH_AFTER_S,
+    TURN_MARGIN_S,
     CrampResults,
+    _AccSteps,
     _evaluate,
     _events_frame,
     _LegStream,
@@ -48,6 +52,7 @@ from crampsense.detection.emg import (
     FLOOR_MIN_VALID,
     EmgFrontEnd,
     EnvelopeFrontEnd,
+    _HumTest,
     hop_envelope,
     hysteresis_spans,
 )
@@ -66,6 +71,20 @@ FINAL_EVERY_S: Final = 60.0
 #: Alarms look back this far (s) for the start of the current contraction: the longest
 #: onset ramp (onset_lookback_s = 60 s) plus min_duration_s fits.
 ALARM_BACK_S: Final = 90.0
+#: An alarm needs this long (s, in total) at or above on_ratio: the 1-s median envelope
+#: already ignores spikes; one second more keeps a single noisy crossing from deciding.
+ALARM_MIN_ON_S: Final = 1.0
+#: Longest wait (s) past the end of the onset window for the accelerometer or the other
+#: leg's EMG to arrive before the alarm is decided without them (transport lag).
+ALARM_WAIT_S: Final = 10.0
+#: A run after a PLM-length burst at a PLM interval is alarmed only when it has outlasted
+#: plm_max_burst_s by this much (s): the causal floor differs slightly from the final one,
+#: so a span's length does too.
+PLM_MARGIN_S: Final = 1.0
+#: Completed runs remembered per leg (PLM chain and the other leg's onsets), and for how long
+#: (s): one PLM interval back is enough to link the current run to its predecessor.
+BURST_HISTORY: Final = 32
+BURST_KEEP_S: Final = 200.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,20 +153,45 @@ class StreamUpdate:
         Newly raised provisional alarms.
     final_until_s : float
         Events ending before this time (s from the start) have all been returned.
+    retracted : tuple of CrampAlarm
+        Alarms (raised by earlier pushes) whose span the final event stage has now decided
+        without an event overlapping it: withdraw them. Alarms still open at the end of
+        the night are decided by :meth:`StreamingDetector.finish` (see
+        :attr:`StreamingDetector.retracted`).
     """
 
     events: pl.DataFrame
     alarms: tuple[CrampAlarm, ...]
     final_until_s: float
+    retracted: tuple[CrampAlarm, ...] = ()
+
+
+@dataclass(slots=True)
+class _Run:
+    """What the alarm tracker knows of one contraction (absolute hop indices)."""
+
+    start: int  # first hop at off_ratio x the causal floor
+    stop: int  # exclusive end as last seen
+    onset: int  # walk-back to onset_ratio (the final stage's onset, before extrapolation)
+    plm_like: bool = False  # a burst of PLM length at a PLM interval after the previous one
 
 
 class _AlarmTracker:
-    """Provisional onset alarms of one leg from its newest hops and a causal floor."""
+    """Provisional onset alarms of one leg from its newest hops and a causal floor.
 
-    def __init__(self, leg: Leg, front: EmgFrontEnd | EnvelopeFrontEnd,
-                 params: DetectionParams) -> None:
+    Each update looks at the newest hops (at least :data:`ALARM_BACK_S`) over a causal floor,
+    finds the run going on at the newest hop and applies the event stage's rules that can be
+    decided from the signal so far (see :meth:`update`); a rule that needs more signal holds
+    the alarm (it is re-evaluated at the next push), a rule that has decided vetoes the run.
+    """
+
+    def __init__(self, leg: Leg, ls: _LegStream, params: DetectionParams) -> None:
+        front = ls.front
+        if front is None:
+            raise DetectionError(f"{leg} leg has no EMG; alarms need EMG or an envelope")
         self.leg = leg
-        self.front = front
+        self.front: EmgFrontEnd | EnvelopeFrontEnd = front
+        self.acc = ls.acc
         self.params = params
         hop = front.hop_s
         self.hop = hop
@@ -155,10 +199,44 @@ class _AlarmTracker:
         self.n_keep = 2 * max(1, round(params.floor_window_s / params.floor_block_s / 2)) + 1
         self.pad = max(round(params.envelope_window_s / hop), 2 * round(
             params.invalid_margin_s / hop)) + 1
+        self.merge_n = round(params.merge_gap_s / hop)
         self.medians: list[NDArray[np.float64]] = []  # per complete block, per channel
         self.blocks_done = 0
-        self.alarmed_until = -1  # absolute hop of the end of the last alarmed run
-        self.run_start: int | None = None  # absolute hop of the current run's start
+        self.end = 0  # newest hop (exclusive) of the last update
+        self.current: _Run | None = None  # the run going on at the newest hop
+        self.rising: int | None = None  # onset hop of activity that has not reached on_ratio
+        self.done_until = -1  # absolute end hop of the last alarmed or vetoed run
+        self.vetoed: str | None = None  # why the last decided run was vetoed
+        self.held = False  # the current run was held at the last update (not by time)
+        self.waiting_for: _AlarmTracker | None = None  # other leg's signal is needed
+        self.bursts: deque[_Run] = deque(maxlen=BURST_HISTORY)  # recent completed runs
+        self.alarms: list[tuple[CrampAlarm, _Run]] = []  # alarms whose outcome is open
+        self.hum = _HumTest(front.fs_hz, params) if isinstance(front, EmgFrontEnd) else None
+        self.raw_tail = np.empty((front.n_channels, 0))
+
+    def keep_raw(self, x: NDArray[np.floating], valid: NDArray[np.bool_] | None) -> None:
+        """Keep the newest hum-test segment of raw EMG (invalid samples as NaN)."""
+        if self.hum is None:
+            return
+        n = self.hum.seg_n
+        blk = np.asarray(x[:, -n:], dtype=np.float64)
+        if valid is not None:
+            blk = np.where(np.asarray(valid, dtype=bool)[-n:][None, :], blk, np.nan)
+        self.raw_tail = np.concatenate((self.raw_tail, blk), axis=1)[:, -n:]
+
+    def _unnotched_hum(self) -> bool:
+        """Mains lines in the newest raw segment that the front end does not notch yet: the
+        hops under them will be marked 'hum' (invalid) up to ``REVISION_S`` later."""
+        if self.hum is None or self.raw_tail.shape[1] < self.hum.seg_n:
+            return False
+        ok = np.asarray(np.isfinite(self.raw_tail).all(axis=1), dtype=bool)
+        if not ok.any():
+            return False
+        hits = self.hum.hits(self.raw_tail[ok])
+        notch_hz = self.front.notch_hz if isinstance(self.front, EmgFrontEnd) else ()
+        notched = [n for n, good in zip(notch_hz, list(ok), strict=True) if good]
+        return any(f not in done for row, done in zip(hits, notched, strict=True)
+                   for f, hit in zip(self.hum.lines, row, strict=True) if hit)
 
     def _floor(self) -> NDArray[np.float64]:
         """Causal floor per channel: quantile of the recent block medians."""
@@ -188,44 +266,195 @@ class _AlarmTracker:
         out: NDArray[np.float64] = np.where(cnt > 0, fl, np.nan)
         return out
 
+    def _record(self, spans: NDArray[np.int64], ratio: NDArray[np.float64], a: int,
+                n: int) -> None:
+        """Remember completed runs (ended more than the merge gap before the newest hop)."""
+        p, hop = self.params, self.hop
+        last = self.bursts[-1].stop if self.bursts else -1
+        for s, e in spans.tolist():
+            if e > n - self.merge_n - 1 or a + s <= last:
+                continue
+            run = _Run(a + s, a + e, a + self._walk_back(ratio, s))
+            dur = (e - s) * hop
+            prev = next((b for b in reversed(self.bursts)
+                         if p.plm_min_burst_s <= (b.stop - b.start) * hop
+                         <= p.plm_max_burst_s), None)
+            if p.plm_min_burst_s <= dur <= p.plm_max_burst_s and prev is not None and (
+                    p.plm_min_interval_s <= (run.start - prev.start) * hop
+                    <= p.plm_max_interval_s):
+                run.plm_like = prev.plm_like = True
+            self.bursts.append(run)
+            last = run.stop
+        while self.bursts and (self.end - self.bursts[0].stop) * hop > BURST_KEEP_S:
+            self.bursts.popleft()
+
+    def _walk_back(self, ratio: NDArray[np.float64], s: int) -> int:
+        """Window index where the ratio last stood below ``onset_ratio`` before ``s``."""
+        lo = max(0, s - round(self.params.onset_lookback_s / self.hop))
+        below = np.flatnonzero(~(ratio[lo:s] >= self.params.onset_ratio))
+        return lo + int(below[-1]) + 1 if below.size else lo
+
     def update(self, other: _AlarmTracker | None) -> CrampAlarm | None:
-        fe, p = self.front, self.params
+        """Look at the newest hops; return an alarm if the current run passes every rule.
+
+        Rules, in the event stage's order (each decided on the signal so far):
+        ``min_duration_s`` at ``off_ratio`` with ``ALARM_MIN_ON_S`` at ``on_ratio``; no
+        unnotched mains hum in the newest raw segment (hold); a run that follows a PLM-length
+        burst at a PLM interval is held until it outlasts ``plm_max_burst_s`` (a PLM
+        member cannot); standing (shank vertical in most of the onset window: veto); both
+        legs moving in the onset window, or the other leg's run (reaching ``on_ratio``, not
+        PLM-like) starting within ``onset_window_s`` (veto; the other leg's signal up to
+        the end of the onset window is waited for, at most ``ALARM_WAIT_S``); phasic over
+        the run so far (hold).
+        """
+        fe, p, hop = self.front, self.params, self.hop
+        self.waiting_for = None
         floor = self._floor()
         end = fe.n_hops - self.pad // 2  # newest hop whose envelope window is complete
         if end <= 0 or not np.isfinite(floor).any():
             return None
-        a = max(0, end - round(ALARM_BACK_S / self.hop))
+        back_n = round(ALARM_BACK_S / hop)
+        a = max(0, min(end, self.end) - back_n)
+        self.end = end
         lo = max(0, a - self.pad)
         env = hop_envelope(fe.hop_ms_uv2[:, lo:end + self.pad // 2],
-                           fe.hop_reason[:, lo:end + self.pad // 2], self.hop, params=p)
+                           fe.hop_reason[:, lo:end + self.pad // 2], hop, params=p)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.fmax.reduce(env.rms_uv / floor[:, None], axis=0)[a - lo:end - lo]
             step = np.fmax.reduce(np.sqrt(env.hop_ms_uv2) / floor[:, None],
                                   axis=0)[a - lo:end - lo]
+        n = ratio.size
         spans = hysteresis_spans(ratio, on=p.on_ratio, off=p.off_ratio,
-                                 merge_gap_n=round(p.merge_gap_s / self.hop))
-        self.run_start = None
-        if spans.shape[0] == 0 or spans[-1, 1] < ratio.size:
+                                 merge_gap_n=self.merge_n)
+        self._record(spans, ratio, a, n)
+        self.rising = None
+        if spans.shape[0] == 0 or spans[-1, 1] < n:
+            self.current = None
+            if n and ratio[-1] >= p.off_ratio:  # active, not (yet) at on_ratio
+                self.rising = a + self._walk_back(
+                    ratio, int(np.flatnonzero(~(ratio >= p.off_ratio))[-1]) + 1
+                    if not (ratio >= p.off_ratio).all() else 0)
+            self.held = False
             return None  # no contraction going on at the newest hop
         s, e = (int(v) for v in spans[-1])
-        self.run_start = a + s
-        if a + s <= self.alarmed_until + round(p.merge_gap_s / self.hop):
-            self.alarmed_until = a + e
-            return None  # the run that already raised an alarm
-        if (e - s) * self.hop < p.min_duration_s:
+        prev = self.current
+        if s == 0 and a > 0 and prev is not None:
+            run = _Run(prev.start, a + e, prev.onset)  # longer than the window
+        else:
+            run = _Run(a + s, a + e, a + self._walk_back(ratio, s))
+        self.current = run
+        if run.start <= self.done_until + self.merge_n:
+            self.done_until = run.stop
+            return None  # the run that was already alarmed or vetoed
+        if prev is None or abs(prev.start - run.start) > self.merge_n:
+            self.held = False  # a new run
+        s = max(0, run.start - a)
+        dur_s = (run.stop - run.start) * hop
+        on = np.nan_to_num(ratio[s:e], nan=0.0) >= p.on_ratio
+        min_on_n = math.ceil(ALARM_MIN_ON_S / hop)
+        if dur_s < p.min_duration_s or int(on.sum()) < min_on_n:
             return None
-        if _quiet_fraction(step[s:e], round(PHASIC_LOCAL_S / self.hop), p) > \
+        # the evidence is complete at the later of min_duration_s and ALARM_MIN_ON_S above
+        # on_ratio; a hold by a rule that needs time moves it to where that rule is decided
+        done = max(s + int(np.flatnonzero(on)[min_on_n - 1]) + 1,
+                   s + math.ceil(p.min_duration_s / hop)) + a
+        if self._unnotched_hum():
+            self.held = True
+            return None
+        if any(b.plm_like or p.plm_min_interval_s <= (run.start - b.start) * hop
+               <= p.plm_max_interval_s for b in self.bursts
+               if p.plm_min_burst_s <= (b.stop - b.start) * hop <= p.plm_max_burst_s
+               and b.start < run.start):
+            need = run.start + math.ceil((p.plm_max_burst_s + PLM_MARGIN_S) / hop)
+            if run.stop < need:
+                return None  # could be a member of a PLM train: wait until it is longer
+            done = max(done, need)
+        onset_s, cross_s = run.onset * hop, run.start * hop
+        w0, w1 = onset_s - p.onset_window_s, cross_s + p.onset_window_s
+        verdict = self._acc_rules(other, w0, w1, end * hop)
+        if verdict == "wait":
+            return None
+        if verdict is None:
+            verdict = self._other_leg(other, run, end)
+            if verdict == "wait":
+                return None
+        if verdict is not None:
+            logger.debug("no alarm for the %s-leg run at %.1f s: %s", self.leg, cross_s,
+                         verdict)
+            self.vetoed = verdict
+            self.done_until = run.stop
+            return None
+        if _quiet_fraction(step[s:e], round(PHASIC_LOCAL_S / hop), p) > \
                 p.phasic_max_quiet_fraction:
+            self.held = True
             return None
-        if other is not None and other.run_start is not None and abs(
-                other.run_start * other.hop - (a + s) * self.hop) <= p.onset_window_s:
-            return None  # both legs started together: body movement
-        self.alarmed_until = a + e
-        # the evidence was complete at the later of the on_ratio crossing and min_duration_s
-        first_on = s + int(np.argmax(np.nan_to_num(ratio[s:e], nan=0.0) >= p.on_ratio))
-        done = max(first_on, s + math.ceil(p.min_duration_s / self.hop))
-        return CrampAlarm(self.leg, (a + s) * self.hop, (a + done) * self.hop,
-                          float(np.nanmax(ratio[s:e])))
+        if self.held:
+            done = max(done, end)
+        self.done_until = run.stop
+        self.vetoed = None
+        alarm = CrampAlarm(self.leg, cross_s, min(done, end) * hop,
+                           float(np.nanmax(ratio[s:e])))
+        self.alarms.append((alarm, run))
+        return alarm
+
+    def _acc_rules(self, other: _AlarmTracker | None, w0: float, w1: float, now_s: float
+                   ) -> str | None:
+        """'standing' or 'body_movement' (both legs' accelerometers moving) in the onset
+        window ``[w0, w1)``, ``None`` when neither, ``'wait'`` for the accelerometer."""
+        p = self.params
+        mine = _acc_state(self.acc, w0, w1, now_s, p)
+        if isinstance(mine, str):
+            return "wait"
+        if mine is None:
+            return None
+        moving, standing = mine
+        if standing:
+            return "standing"
+        if not moving or other is None:
+            return None
+        theirs = _acc_state(other.acc, w0, w1, now_s, p)
+        if isinstance(theirs, str):
+            return "wait"
+        return "body_movement" if theirs is not None and theirs[0] else None
+
+    def _other_leg(self, other: _AlarmTracker | None, run: _Run, end: int) -> str | None:
+        """'body_movement' when the other leg's run started within the onset window."""
+        if other is None:
+            return None
+        p = self.params
+        onset_s = run.onset * self.hop
+        if other.end * other.hop < onset_s + p.onset_window_s and (
+                end * self.hop - onset_s - p.onset_window_s < ALARM_WAIT_S):
+            self.waiting_for = other
+            return "wait"
+        runs = [*other.bursts, *([other.current] if other.current is not None else [])]
+        if any(not r.plm_like and abs(r.onset * other.hop - onset_s) <= p.onset_window_s
+               for r in runs):
+            return "body_movement"
+        rising = other.rising
+        if rising is not None and abs(rising * other.hop - onset_s) <= p.onset_window_s and (
+                end * self.hop - onset_s - p.onset_window_s < ALARM_WAIT_S):
+            self.waiting_for = other
+            return "wait"  # the other leg is active and may still reach on_ratio
+        return None
+
+
+def _acc_state(acc: _AccSteps | None, w0: float, w1: float, now_s: float,
+               p: DetectionParams) -> tuple[bool, bool] | str | None:
+    """(moving, standing) of one leg's accelerometer in ``[w0, w1)``; ``None`` without
+    one (or without valid steps); ``'wait'`` while its final steps do not cover the window
+    yet (at most ``ALARM_WAIT_S`` past it)."""
+    if acc is None:
+        return None
+    if acc.known_s - TURN_MARGIN_S < w1:
+        return "wait" if now_s - w1 < ALARM_WAIT_S else None
+    f = acc.features()
+    w = f.window(w0, w1)
+    if not f.valid[w].any():
+        return None
+    moving = bool(f.moving(p)[w].any())
+    vert = f.vertical(p)[w]
+    return moving, bool(vert.mean() >= STANDING_FRACTION) if vert.size else False
 
 
 class StreamingDetector:
@@ -292,7 +521,7 @@ class StreamingDetector:
                             full_scale_uv=cfg.emg_full_scale_uv)
             self._streams[cfg.leg] = ls
             if ls.front is not None:
-                self._alarms[cfg.leg] = _AlarmTracker(cfg.leg, ls.front, p)
+                self._alarms[cfg.leg] = _AlarmTracker(cfg.leg, ls, p)
         half_s = max(1, round(p.floor_window_s / p.floor_block_s / 2)) * p.floor_block_s
         floor_reach_s = (half_s + 2 * p.floor_block_s + p.envelope_window_s
                          + p.invalid_margin_s + 2 * p.hop_s)
@@ -306,11 +535,16 @@ class StreamingDetector:
         self.reach_back_s: float = floor_reach_s + (
             p.onset_lookback_s + plm_chain_s + p.merge_gap_s + p.onset_window_s
             + PEAK_SMOOTH_S)
-        self._decided = dict.fromkeys(self._streams, 0)  # abs hop: spans before are done
+        self._decided = dict.fromkeys(self._streams, 0)  # abs hop: the window starts before
+        self._open_from = dict.fromkeys(self._streams, 0)  # abs hop: first undecided span
+        self._final_hop = dict.fromkeys(self._streams, -1)  # spans ending by it were returned
         self._final_s = 0.0
         self._evaluated_s = -math.inf
         self._finished = False
         self._no_events = _events_frame([], self.start)
+        self._retracted: list[CrampAlarm] = []
+        # final events (onset_s, offset_s) per leg, kept while an alarm may overlap them
+        self._recent: dict[Leg, list[tuple[float, float]]] = {leg: [] for leg in self._streams}
 
     @property
     def final_until_s(self) -> float:
@@ -356,6 +590,8 @@ class StreamingDetector:
                                      "set emg_fs_hz (raw) or envelope_fs_hz (envelope)")
             data = emg_uv if emg_uv is not None else emg_envelope
             front.push(np.asarray(data), emg_valid)
+            if emg_uv is not None and leg in self._alarms:
+                self._alarms[leg].keep_raw(np.asarray(emg_uv), emg_valid)
         if acc_mg is not None:
             if ls.acc is None:
                 raise DetectionError(f"{leg} leg got acc_mg but has no acc_fs_hz; configure "
@@ -363,14 +599,58 @@ class StreamingDetector:
             ls.acc.push(acc_mg, acc_valid)
         alarms: list[CrampAlarm] = []
         if leg in self._alarms and (emg_uv is not None or emg_envelope is not None):
+            me = self._alarms[leg]
             other = next((t for name, t in self._alarms.items() if name != leg), None)
-            alarm = self._alarms[leg].update(other)
-            if alarm is not None:
-                logger.info("provisional cramp alarm on the %s leg at %.1f s (onset %.1f s)",
-                            alarm.leg, alarm.alarm_s, alarm.onset_s)
-                alarms.append(alarm)
-        return StreamUpdate(events=self._final_events(), alarms=tuple(alarms),
-                            final_until_s=self._final_s)
+            alarms.append(me.update(other))  # type: ignore[arg-type]
+            if other is not None and other.waiting_for is me:
+                alarms.append(other.update(me))  # type: ignore[arg-type]
+        alarms = [a for a in alarms if a is not None]
+        for alarm in alarms:
+            logger.info("provisional cramp alarm on the %s leg at %.1f s (onset %.1f s)",
+                        alarm.leg, alarm.alarm_s, alarm.onset_s)
+        events = self._final_events()
+        return StreamUpdate(events=events, alarms=tuple(alarms),
+                            final_until_s=self._final_s, retracted=self._retract(events))
+
+    @property
+    def retracted(self) -> tuple[CrampAlarm, ...]:
+        """Every alarm retracted so far: its span was decided and no final event overlaps
+        it. After :meth:`finish`, this includes alarms decided by the whole night's result
+        (those still open at the end of the night)."""
+        return tuple(self._retracted)
+
+    def _retract(self, events: pl.DataFrame, *, final: bool = False) -> tuple[CrampAlarm, ...]:
+        """Alarms whose run the final event stage has decided without an event over it.
+
+        An alarm's run ``[onset_s, end of the run]`` is decided once every final-stage
+        span that starts before its end is decided (``_open_from``); it stands when a final
+        event of its leg overlaps it, and is retracted otherwise."""
+        for row in events.select("leg", "onset_s", "offset_s").iter_rows():
+            self._recent[row[0]].append((row[1], row[2]))
+        out: list[CrampAlarm] = []
+        for leg, tr in self._alarms.items():
+            if not tr.alarms:
+                self._recent[leg].clear()
+                continue
+            keep: list[tuple[CrampAlarm, _Run]] = []
+            for alarm, run in tr.alarms:
+                going = tr.current is not None and tr.current.start == run.start
+                end_s = (tr.done_until if going else run.stop) * tr.hop
+                if run.start <= tr.done_until + tr.merge_n and going:
+                    run.stop = max(run.stop, tr.done_until)
+                if not final and (going or self._open_from[leg] * tr.hop < end_s):
+                    keep.append((alarm, run))
+                    continue
+                if not any(on < end_s and off > alarm.onset_s
+                           for on, off in self._recent[leg]):
+                    logger.info("provisional alarm on the %s leg at %.1f s retracted: the "
+                                "final event stage rejected it", leg, alarm.alarm_s)
+                    out.append(alarm)
+            tr.alarms = keep
+            first = min((a.onset_s for a, _ in keep), default=math.inf)
+            self._recent[leg] = [(on, off) for on, off in self._recent[leg] if off >= first]
+        self._retracted.extend(out)
+        return tuple(out)
 
     def _final_events(self) -> pl.DataFrame:
         known = min(ls.known_s() for ls in self._streams.values())
@@ -382,13 +662,19 @@ class StreamingDetector:
         states, decisions = _evaluate(self._streams, t0 - self.reach_back_s, self.params)
         rows: list[dict[str, object]] = []
         for leg, st in states.items():
-            mine = [d for d in decisions if d.leg == leg
-                    and d.span[0] >= self._decided[leg]]
             final_hop = math.floor(final_s / st.hop_s)
+            prev = self._final_hop[leg]
+            mine = [d for d in decisions if d.leg == leg]
+            # A span that ended by the final hop no longer changes; one that had not ended by
+            # the previous final hop has not been returned. (Its start can still move a few
+            # steps earlier while the floor around it is not final, so spans are told apart
+            # by their end, not their start.)
+            rows.extend(d.event for d in mine
+                        if prev < d.span[1] <= final_hop and d.event is not None)
             undecided = [d.span[0] for d in mine if d.span[1] > final_hop]
-            rows.extend(d.event for d in mine if d.span[1] <= final_hop and d.event is not None)
-            self._decided[leg] = max(self._decided[leg],
-                                     min(undecided) if undecided else final_hop)
+            self._open_from[leg] = min(undecided) if undecided else final_hop
+            self._decided[leg] = max(self._decided[leg], self._open_from[leg])
+            self._final_hop[leg] = final_hop
         self._final_s = max(self._final_s, final_s)
         return _events_frame(rows, self.start) if rows else self._no_events
 
@@ -400,7 +686,11 @@ class StreamingDetector:
         CrampResults
         """
         self._finished = True
-        return _results(self._streams, start=self.start, params=self.params)
+        res = _results(self._streams, start=self.start, params=self.params)
+        for leg in self._recent:
+            self._recent[leg] = []
+        self._retract(res.events, final=True)
+        return res
 
 
 def _hop_s(ls: _LegStream) -> float:
