@@ -12,8 +12,11 @@ the block sizes. While the night runs, ``push`` returns
   longer change; it is returned once, identical to its row in ``finish().events``;
 - **provisional alarms** (:class:`CrampAlarm`) as soon as a tonic contraction of
   ``min_duration_s`` stands above ``on_ratio`` x a causal floor (the ``floor_quantile`` of
-  the block medians of the last ``floor_window_s``): seconds after the evidence, not final,
-  and never retracted (the final events are the answer).
+  the block medians of the last ``floor_window_s``) and passes the event stage's rules that
+  can be decided from the signal so far (unnotched mains hum, PLM train, standing, body
+  movement, phasic; see ``_AlarmTracker.update``): seconds after the evidence, not final;
+- **retractions** (``StreamUpdate.retracted``): alarms whose span the final event stage has
+  since decided without an event over it, so a service can withdraw them.
 
 Memory is bounded by the block size plus the hop-level arrays (10 Hz per channel, ~2.6 MB
 per channel-night) and the per-second accelerometer steps.
@@ -126,10 +129,13 @@ class CrampAlarm:
         Start of the contraction (first step at ``off_ratio`` x the causal floor), s from
         the start of the night.
     alarm_s : float
-        Signal time at which the evidence was complete (s from the start): the later of the
-        ``on_ratio`` crossing and ``min_duration_s`` after ``onset_s``. The alarm is raised
-        by the first push that holds that time plus the 0.5-s envelope half-window, so the
-        wall-clock delay adds up to one block length (and transport).
+        Signal time at which the evidence was complete (s from the start): the later of
+        ``ALARM_MIN_ON_S`` at ``on_ratio`` and ``min_duration_s`` after ``onset_s``, moved
+        later when a rule held the alarm (after a PLM-interval burst: ``plm_max_burst_s``
+        plus ``PLM_MARGIN_S`` after ``onset_s``; hum or phasic: the newest step of the push
+        that released it). The alarm is raised by the first push that holds that time plus
+        the 0.5-s envelope half-window, so the wall-clock delay adds up to one block length
+        (and transport).
     ratio : float
         Largest envelope / causal floor so far.
     """
