@@ -287,6 +287,19 @@ def test_measurement_stopped_asks_for_a_restart() -> None:
 # --------------------------------------------------------------------------- configuration
 
 
+def test_scan_identifies_the_model_from_the_advertised_name() -> None:
+    from crampsense.devices.registry import identify  # noqa: PLC0415
+
+    sense = identify("Polar Sense B5A3C21E", [pd.SERVICE_UUID])
+    h10 = identify("Polar H10 1234ABCD", ["0000180d-0000-1000-8000-00805f9b34fb"])
+    assert isinstance(sense, pd.PolarPmdProtocol)
+    assert isinstance(h10, pd.PolarPmdProtocol)
+    assert (sense.model, h10.model) == ("verity-sense", "h10")
+    assert [c.stream for c in sense.capabilities()] == ["acc"]  # no ECG on a Verity Sense
+    assert [c.stream for c in h10.capabilities()] == ["acc", "ecg"]
+    assert sense.capabilities()[0].fs_hz == 52.0
+
+
 def test_models_names_and_options() -> None:
     assert pd.model_from_name("Polar H10 1234ABCD") == "h10"
     assert pd.model_from_name("Polar Sense B5A3C21E") == "verity-sense"

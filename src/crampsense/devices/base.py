@@ -170,6 +170,16 @@ class DeviceProtocol(abc.ABC):
         del char_uuid, payload
         return None
 
+    def for_advertisement(self, local_name: str | None) -> DeviceProtocol:
+        """The protocol for a device advertising ``local_name`` (what ``scan`` shows).
+
+        ``self`` by default; families whose models differ in what they stream (Polar H10 vs
+        Verity Sense) return the named model's protocol. Pairing then confirms it with the
+        Device Information strings (:meth:`configure`).
+        """
+        del local_name
+        return self
+
     def configure(self, device_info: Mapping[str, str]) -> DeviceProtocol:
         """The protocol to use for a device with these Device Information strings.
 

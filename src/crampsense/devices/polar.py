@@ -1077,6 +1077,10 @@ class PolarPmdProtocol(DeviceProtocol):
             return self
         return PolarPmdProtocol(key, ecg=MODELS[key].has_ecg)
 
+    def for_advertisement(self, local_name: str | None) -> DeviceProtocol:
+        """The model the advertised name names (``"Polar Sense 1A000A02"`` → Verity Sense)."""
+        return self.for_name(local_name)
+
     def configure(self, device_info: Mapping[str, str]) -> DeviceProtocol:
         """The model named by the Device Information model string (e.g. ``"Polar H10"``).
 

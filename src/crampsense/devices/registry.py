@@ -113,7 +113,8 @@ def families() -> tuple[str, ...]:
 
 
 def identify(local_name: str | None, service_uuids: Sequence[str]) -> DeviceProtocol | None:
-    """The protocol (default options) of the first family whose ``matches`` accepts the advert.
+    """The protocol of the first family whose ``matches`` accepts the advert, refined by its
+    ``for_advertisement`` (a Polar "Sense" name gives the Verity Sense model).
 
     Parameters
     ----------
@@ -130,7 +131,7 @@ def identify(local_name: str | None, service_uuids: Sequence[str]) -> DeviceProt
     for cls in FAMILIES.values():
         protocol = cls()
         if protocol.matches(local_name, service_uuids):
-            return protocol
+            return protocol.for_advertisement(local_name)
     return None
 
 
