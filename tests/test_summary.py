@@ -9,7 +9,15 @@ import polars as pl
 import pytest
 
 from crampsense.journal import entries_frame, example_journal_text, parse_journal
-from crampsense.models import CoverageGap, CrampEvent, DeviceInfo, Leg, Night, Severity
+from crampsense.models import (
+    CoverageGap,
+    CrampEvent,
+    DeviceInfo,
+    Leg,
+    Night,
+    Severity,
+    SleepSummary,
+)
 from crampsense.summaries import (
     DISCLAIMER,
     build_morning_summary,
@@ -227,6 +235,31 @@ def test_headline_counts_cramps_and_coverage() -> None:
         "left leg: covered 8 h of 8 h (100%)",
         "right leg: not covered 02:10–02:18 (lead-off); covered 7 h 52 min of 8 h (98%)",
     ]
+
+
+def test_sleep_line_uses_the_leg_with_most_sleep_and_rates_per_hour_of_sleep() -> None:
+    events = (cramp(100, 130, "left"), cramp(200, 50, "right"))
+    base = night(events)
+    sleep = (
+        SleepSummary("left", T0 + timedelta(minutes=20), T0 + timedelta(hours=7, minutes=50),
+                     sleep_s=7 * 3600.0, wake_bouts=2, wake_s=15 * 60.0),
+        SleepSummary("right", T0 + timedelta(minutes=25), T0 + timedelta(hours=7, minutes=50),
+                     sleep_s=6 * 3600.0, wake_bouts=4, wake_s=40 * 60.0),
+    )
+    with_sleep = Night(start=base.start, end=base.end, devices=base.devices, events=events,
+                       legs=base.legs, sleep=sleep)
+    summary = build_morning_summary(with_sleep, journal(""), tz=UTC)
+    assert summary.sleep_text == (
+        "Sleep period 22:50–06:20 (left leg accelerometer): 7 h asleep, 2 wake bouts "
+        "(15 min); 0.29 cramps per hour of sleep."
+    )
+    assert "Sleep\n  Sleep period 22:50–06:20" in render_summary(summary)
+    # No accelerometer: no sleep section at all; accelerometer but no sleep period: say so.
+    assert build_morning_summary(base, journal(""), tz=UTC).sleep_text == ""
+    none_found = Night(start=base.start, end=base.end, devices=base.devices, legs=base.legs,
+                       sleep=(SleepSummary("left", None, None, 0.0, 0, 0.0),))
+    text = build_morning_summary(none_found, journal(""), tz=UTC).sleep_text
+    assert text.startswith("No sleep period found")
 
 
 def test_headline_never_calls_a_gap_no_cramps() -> None:

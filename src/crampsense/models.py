@@ -33,6 +33,7 @@ __all__ = [
     "Placement",
     "SampleBlock",
     "Severity",
+    "SleepSummary",
     "grade_severity",
     "placement_leg",
 ]
@@ -263,6 +264,31 @@ class CoverageGap:
 
 
 @dataclass(frozen=True, slots=True)
+class SleepSummary:
+    """The sleep period one leg's accelerometer showed (HDCZA, see ``detection.sleep``).
+
+    Attributes
+    ----------
+    leg : {"left", "right"}
+    onset, offset : datetime or None
+        Start and end of the sleep period; ``None`` when none was found.
+    sleep_s : float
+        Time asleep inside it (s).
+    wake_bouts : int
+        Wake bouts inside the sleep period.
+    wake_s : float
+        Their total length (s).
+    """
+
+    leg: Leg
+    onset: datetime | None
+    offset: datetime | None
+    sleep_s: float
+    wake_bouts: int
+    wake_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Night:
     """One recorded night and what was found in it.
 
@@ -280,6 +306,8 @@ class Night:
         Legs that were monitored at all.
     session_path : str
         The session log this night came from.
+    sleep : tuple of SleepSummary
+        Per leg with an accelerometer: the sleep period it showed.
     """
 
     start: datetime
@@ -291,6 +319,7 @@ class Night:
     session_path: str = ""
     lost_frames: int = 0
     extra: dict[str, float] = field(default_factory=dict)
+    sleep: tuple[SleepSummary, ...] = ()
 
     @property
     def duration_s(self) -> float:

@@ -165,6 +165,7 @@ class MorningSummary:
     day_before: pl.DataFrame
     notices: list[str]
     disclaimer: str
+    sleep_text: str = ""  # "" when no leg accelerometer gave a sleep period
 
 
 # --------------------------------------------------------------------------- wording
@@ -256,6 +257,30 @@ def _coverage_line(night: Night, leg: Leg, tz: tzinfo) -> str:
             f"and {len(rest)} more ({_hours_text(sum(g.duration_s for g in rest))} in total)"
         )
     return f"{leg} leg: not covered {', '.join(listed)}; {tail}"
+
+
+def _sleep_line(night: Night, tz: tzinfo) -> str:
+    """One line on the sleep period the leg accelerometer showed ("" without one).
+
+    The leg with the most time asleep is used (both legs' figures nearly always agree; a leg
+    whose sensor was off part of the night shows less).
+    """
+    found = [(s, s.onset, s.offset) for s in night.sleep
+             if s.onset is not None and s.offset is not None]
+    if not found:
+        if night.sleep:
+            return ("No sleep period found in the leg accelerometer (it needs 30 min of "
+                    "stillness); rates per hour of sleep are not available.")
+        return ""
+    best, onset, offset = max(found, key=lambda f: f[0].sleep_s)
+    cramps = sum(1 for e in night.events if e.kind == "cramp")
+    bouts = (f"{best.wake_bouts} wake bout{'s' * (best.wake_bouts != 1)} "
+             f"({_hours_text(best.wake_s)})") if best.wake_bouts else "no wake bouts"
+    rate = (f"; {cramps / (best.sleep_s / 3600.0):.2f} cramps per hour of sleep"
+            if best.sleep_s > 0 else "")
+    return (f"Sleep period {_hhmm(onset, tz)}–{_hhmm(offset, tz)} "
+            f"({best.leg} leg accelerometer): {_hours_text(best.sleep_s)} asleep, {bouts}"
+            f"{rate}.")
 
 
 def _headline(night: Night, legs: Sequence[Leg]) -> str:
@@ -523,6 +548,7 @@ def build_morning_summary(
         day_before=day_before,
         notices=_notices(night, legs, journal, history=history, night_day=day, tz=tz),
         disclaimer=DISCLAIMER,
+        sleep_text=_sleep_line(night, tz),
     )
 
 
@@ -592,6 +618,8 @@ def render_summary(summary: MorningSummary, *, width: int = 100, color: bool = F
         Text(""),
         Text("Coverage", style=bold),
         *(Text(f"  {line}") for line in summary.coverage_text.splitlines()),
+        *((Text(""), Text("Sleep", style=bold), Text(f"  {summary.sleep_text}"))
+          if summary.sleep_text else ()),
         Text(""),
         Text("Cramp log", style=bold),
         *(Text(f"  {line.text}") for line in summary.lines),

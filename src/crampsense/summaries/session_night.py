@@ -31,7 +31,15 @@ from crampsense.devices.base import DeviceProtocol, PacketBatch
 from crampsense.devices.registry import protocol_for
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
 from crampsense.errors import DecodeError, StorageError
-from crampsense.models import CoverageGap, DeviceInfo, Leg, Night, SampleBlock, placement_leg
+from crampsense.models import (
+    CoverageGap,
+    DeviceInfo,
+    Leg,
+    Night,
+    SampleBlock,
+    SleepSummary,
+    placement_leg,
+)
 from crampsense.storage.session_log import FrameBatch, SessionReader
 
 __all__ = [
@@ -722,6 +730,18 @@ def analyze_session(
         legs=monitored,
         session_path=str(path),
         lost_frames=sum(t.lost_packets for t in timelines.values()),
+        sleep=tuple(
+            SleepSummary(
+                leg=leg,
+                onset=None if sp.onset_s is None else start + timedelta(seconds=sp.onset_s),
+                offset=None if sp.offset_s is None else start + timedelta(seconds=sp.offset_s),
+                sleep_s=sp.sleep_s,
+                wake_bouts=sp.wake_bouts.height,
+                wake_s=float((sp.wake_bouts["end_s"] - sp.wake_bouts["start_s"]).sum()),
+            )
+            for leg in monitored
+            if (sp := results.sleep.get(leg)) is not None
+        ),
     )
     return SessionAnalysis(
         night=night,
