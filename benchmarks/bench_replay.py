@@ -1,6 +1,7 @@
-"""Replay speed: per-frame decode versus batch decode of one recorded night.
+"""Replay speed and memory: per-frame decode versus batch decode of a recorded night.
 
-Run: ``python benchmarks/bench_replay.py [SESSION] [--repeat 3] [--no-analyze]``.
+Run: ``python benchmarks/bench_replay.py [SESSION] [--zoo ZOO_SESSION] [--repeat 3]
+[--no-analyze]``.
 
 Without ``SESSION`` it uses the demo night under ``--home`` (default
 ``$TMPDIR/crampsense-bench-replay``), recording it first if it is not there: 8 h, two bands at
@@ -12,8 +13,14 @@ own: ``decode_session(reader, batch=False)`` (one ``Frame``, ``decode`` and
 ``TimelineBuilder.add`` per notification) and ``decode_session(reader)`` (column batches,
 vectorised ``decode_batch``, ``TimelineBuilder.add_many``). Printed per path: decode time
 (best of ``--repeat``), frames/s, peak RSS, and the full ``analyze_session`` time (decode plus
-detection, what ``crampsense replay`` spends). Both paths' results are hashed (every timeline's
-arrays and fields, frame counts, error messages) and must agree.
+detection, what ``crampsense replay`` spends) with the peak RSS of the whole replay. Both
+paths' results are hashed (every timeline's arrays and fields, frame counts, error messages)
+and must agree.
+
+``--zoo`` also replays a session of every device family (batch path only: the per-frame path
+takes minutes there), e.g. an 8-h night recorded with ``CRAMPSENSE_HOME=/tmp/zoohome
+crampsense record --simulate --world zoo --hours 8 --out /tmp/zoo.session`` after pairing the
+zoo's devices (4.07 M notifications, 388 MB).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +71,7 @@ def _child(mode: str, session: Path, repeat: int, analyze: bool) -> None:
         digest = _digest(result)  # type: ignore[arg-type]
         del result
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    analyze_s = None
+    analyze_s = analyze_rss_mb = None
     if analyze:
         reference = session_night.decode_session
 
@@ -75,8 +83,9 @@ def _child(mode: str, session: Path, repeat: int, analyze: bool) -> None:
         t0 = time.perf_counter()
         session_night.analyze_session(session)
         analyze_s = time.perf_counter() - t0
+        analyze_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"decode_s": best, "frames": n, "rss_mb": rss_mb, "digest": digest,
-                      "analyze_s": analyze_s}))
+                      "analyze_s": analyze_s, "analyze_rss_mb": analyze_rss_mb}))
 
 
 def _demo_session(home: Path) -> Path:
@@ -95,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("session", nargs="?", type=Path, help="a recorded .session file")
+    parser.add_argument("--zoo", type=Path, help="also replay this session (batch path only)")
     parser.add_argument("--home", type=Path,
                         default=Path(tempfile.gettempdir()) / "crampsense-bench-replay",
                         help="where the demo night is recorded when no SESSION is given")
@@ -107,9 +117,22 @@ def main() -> None:
         return
 
     session = args.session or _demo_session(args.home)
-    size_mb = session.stat().st_size / 1e6
+    results = _run(session, ("per-frame", "batch"), args)
+    speedup = results["per-frame"]["decode_s"] / results["batch"]["decode_s"]
+    same = results["per-frame"]["digest"] == results["batch"]["digest"]
+    print(f"speed-up {speedup:.1f}x; results identical: {same}")
+    if args.zoo is not None:
+        _run(args.zoo, ("batch",), args)
+    if not same:
+        sys.exit("batch and per-frame replay differ")
+
+
+def _run(
+    session: Path, modes: tuple[str, ...], args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Run each mode in a child process over ``session``; print and return the results."""
     results = {}
-    for mode in ("per-frame", "batch"):
+    for mode in modes:
         cmd = [sys.executable, __file__, str(session), "--child", mode,
                "--repeat", str(args.repeat)]
         if args.no_analyze:
@@ -117,18 +140,16 @@ def main() -> None:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         results[mode] = json.loads(out.strip().splitlines()[-1])
     frames = results["batch"]["frames"]
+    size_mb = session.stat().st_size / 1e6
     print(f"session: {session} ({size_mb:.0f} MB, {frames:,} frames)")
     for mode, r in results.items():
         line = (f"{mode:>9}: decode {r['decode_s']:6.2f} s  {r['frames'] / r['decode_s']:>10,.0f}"
                 f" frames/s  peak RSS {r['rss_mb']:5.0f} MB")
         if r["analyze_s"] is not None:
-            line += f"  analyze_session {r['analyze_s']:6.2f} s"
+            line += (f"  analyze_session {r['analyze_s']:6.2f} s"
+                     f" (peak RSS of decode + analyze {r['analyze_rss_mb']:5.0f} MB)")
         print(line)
-    speedup = results["per-frame"]["decode_s"] / results["batch"]["decode_s"]
-    same = results["per-frame"]["digest"] == results["batch"]["digest"]
-    print(f"speed-up {speedup:.1f}x; results identical: {same}")
-    if not same:
-        sys.exit("batch and per-frame replay differ")
+    return results
 
 
 if __name__ == "__main__":

@@ -275,17 +275,15 @@ def test_every_error_message_matches_with_small_batches(
     path = tmp_path / "garbage.session"
     _copy_session(night, path, spliced)
     monkeypatch.setattr(session_night, "MAX_REPORTED_ERRORS", 100)
-    original = SessionReader.frame_batches
-
-    def small(self: SessionReader, **kwargs: object) -> object:
-        del kwargs
-        return original(self, batch_size=997)
-
-    monkeypatch.setattr(SessionReader, "frame_batches", small)
+    monkeypatch.setattr(session_night, "DECODE_CHUNK_FRAMES", 997)
     batch = _decode(path, batch=True)
     per_frame = _decode(path, batch=False)
     _assert_same(batch, per_frame)
     assert len(batch[3]) == batch[2] - 1  # every decode error (the unknown device has none)
+    # the interleaved pass (damaged or salvaged files) numbers and orders them the same way
+    with SessionReader(path) as reader:
+        interleaved = session_night._decode_interleaved(reader, reader.frame_count(), None)
+    _assert_same(interleaved, per_frame)
 
 
 # --------------------------------------------------------------------------- frame batches

@@ -231,6 +231,9 @@ class FrameBatch:
         Device id -> device address.
     characteristics : mapping of int to str
         Characteristic id -> lower-case characteristic UUID.
+    frame_ids : ndarray of int64, shape (n,), or None
+        Row ids of the frames (increasing in recorded order; see
+        :meth:`SessionReader.frame_position`), ``None`` when not known.
     """
 
     start: int
@@ -241,6 +244,7 @@ class FrameBatch:
     payloads: tuple[bytes, ...]
     addresses: Mapping[int, str]
     characteristics: Mapping[int, str]
+    frame_ids: npt.NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -755,7 +759,7 @@ class SessionReader:
         for rows, columns in self._iter_row_batches(
             device_id, batch_size, salvage=self._salvage
         ):
-            _ids, devs, chars, t_ns, m_ns, payloads = columns
+            ids, devs, chars, t_ns, m_ns, payloads = columns
             yield FrameBatch(
                 start=start,
                 device_ids=np.array(devs, dtype=np.int64),
@@ -765,8 +769,68 @@ class SessionReader:
                 payloads=payloads,
                 addresses=self._addresses,
                 characteristics=self._chars,
+                frame_ids=np.array(ids, dtype=np.int64),
             )
             start += len(rows)
+
+    @property
+    def salvaging(self) -> bool:
+        """Whether the reader was opened with ``salvage=True`` (iteration stops quietly at
+        damage instead of raising)."""
+        return self._salvage
+
+    @property
+    def frame_addresses(self) -> tuple[str, ...]:
+        """Every device address that frames may carry, in the order first recorded: the
+        :attr:`devices` and any address that frames were recorded for without a device entry."""
+        return tuple(self._addresses[i] for i in sorted(self._addresses))
+
+    def frame_counts(self, *, limit: int | None = None) -> dict[str, int]:
+        """Frames per device address, among the first ``limit`` frames in recorded order (all
+        frames when ``None``). Addresses without frames there are left out.
+
+        A cheap sample (``limit`` of tens of thousands reads only that prefix) says which
+        devices dominate a night; ``None`` scans the whole frame table once.
+
+        Raises
+        ------
+        CorruptFileError
+            The frame table cannot be read (not raised when salvaging: the counts are then
+            ``{}``).
+        """
+        if limit is not None and limit < 1:
+            msg = f"limit must be at least 1 or None (got {limit})"
+            raise StorageError(msg, path=str(self.path))
+        source = (
+            "frames"
+            if limit is None
+            else f"(SELECT device_id FROM frames ORDER BY id LIMIT {int(limit)})"  # noqa: S608
+        )
+        rows = self._table_rows(
+            f"SELECT device_id, count(*) FROM {source} GROUP BY device_id",  # noqa: S608
+            "frames",
+        )
+        return {
+            self._addresses.get(dev, f"#{dev}"): int(count)
+            for dev, count in rows
+        }
+
+    def frame_position(self, frame_id: int) -> int:
+        """1-based position, in recorded order, of the frame with row id ``frame_id``
+        (:attr:`FrameBatch.frame_ids`): how many frames have an id up to it.
+
+        Raises
+        ------
+        CorruptFileError
+            The frame table cannot be read.
+        """
+        try:
+            (n,) = self._conn.execute(
+                "SELECT count(*) FROM frames WHERE id <= ?", (int(frame_id),)
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc, "the frame table cannot be counted") from exc
+        return int(n)
 
     def frame_count(self, device_address: str | None = None) -> int:
         """Number of frames recorded (for one device, or all)."""
