@@ -11,23 +11,18 @@ counts, errors and the night must be identical.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from firmware_sims.bedroom import ZOO_GANGLION, ZOO_MOVESENSE, ZOO_PLACEMENT_OF, device_zoo
-from firmware_sims.families import case, read_device_information
+from firmware_sims.bedroom import ZOO_GANGLION, ZOO_MOVESENSE
 
-from crampsense.cli.simulate import record_world
-from crampsense.config import PairedDevice
-from crampsense.devices.registry import identify
 from crampsense.devices.timeline import StreamTimeline
 from crampsense.storage.session_log import FrameBatch, SessionReader
 from crampsense.summaries import session_night
-from crampsense.transport.ingest import ReconnectPolicy
+from zoohelp import record_known_zoo
 
 #: Simulated seconds recorded: long enough for every family to send many packets (thousands
 #: of frames, so 7-frame chunks cut every stream hundreds of times), short enough to be quick.
@@ -42,26 +37,8 @@ Decoded = tuple[dict[tuple[str, str], StreamTimeline], int, int, list[str]]
 @pytest.fixture(scope="module")
 def zoo_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """RECORD_S of every family (known signals, Ganglion firmware 2), through bleak."""
-    world = device_zoo(None, duration_s=RECORD_S, tick_s=0.05, ganglion_firmware=2)
-    sims = {p.address: p for p in (world.peripheral(a) for a in ZOO_PLACEMENT_OF)}
-    devices = []
-    for address, sim in sims.items():
-        adv = sim.advertisement()
-        proto = identify(adv.local_name, list(adv.service_uuids))
-        assert proto is not None, address
-        devices.append(PairedDevice(address, sim.name, proto.family, ZOO_PLACEMENT_OF[address],
-                                    simulated=True))
     path = tmp_path_factory.mktemp("chunks") / "zoo.session"
-    asyncio.run(
-        record_world(
-            world, devices, path, commit_interval_s=1.0,
-            policy=ReconnectPolicy(scan_timeout_s=1.0, max_backoff_s=2.0, stall_timeout_s=5.0),
-            protocol_options={"crampsense-band": dict(case("crampsense-band").options)},
-            duration_s=RECORD_S, metadata={"simulated": "true"},
-            device_info={a.lower(): read_device_information(s) for a, s in sims.items()},
-        )
-    )
-    return path
+    return record_known_zoo(path, RECORD_S, ganglion_firmware=2)
 
 
 def _decode(path: Path, *, batch: bool = True) -> Decoded:

@@ -14,7 +14,6 @@ Verity Sense and H10, an OpenBCI Ganglion, a Movesense and a heart-rate strap on
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -28,28 +27,23 @@ from firmware_sims.bedroom import (
     ZOO_PLACEMENT_OF,
     ZOO_POLAR_H10,
     ZOO_POLAR_SENSE,
-    device_zoo,
 )
 from firmware_sims.families import (
     CANONICAL_UNITS,
     case,
     match_irregular,
     match_timeline,
-    read_device_information,
     run_firmware,
 )
 
 from clihelp import run_cli
-from crampsense.cli.simulate import record_world
-from crampsense.config import PairedDevice
-from crampsense.devices.registry import identify
 from crampsense.storage.session_log import SessionReader
 from crampsense.summaries.session_night import (
     analyze_session,
     choose_leg_sources,
     decode_session,
 )
-from crampsense.transport.ingest import ReconnectPolicy
+from zoohelp import record_known_zoo
 
 #: Simulated seconds of the known-signal recording.
 KNOWN_S = 60.0
@@ -122,26 +116,7 @@ def test_cli_scans_pairs_records_and_replays_every_family(
 @pytest.fixture(scope="module")
 def known_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """KNOWN_S of the zoo measuring known signals, recorded through bleak."""
-    world = device_zoo(None, duration_s=KNOWN_S, tick_s=0.05)
-    sims = {p.address: p for p in (world.peripheral(a) for a in ZOO_PLACEMENT_OF)}
-    devices = []
-    for address, sim in sims.items():
-        adv = sim.advertisement()
-        proto = identify(adv.local_name, list(adv.service_uuids))
-        assert proto is not None, address
-        devices.append(PairedDevice(address, sim.name, proto.family, ZOO_PLACEMENT_OF[address],
-                                    simulated=True))
-    path = tmp_path_factory.mktemp("zoo") / "known.session"
-    asyncio.run(
-        record_world(
-            world, devices, path, commit_interval_s=1.0,
-            policy=ReconnectPolicy(scan_timeout_s=1.0, max_backoff_s=2.0, stall_timeout_s=5.0),
-            protocol_options={"crampsense-band": dict(case("crampsense-band").options)},
-            duration_s=KNOWN_S, metadata={"simulated": "true"},
-            device_info={a.lower(): read_device_information(s) for a, s in sims.items()},
-        )
-    )
-    return path
+    return record_known_zoo(tmp_path_factory.mktemp("zoo") / "known.session", KNOWN_S)
 
 
 @pytest.mark.parametrize("address", list(CASE_OF))
