@@ -262,9 +262,20 @@ class TimelineBuilder:
     def _packets(self) -> npt.NDArray[np.int64]:
         """Every packet's fields, shape (_PACKET_FIELDS, n_packets), in arrival order."""
         self._flush()
-        if len(self._parts) > 1:
-            self._parts = [np.concatenate(self._parts, axis=1)]
-        return self._parts[0] if self._parts else np.zeros((_PACKET_FIELDS, 0), np.int64)
+        parts = self._parts
+        if len(parts) > 1:
+            # joined part by part, letting each go once copied: the night's packets are held
+            # once plus one part, not twice (np.concatenate would hold every part meanwhile)
+            joined = np.empty((_PACKET_FIELDS, sum(int(p.shape[1]) for p in parts)), np.int64)
+            parts.reverse()
+            at = 0
+            while parts:
+                part = parts.pop()
+                joined[:, at : at + part.shape[1]] = part
+                at += int(part.shape[1])
+                del part
+            parts.append(joined)
+        return parts[0] if parts else np.zeros((_PACKET_FIELDS, 0), np.int64)
 
     def add(self, block: SampleBlock, host_time_ns: int) -> None:
         """Append one decoded block and the host receive time of its frame (Unix ns).
@@ -431,60 +442,116 @@ class TimelineBuilder:
                 self.stream, channels, self._unit, self.fs_hz, 0,
                 np.zeros((len(channels), 0), np.float32), np.zeros(0, np.bool_), 0, 0, [],
             )
-        seq, ticks, n, flags, host, chunk, chunk_offset = packets.copy()
+        # Working memory: a night holds millions of packets, so every per-packet array is
+        # dropped (del) as soon as it is dead and arithmetic is done in place where that gives
+        # the same numbers; the rows of ``packets`` are views, not copies.
+        seq, ticks, n, flags, host, chunk, chunk_offset = packets
         has_seq = bool(np.all(seq >= 0))
         tick_hz, modulo = self.tick_hz, self.tick_modulo
         if not np.all(ticks >= 0):
             # no device clock: the host's receive times stand in for it (no wrap)
-            ticks = np.rint((host - host[0]) * (tick_hz / 1e9)).astype(np.int64)
+            t_f = (host - host[0]) * (tick_hz / 1e9)
+            np.rint(t_f, out=t_f)
+            ticks = t_f.astype(np.int64)
+            del t_f
             modulo = _NO_WRAP_MODULO + 1
         samples_per_tick = self.fs_hz / tick_hz
 
         # 1-2. unwrap, segments and epochs (pairs of consecutive arrivals)
         dh_s = np.diff(host) / 1e9
         if modulo <= _NO_WRAP_MODULO:
-            raw = np.mod(np.diff(ticks), modulo)
-            dt_near = np.where(raw >= modulo // 2, raw - modulo, raw)
-            wraps = np.rint((dh_s * tick_hz - raw) / modulo).astype(np.int64)
-            dt_host = raw + wraps * modulo
+            raw = np.diff(ticks)
+            np.mod(raw, modulo, out=raw)
+            dt_near = raw.copy()
+            dt_near[raw >= modulo // 2] -= modulo
+            wraps_f = dh_s * tick_hz
+            wraps_f -= raw
+            wraps_f /= modulo
+            np.rint(wraps_f, out=wraps_f)
+            dt_host = wraps_f.astype(np.int64)
+            del wraps_f
+            dt_host *= modulo
+            dt_host += raw
+            del raw
         else:
             dt_near = dt_host = np.diff(ticks)
+        del ticks
         n_prev = n[:-1]
+        dq: npt.NDArray[np.int64] | None = None
         if has_seq:
             sm = self.seq_modulo
-            dq = np.mod(np.diff(seq), sm)
-            dq = np.where(dq >= sm // 2, dq - sm, dq)
-            mismatch = np.abs(dt_near * samples_per_tick - dq * n_prev)
-            same = (mismatch <= np.maximum(1.0, 0.5 * n_prev)) & (
-                np.abs(dq) < sm // _SEQ_TRUST_FRACTION
-            )
+            dq = np.diff(seq)
+            np.mod(dq, sm, out=dq)
+            dq[dq >= sm // 2] -= sm
+            mismatch = dt_near * samples_per_tick
+            mismatch -= dq * n_prev
+            np.abs(mismatch, out=mismatch)
+            tolerance = 0.5 * n_prev
+            np.maximum(1.0, tolerance, out=tolerance)
+            same = mismatch <= tolerance
+            del mismatch, tolerance
+            same &= np.abs(dq) < sm // _SEQ_TRUST_FRACTION
         else:
-            dq = np.zeros_like(dt_near)
-            same = (dh_s <= SEQLESS_GAP_S) & (
-                np.abs(dt_near / tick_hz - dh_s) <= EPOCH_TOLERANCE_S
-            )
-        runs_on = np.abs(dt_host / tick_hz - dh_s) <= (
-            EPOCH_TOLERANCE_S + EPOCH_TOLERANCE_PPM * 1e-6 * np.abs(dh_s)
-        )
+            apart = dt_near / tick_hz
+            apart -= dh_s
+            np.abs(apart, out=apart)
+            same = (dh_s <= SEQLESS_GAP_S) & (apart <= EPOCH_TOLERANCE_S)
+            del apart
+        mismatch_s = dt_host / tick_hz
+        mismatch_s -= dh_s
+        np.abs(mismatch_s, out=mismatch_s)
+        np.abs(dh_s, out=dh_s)
+        dh_s *= EPOCH_TOLERANCE_PPM * 1e-6
+        dh_s += EPOCH_TOLERANCE_S
+        runs_on = mismatch_s <= dh_s
+        del mismatch_s, dh_s
         seg_break = ~same
         epoch_break = seg_break & ~runs_on
+        del runs_on
         seg = np.concatenate(([0], np.cumsum(seg_break)))
-        step = np.concatenate(([0], np.where(same, dt_near, dt_host)))
-        step[1:][epoch_break] = 0
-        u = np.cumsum(step)
+        n_segments = int(seg[-1]) + 1
+        seg_first = np.flatnonzero(np.concatenate(([True], seg_break)))
+        u = np.empty(count, dtype=np.int64)
+        u[0] = 0
+        np.copyto(u[1:], dt_host)
+        np.copyto(u[1:], dt_near, where=same)
+        del dt_near, dt_host, same
+        u[1:][epoch_break] = 0
+        np.cumsum(u, out=u)
         epoch_first = np.flatnonzero(np.concatenate(([True], epoch_break)))
+        del epoch_break
         epoch_len = np.diff(np.concatenate((epoch_first, [count])))
         u -= np.repeat(u[epoch_first], epoch_len)
-        pos = np.rint(u * samples_per_tick).astype(np.int64)
+        pos_f = u * samples_per_tick
+        np.rint(pos_f, out=pos_f)
+        pos = pos_f.astype(np.int64)
+        del pos_f
+        lost = 0
+        if dq is not None:
+            # loss from sequence numbers, now, so the per-packet arrays it needs can go
+            dq[seg_break] = 0
+            q = np.concatenate(([0], np.cumsum(dq)))
+            del dq
+            lost = _lost_by_sequence(q, seg, seg_first)
+            del q, seg
+        del seg_break
 
         # 3. clock model per epoch
         host_ref = int(host[0])
-        x_s = (u + (n - 1) / samples_per_tick) / tick_hz
-        y_s = (host - np.repeat(host[epoch_first], epoch_len)) / 1e9 - x_s
+        x_s = (n - 1) / samples_per_tick
+        np.add(u, x_s, out=x_s)
+        del u
+        x_s /= tick_hz
+        since_s = np.repeat(host[epoch_first], epoch_len)
+        np.subtract(host, since_s, out=since_s)
+        y_s = since_s / 1e9
+        del since_s
+        y_s -= x_s
         fits = [
             _envelope_fit(x_s[a : a + k], y_s[a : a + k])
             for a, k in zip(epoch_first.tolist(), epoch_len.tolist(), strict=True)
         ]
+        del x_s, y_s
         spans = np.array([f.span_s if f.reliable else 0.0 for f in fits])
         slopes = np.array([f.slope for f in fits])
         slope_all = float(np.sum(spans * slopes) / np.sum(spans)) if spans.sum() > 0 else 0.0
@@ -517,30 +584,32 @@ class TimelineBuilder:
                 raise DecodeError(msg, offset=int(epoch_first[e]), field="host_time_ns")
             k_start[e] = max(k, end)
             end = int(k_start[e] + pend[e] - pmin[e])
-        gpos = np.repeat(k_start - pmin, epoch_len) + pos
+        gpos = np.repeat(k_start - pmin, epoch_len)
+        gpos += pos
+        del pos
 
         # duplicates (first arrival wins), loss per segment
         order = np.argsort(gpos, kind="stable")  # nearly sorted already; ties keep arrival order
         g_sorted = gpos[order]
-        keep = order[np.concatenate(([True], g_sorted[1:] != g_sorted[:-1]))]
+        first_at = np.concatenate(([True], g_sorted[1:] != g_sorted[:-1]))
+        del g_sorted
+        keep = order[first_at]
+        del order, first_at
         duplicates = count - int(keep.size)
-        seg_first = np.flatnonzero(np.concatenate(([True], seg_break)))
-        if has_seq:
-            qstep = np.concatenate(([0], dq))
-            qstep[1:][seg_break] = 0
-            q = np.cumsum(qstep)
-            lost = _lost_by_sequence(q, seg, seg_first)
-        else:
-            lost = _lost_by_time(gpos, n, seg, seg_first)
+        if not has_seq:
+            lost = _lost_by_time(gpos, n, seg, seg_first, keep)
+            del seg
+        g_kept = gpos[keep]
+        del gpos
 
         values, valid, gaps = self._fill(
-            gpos=gpos, n=n, flags=flags, keep=keep, length=int(end), n_ch=len(channels),
+            g=g_kept, n=n, flags=flags, keep=keep, length=int(end), n_ch=len(channels),
             chunk=chunk, chunk_offset=chunk_offset,
         )
         if lost or duplicates or n_ep > 1:
             logger.debug(
                 "%s timeline: %d lost, %d duplicate packets, %d segments, %d clock resets",
-                self.stream, lost, duplicates, int(seg[-1]) + 1, n_ep - 1,
+                self.stream, lost, duplicates, n_segments, n_ep - 1,
             )
         return StreamTimeline(
             stream=self.stream,
@@ -554,14 +623,14 @@ class TimelineBuilder:
             duplicate_packets=duplicates,
             gaps=gaps,
             drift_ppm=float(drift_ppm),
-            segments=int(seg[-1]) + 1,
+            segments=n_segments,
             clock_resets=n_ep - 1,
         )
 
     def _fill(
         self,
         *,
-        gpos: npt.NDArray[np.int64],
+        g: npt.NDArray[np.int64],
         n: npt.NDArray[np.int64],
         flags: npt.NDArray[np.int64],
         keep: npt.NDArray[np.int64],
@@ -570,16 +639,17 @@ class TimelineBuilder:
         chunk: npt.NDArray[np.int64],
         chunk_offset: npt.NDArray[np.int64],
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], list[tuple[int, int]]]:
-        """Copy the kept packets (``keep`` sorted by grid position) onto the grid.
+        """Copy the kept packets (``keep``, at grid positions ``g``, sorted) onto the grid.
 
         Packets that are consecutive both in arrival and on the grid are copied as one run
         straight into the output (no per-sample index arrays), so a night costs one pass.
         Returns the values, the valid mask and the gaps between the runs.
         """
-        g = gpos[keep]
         nk = n[keep]
-        brk = (np.diff(keep) != 1) | (np.diff(g) != nk[:-1])
+        brk = np.diff(keep) != 1
+        brk |= np.diff(g) != nk[:-1]
         run_first = np.flatnonzero(np.concatenate(([True], brk)))
+        del brk
         run_last = np.concatenate((run_first[1:] - 1, [keep.size - 1]))
         values = np.zeros((n_ch, length), dtype=np.float32)
         received = np.zeros(length, dtype=np.bool_)
@@ -650,13 +720,20 @@ class _Fit:
 
 def _envelope_fit(x_s: npt.NDArray[np.float64], y_s: npt.NDArray[np.float64]) -> _Fit:
     """Fit the lower envelope of residuals ``y_s`` (host minus device, s) over device ``x_s``."""
-    win = np.floor((x_s - x_s.min()) / FIT_WINDOW_S).astype(np.int64)
+    win_f = x_s - x_s.min()
+    win_f /= FIT_WINDOW_S
+    np.floor(win_f, out=win_f)
+    win = win_f.astype(np.int64)
+    del win_f
     order = np.lexsort((y_s, win))
     w_sorted = win[order]
+    del win
     first = np.flatnonzero(np.concatenate(([True], w_sorted[1:] != w_sorted[:-1])))
-    xm = x_s[order][first]
-    ym = y_s[order][first]
-    weight = np.diff(np.concatenate((first, [win.size]))).astype(np.float64)
+    del w_sorted
+    xm = x_s[order[first]]
+    ym = y_s[order[first]]
+    del order
+    weight = np.diff(np.concatenate((first, [x_s.size]))).astype(np.float64)
     by_x = np.argsort(xm)
     xm, ym, weight = xm[by_x], ym[by_x], weight[by_x]
     if xm.size > 1:
@@ -705,7 +782,9 @@ def _lost_by_sequence(
     """Packets missing between the first and last unwrapped sequence of each segment."""
     qmin = np.minimum.reduceat(q, seg_first)
     qmax = np.maximum.reduceat(q, seg_first)
-    keys = np.sort((seg << _KEY_SHIFT) | (q - qmin[seg]), kind="stable")  # nearly sorted
+    keys = q - qmin[seg]
+    keys |= seg << _KEY_SHIFT
+    keys.sort(kind="stable")  # nearly sorted
     distinct = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
     unique_per_seg = np.bincount(distinct >> _KEY_SHIFT, minlength=seg_first.size)
     return int(np.sum(np.maximum(qmax - qmin + 1 - unique_per_seg, 0)))
@@ -716,13 +795,12 @@ def _lost_by_time(
     n: npt.NDArray[np.int64],
     seg: npt.NDArray[np.int64],
     seg_first: npt.NDArray[np.int64],
+    idx: npt.NDArray[np.int64],
 ) -> int:
-    """Packets missing inside each segment, from device time, in typical packet sizes."""
+    """Packets missing inside each segment, from device time, in typical packet sizes
+    (``idx``: the packets at distinct grid positions, duplicates left out)."""
     first = np.minimum.reduceat(gpos, seg_first)
     last = np.maximum.reduceat(gpos + n, seg_first)
-    order = np.argsort(gpos, kind="stable")
-    g_sorted = gpos[order]
-    idx = order[np.concatenate(([True], g_sorted[1:] != g_sorted[:-1]))]
     covered = np.bincount(seg[idx], weights=n[idx], minlength=seg_first.size)
     missing = np.maximum(last - first - covered, 0.0)
     typical = float(np.median(n))
