@@ -21,7 +21,7 @@ import itertools
 import logging
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Final
@@ -519,6 +519,34 @@ def _on_grid(
     return values, valid
 
 
+def _placed(
+    timelines: dict[_Key, StreamTimeline],
+    key: _Key,
+    start_ns: int,
+    duration_s: float,
+    placed: dict[_Key, tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Timeline ``key`` on the night's grid (:func:`_on_grid`), placed once per replay.
+
+    When the grid is a copy that holds the whole timeline (it starts at or after the night
+    start and ends by the night's end, the usual case), the timeline in ``timelines`` is
+    replaced by one whose ``values`` and ``valid`` are views of the grid: the same numbers,
+    held once instead of twice (an 8-h 1-kHz EMG stream is ~260 MB).
+    """
+    if key in placed:
+        return placed[key]
+    tl = timelines[key]
+    n_total = int(duration_s * tl.fs_hz)
+    values, valid = _on_grid(tl, start_ns, n_total)
+    offset, n = _grid_offset(tl, start_ns), tl.n_samples
+    if values is not tl.values and offset >= 0 and offset + n <= n_total:
+        timelines[key] = replace(
+            tl, values=values[:, offset : offset + n], valid=valid[offset : offset + n]
+        )
+    placed[key] = (values, valid)
+    return values, valid
+
+
 #: Units the detector reads; a stream decoded into anything else is not passed to it.
 EMG_UNIT: Final = "uV"
 ACC_UNIT: Final = "mg"
@@ -645,6 +673,7 @@ def _legs(
     """One :class:`LegSignals` per leg with a chosen source (see :func:`choose_leg_sources`)."""
     chosen = list(sources) if sources is not None else choose_leg_sources(devices, timelines)
     legs: list[LegSignals] = []
+    placed: dict[_Key, tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]] = {}
     leg: Leg
     for leg in ("left", "right"):
         emg_src = next((s for s in chosen if s.leg == leg and s.stream == "emg"), None)
@@ -655,17 +684,21 @@ def _legs(
         emg_fs: float | None = None
         emg_channels: tuple[str, ...] = ()
         if emg_src is not None:
+            emg_v, emg_ok = _placed(timelines, (emg_src.address, "emg"), start_ns, duration_s,
+                                    placed)
             emg = timelines[(emg_src.address, "emg")]
-            emg_v, emg_ok = _on_grid(emg, start_ns, int(duration_s * emg.fs_hz))
-            if len(emg_src.channels) != emg_v.shape[0]:
-                emg_v = emg_v[list(emg_src.channels)]
+            rows = list(emg_src.channels)
+            if len(rows) != emg_v.shape[0]:
+                ranged = rows == list(range(rows[0], rows[0] + len(rows)))
+                # adjacent rows as a view (the same values, no copy of the night's EMG)
+                emg_v = emg_v[rows[0] : rows[0] + len(rows)] if ranged else emg_v[rows]
             emg_fs = emg.fs_hz
             emg_channels = tuple(emg.channels[i] for i in emg_src.channels)
         acc_fs: float | None = None
         if acc_src is not None:
-            acc = timelines[(acc_src.address, "acc")]
-            acc_v, acc_ok = _on_grid(acc, start_ns, int(duration_s * acc.fs_hz))
-            acc_fs = acc.fs_hz
+            acc_v, acc_ok = _placed(timelines, (acc_src.address, "acc"), start_ns, duration_s,
+                                    placed)
+            acc_fs = timelines[(acc_src.address, "acc")].fs_hz
         legs.append(
             LegSignals(
                 leg=leg,
