@@ -376,3 +376,66 @@ def test_random_loss_duplicates_and_reorder_are_counted_exactly(
     received = np.concatenate([np.arange(i * 10, i * 10 + 10) for i in kept])
     np.testing.assert_array_equal(tl.values[0, received], received)
     assert tl.valid.sum() == received.size
+
+
+def _same_timeline(a: StreamTimeline, b: StreamTimeline) -> bool:
+    return (
+        np.array_equal(a.values, b.values)
+        and np.array_equal(a.valid, b.valid)
+        and (a.t0_host_ns, a.lost_packets, a.duplicate_packets, a.gaps, a.drift_ppm,
+             a.segments, a.clock_resets)
+        == (b.t0_host_ns, b.lost_packets, b.duplicate_packets, b.gaps, b.drift_ppm,
+            b.segments, b.clock_resets)
+    )
+
+
+@pytest.mark.parametrize(("with_seq", "with_ticks"), [(True, True), (False, True), (True, False)])
+def test_build_leaves_the_packets_intact_and_parts_join_in_order(
+    with_seq: bool, with_ticks: bool
+) -> None:
+    # build computes in place on views of the stored packet fields and joins the stored
+    # parts one at a time: building twice, or adding more and building again, must see the
+    # packets exactly as added (a write through a view would corrupt the second build)
+    spp = 10
+    packets = part(300, spp=spp, tick0=TICK_MOD - 50_000, seq0=SEQ_MOD - 100, seed=3)
+    packets += part(200, spp=spp, tick0=123, seq0=7, start_s=400.0, index0=0, seed=4)
+    stream = [p for i, p in enumerate(packets) if i % 37 != 5]
+    stream.insert(40, Packet(**stream[38].__dict__))  # a duplicate
+    stream[60].flags = 1
+    offsets = np.arange(spp, dtype=np.float32)
+
+    def columns(ps: list[Packet]) -> dict[str, object]:
+        v = np.concatenate([p.index + offsets for p in ps])
+        return {
+            "stream": "emg", "channels": ("gm", "gl"), "unit": "uV",
+            "values": np.vstack([v, -v]), "n_samples": [spp] * len(ps),
+            "sequence": [p.seq % SEQ_MOD for p in ps] if with_seq else None,
+            "device_ticks": [p.ticks % TICK_MOD for p in ps] if with_ticks else None,
+            "flags": [p.flags for p in ps], "host_time_ns": [p.host_ns for p in ps],
+        }
+
+    def fresh() -> TimelineBuilder:
+        return TimelineBuilder("emg", 1000.0, TICK_HZ, SEQ_MOD, TICK_MOD, lead_off_mask=1)
+
+    whole = fresh()
+    whole.add_many(**columns(stream))  # type: ignore[arg-type]
+    pieced = fresh()
+    for i, (a, b) in enumerate(itertools.pairwise([0, 50, 51, 120, 300, 420])):
+        if i == 1:  # one packet through add, between add_many parts
+            p = stream[a]
+            v = p.index + offsets
+            pieced.add(SampleBlock("AA", "emg", ("gm", "gl"), "uV", 1000.0, np.vstack([v, -v]),
+                                   device_ticks=p.ticks % TICK_MOD if with_ticks else None,
+                                   sequence=p.seq % SEQ_MOD if with_seq else None,
+                                   flags=p.flags), p.host_ns)
+        else:
+            pieced.add_many(**columns(stream[a:b]))  # type: ignore[arg-type]
+    first = pieced.build()
+    assert first.duplicate_packets >= 1
+    assert first.lost_packets > 0
+    assert not first.valid.all()
+    assert _same_timeline(first, pieced.build())
+    assert len(pieced) == 420
+    pieced.add_many(**columns(stream[420:]))  # type: ignore[arg-type]
+    assert _same_timeline(pieced.build(), whole.build())
+    assert not _same_timeline(first, whole.build())
