@@ -90,6 +90,16 @@ def test_extreme_floats_decode_without_warnings() -> None:
     assert np.isinf(blk.values[:2, 0]).all()
 
 
+def test_signalling_nan_decodes_as_a_non_finite_sample_without_warnings() -> None:
+    # 0x7FA00001 is a signalling NaN: casting it to float64 warns ("invalid value"), which
+    # the decoder must not let escape (found by the slow Hypothesis run).
+    snan = struct.pack("<I", 0x7FA00001)
+    payload = b"\x02\x41" + struct.pack("<I", 5) + snan + struct.pack("<2f", 1.0, 9.80665)
+    (blk,) = ms.MovesenseProtocol().decode(_f(payload))
+    assert np.isnan(blk.values[0, 0])
+    assert blk.values[1:, 0].tolist() == pytest.approx([1000.0 / 9.80665, 1000.0])
+
+
 def test_responses_and_check_response() -> None:
     proto = ms.MovesenseProtocol()
     assert proto.decode(_f(b"\x01\x01Hello")) == []

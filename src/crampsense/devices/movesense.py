@@ -187,8 +187,11 @@ def parse_resource(path: str) -> Resource:
 
 def mps2_to_mg(values: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """m/s² (float32 as sent) to milli-g as float32 (one formula for every decode path)."""
-    v = np.asarray(values, dtype=np.float64)
-    with np.errstate(over="ignore"):  # float32 values near the limit become ±inf, quietly
+    # A corrupted packet can carry NaN (signalling NaNs warn when cast) or values near the
+    # float32 limit (which become ±inf): both pass through quietly as non-finite samples,
+    # which detection treats as invalid, like a gap.
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.asarray(values, dtype=np.float64)
         out: npt.NDArray[np.float32] = (v * (1000.0 / MPS2_PER_G)).astype(np.float32)
     return out
 
