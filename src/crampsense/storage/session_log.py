@@ -560,10 +560,10 @@ class SessionReader:
 
     def _count_readable(self) -> int:
         """Frames that can be read from the start of a damaged file."""
-        count = 0
-        for _ in self._iter_rows(None, DEFAULT_BATCH_SIZE, salvage=True):
-            count += 1
-        return count
+        return sum(
+            len(rows)
+            for rows, _columns in self._iter_row_batches(None, DEFAULT_BATCH_SIZE, salvage=True)
+        )
 
     # -- public API --------------------------------------------------------------------------
 
@@ -603,12 +603,6 @@ class SessionReader:
             and set(devs) <= self._addresses.keys()
             and set(chars) <= self._chars.keys()
         )
-
-    def _iter_rows(
-        self, device_id: int | None, batch_size: int, *, salvage: bool
-    ) -> Iterator[tuple[int, int, int, int, int, bytes]]:
-        for rows, _columns in self._iter_row_batches(device_id, batch_size, salvage=salvage):
-            yield from rows
 
     def _iter_row_batches(
         self, device_id: int | None, batch_size: int, *, salvage: bool
@@ -681,6 +675,22 @@ class SessionReader:
             yield rows, columns
             last_id = rows[-1][0]
 
+    def _selected_row_batches(
+        self, device_address: str | None, batch_size: int
+    ) -> Iterator[tuple[list[_Row], _Columns]]:
+        """:meth:`_iter_row_batches` for the arguments of :meth:`frames` and
+        :meth:`frame_batches`: checks ``batch_size``, yields nothing for an address without
+        frames, and handles damage as the reader was opened (``salvage``)."""
+        if batch_size < 1:
+            msg = f"batch_size must be at least 1 (got {batch_size})"
+            raise StorageError(msg, path=str(self.path))
+        device_id: int | None = None
+        if device_address is not None:
+            device_id = self._address_ids.get(device_address)
+            if device_id is None:
+                return
+        yield from self._iter_row_batches(device_id, batch_size, salvage=self._salvage)
+
     def frames(
         self, *, device_address: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE
     ) -> Iterator[Frame]:
@@ -705,21 +715,11 @@ class SessionReader:
             A damaged page was reached (``recovered`` counts the frames yielded before it);
             not raised with ``salvage=True``, where iteration just stops there.
         """
-        if batch_size < 1:
-            msg = f"batch_size must be at least 1 (got {batch_size})"
-            raise StorageError(msg, path=str(self.path))
-        device_id: int | None = None
-        if device_address is not None:
-            found = self._address_ids.get(device_address)
-            if found is None:
-                return
-            device_id = found
         addresses = self._addresses
         chars = self._chars
-        for _id, dev, char, t_ns, m_ns, payload in self._iter_rows(
-            device_id, batch_size, salvage=self._salvage
-        ):
-            yield Frame(addresses[dev], chars[char], payload, t_ns, m_ns)
+        for rows, _columns in self._selected_row_batches(device_address, batch_size):
+            for _id, dev, char, t_ns, m_ns, payload in rows:
+                yield Frame(addresses[dev], chars[char], payload, t_ns, m_ns)
 
     def frame_batches(
         self, *, device_address: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE
@@ -746,19 +746,8 @@ class SessionReader:
         CorruptFileError
             As :meth:`frames` (after the intact frames before the damage were yielded).
         """
-        if batch_size < 1:
-            msg = f"batch_size must be at least 1 (got {batch_size})"
-            raise StorageError(msg, path=str(self.path))
-        device_id: int | None = None
-        if device_address is not None:
-            found = self._address_ids.get(device_address)
-            if found is None:
-                return
-            device_id = found
         start = 0
-        for rows, columns in self._iter_row_batches(
-            device_id, batch_size, salvage=self._salvage
-        ):
+        for rows, columns in self._selected_row_batches(device_address, batch_size):
             ids, devs, chars, t_ns, m_ns, payloads = columns
             yield FrameBatch(
                 start=start,
