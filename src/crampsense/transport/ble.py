@@ -21,9 +21,9 @@ from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakError
-from bleak.uuids import normalize_uuid_16
 
 from crampsense.devices.base import DeviceProtocol
+from crampsense.devices.heart_rate import DEVICE_INFORMATION_UUIDS
 from crampsense.devices.registry import identify
 from crampsense.errors import DeviceError, DeviceNotFoundError
 
@@ -46,15 +46,9 @@ logger = logging.getLogger(__name__)
 #: connected), short enough that a user waiting at the terminal is not bored.
 DEFAULT_SCAN_TIMEOUT_S: Final = 10.0
 #: Device Information Service strings (Bluetooth SIG 0x180A), by the keys
-#: :meth:`~crampsense.devices.base.DeviceProtocol.configure` receives.
-DEVICE_INFORMATION_KEYS: Final[Mapping[str, str]] = {
-    "manufacturer": normalize_uuid_16(0x2A29),
-    "model": normalize_uuid_16(0x2A24),
-    "serial": normalize_uuid_16(0x2A25),
-    "hardware": normalize_uuid_16(0x2A27),
-    "firmware": normalize_uuid_16(0x2A26),
-    "software": normalize_uuid_16(0x2A28),
-}
+#: :meth:`~crampsense.devices.base.DeviceProtocol.configure` receives; the devices' own table
+#: (:data:`crampsense.devices.heart_rate.DEVICE_INFORMATION_UUIDS`), so both read the same UUIDs.
+DEVICE_INFORMATION_KEYS: Final[Mapping[str, str]] = DEVICE_INFORMATION_UUIDS
 
 
 @dataclass(frozen=True, slots=True)
