@@ -49,7 +49,6 @@ from crampsense.devices.ganglion import (
     RECEIVE_UUID,
     SEND_UUID,
     SERVICE_UUID,
-    SOFTWARE_REVISION_UUID,
     encode_impedance_packet,
     encode_message_packets,
     encode_raw_packet,
@@ -192,8 +191,6 @@ class Ganglion(SimulatedPeripheral):
         for key, dis_uuid in DEVICE_INFORMATION_UUIDS.items():
             if uuid == dis_uuid and key in info:
                 return info[key].encode("utf-8")
-        if uuid == SOFTWARE_REVISION_UUID:
-            return self.software_revision.encode("utf-8")
         if uuid in (RECEIVE_UUID, SEND_UUID, DISCONNECT_UUID):
             raise AttError(_ATT_READ_NOT_PERMITTED, f"{uuid} is not readable")
         raise AttError(_ATT_NOT_FOUND, f"no characteristic {uuid}")
