@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -183,3 +185,12 @@ def test_two_workers_give_the_same_records_as_one() -> None:
     one = run_corpus(sets, workers=1)
     two = run_corpus(sets, workers=2)
     assert [r["runs"] for r in one] == [r["runs"] for r in two]
+
+
+def test_cli_start_up_does_not_load_the_detector() -> None:
+    """``crampsense --help`` registers ``evaluate`` without importing the detector (scipy)."""
+    code = ("import sys, crampsense.cli.main; "
+            "print(sorted(m for m in sys.modules if m.startswith('crampsense.detection')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert proc.stdout.strip() == "[]"

@@ -32,7 +32,6 @@ from crampsense.cli.evaluate_corpus import (
     run_corpus,
     summarise,
 )
-from crampsense.detection.scoring import LENIENT_ONSET_S
 from crampsense.errors import DetectionError, UsageError
 
 __all__ = ["evaluate", "render_report", "run_evaluation"]
@@ -59,6 +58,8 @@ def _s(x: Any) -> str:
 
 def matching_text() -> str:
     """The matching parameters, printed with every result."""
+    from crampsense.detection.scoring import LENIENT_ONSET_S  # noqa: PLC0415 - loads the detector
+
     return (f"Matching: one-to-one per leg, greedy by best IoU (YASA compare_detection idea); "
             f"strict = interval IoU >= {IOU:g}; lenient = any overlap and onsets within "
             f"{LENIENT_ONSET_S:g} s. Onset error = detected - true onset; duration error = "

@@ -30,14 +30,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import polars as pl
 
-from crampsense.detection import DetectionParams, LegSignals, compare_events, detect_cramps
-from crampsense.detection.scoring import LENIENT_ONSET_S
 from crampsense.errors import UsageError
+
+if TYPE_CHECKING:
+    from crampsense.detection import DetectionParams, LegSignals
 
 __all__ = [
     "ACC_ONLY",
@@ -104,7 +105,7 @@ SetKind = Literal["mixed", "lookalike", "none", "rate", "gain"]
 Size = Literal["tiny", "quick", "full"]
 
 #: A detector: (legs, start, params) -> events frame with at least onset_s, offset_s, leg, kind.
-Detector = Callable[[Sequence[LegSignals], datetime, DetectionParams], pl.DataFrame]
+Detector = Callable[[Sequence["LegSignals"], datetime, "DetectionParams"], pl.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -254,11 +255,15 @@ def _hours(hours: float) -> str:
 def default_detector(legs: Sequence[LegSignals], start: datetime,
                      params: DetectionParams) -> pl.DataFrame:
     """The shipped detector: :func:`crampsense.detection.detect_cramps` ``.events``."""
+    from crampsense.detection import detect_cramps  # noqa: PLC0415
+
     return detect_cramps(legs, start=start, params=params).events
 
 
 def sweep_params(on_ratio: float) -> DetectionParams:
     """Default parameters with ``on_ratio`` replaced (``off_ratio``/``onset_ratio`` capped)."""
+    from crampsense.detection import DetectionParams  # noqa: PLC0415
+
     base = DetectionParams()
     off = min(base.off_ratio, on_ratio)
     return DetectionParams(on_ratio=on_ratio, off_ratio=off,
@@ -286,6 +291,8 @@ def run_night(case: NightCase, detector: Detector | None = None) -> dict[str, An
         ``"acc_only"``), ``cpu_s``.
     """
     from firmware_sims.night import generate_night  # noqa: PLC0415
+
+    from crampsense.detection import DetectionParams, LegSignals  # noqa: PLC0415
 
     detect = detector or default_detector
     t0 = time.process_time()
@@ -410,6 +417,9 @@ def score_records(records: Sequence[dict[str, Any]], run: str = EMG, *,
         ``lenient_precision``, ``lenient_f1``, ``iou``, ``lenient_onset_s``, ``kinds``
         (detected kind -> count). Undefined ratios are ``None``.
     """
+    from crampsense.detection import compare_events  # noqa: PLC0415
+    from crampsense.detection.scoring import LENIENT_ONSET_S  # noqa: PLC0415
+
     recs = [r for r in records if run in r["runs"]]
     n_true = n_det = tp = ltp = 0
     onset: list[float] = []
@@ -500,6 +510,8 @@ def sweep_table(records: Sequence[dict[str, Any]], lookalike_sets: Iterable[str]
     cramps per night over the cramp-free look-alike and no-event nights) and
     ``meets_fa_limit`` (that figure <= 0.05).
     """
+    from crampsense.detection import DetectionParams  # noqa: PLC0415
+
     looks = set(lookalike_sets)
     swept = [r for r in records if any(k.startswith("on_ratio=") for k in r["runs"])]
     default = DetectionParams().on_ratio
@@ -684,7 +696,12 @@ def hold_checks(data_dir: Path) -> list[dict[str, Any]]:
         ``sustained``, ``onset_ok``, ``detector_events``, ``detector_onset_error_s``,
         ``passed`` (times in s from the start of the real data).
     """
-    from crampsense.detection import emg_activation  # noqa: PLC0415
+    from crampsense.detection import (  # noqa: PLC0415
+        DetectionParams,
+        LegSignals,
+        detect_cramps,
+        emg_activation,
+    )
 
     files = sorted((Path(data_dir) / "lowerlimb_semg_elderly").glob("subject_*.npz"))
     rows: list[dict[str, Any]] = []
@@ -764,7 +781,12 @@ def burst_checks(data_dir: Path) -> list[dict[str, Any]]:
         ``recording``, ``fs_hz``, ``duration_s``, ``bursts_seen`` (activation spans >= 0.5 s),
         ``longest_burst_s``, ``cramps`` (detector events), ``passed`` (no cramp).
     """
-    from crampsense.detection import emg_activation  # noqa: PLC0415
+    from crampsense.detection import (  # noqa: PLC0415
+        DetectionParams,
+        LegSignals,
+        detect_cramps,
+        emg_activation,
+    )
 
     root = Path(data_dir)
     recs: list[tuple[str, np.ndarray, float]] = []
