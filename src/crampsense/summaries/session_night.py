@@ -78,8 +78,12 @@ class SessionAnalysis:
     clean_end: bool = True
 
 
-def _protocol(reader: SessionReader, device: DeviceInfo) -> DeviceProtocol:
-    return protocol_for(device.family).from_metadata(reader.device_metadata(device.address))
+def _protocols(reader: SessionReader) -> dict[str, DeviceProtocol]:
+    """Each recorded device's protocol, configured from its stored metadata, by address."""
+    return {
+        d.address: protocol_for(d.family).from_metadata(reader.device_metadata(d.address))
+        for d in reader.devices
+    }
 
 
 #: The progress callback is called each time this many more frames have been read (and once
@@ -181,9 +185,7 @@ def _decode_by_device(
     ones in recorded order, numbered by position. ``None`` when the frames are not all
     accounted for (rows of unknown devices: damage, which the interleaved pass reports).
     """
-    decoder = _BatchDecoder(
-        {d.address: _protocol(reader, d) for d in reader.devices}, keyed_by_id=True
-    )
+    decoder = _BatchDecoder(_protocols(reader), keyed_by_id=True)
     counter = _ProgressCounter(progress, total)
     sample = reader.frame_counts(limit=ORDER_SAMPLE_FRAMES)
     addresses = sorted(reader.frame_addresses, key=lambda a: -sample.get(a, 0))
@@ -212,7 +214,7 @@ def _decode_interleaved(
 ) -> tuple[dict[tuple[str, str], StreamTimeline], int, int, list[str]]:
     """Replay every device's frames together, in recorded order (damaged or salvaged files,
     whose readable frames are a prefix in that order)."""
-    decoder = _BatchDecoder({d.address: _protocol(reader, d) for d in reader.devices})
+    decoder = _BatchDecoder(_protocols(reader))
     counter = _ProgressCounter(progress, total)
     with _cyclic_gc_paused():
         for frames in reader.frame_batches(batch_size=DECODE_CHUNK_FRAMES):
@@ -247,7 +249,7 @@ def _decode_per_frame(
     reader: SessionReader, *, progress: Progress | None = None
 ) -> tuple[dict[tuple[str, str], StreamTimeline], int, int, list[str]]:
     """The reference path: one ``decode`` and one ``TimelineBuilder.add`` per frame."""
-    protocols = {d.address: _protocol(reader, d) for d in reader.devices}
+    protocols = _protocols(reader)
     builders: dict[tuple[str, str], TimelineBuilder] = {}
     total = reader.frame_count()
     n = bad = 0
