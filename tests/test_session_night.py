@@ -9,6 +9,7 @@ from crampsense.devices.timeline import StreamTimeline
 from crampsense.models import DeviceInfo
 from crampsense.summaries.session_night import (
     COVERAGE_RESOLUTION_S,
+    LegSource,
     _coverage_gaps,
     _on_grid,
 )
@@ -70,7 +71,8 @@ def test_run_based_coverage_equals_per_sample_reference(seed: int) -> None:
     t0_s = float(rng.choice([0.0, 0.013, 2.5, -1.7]))
     tl = _timeline(rng, int(rng.integers(3000, 7000)), t0_s)
     device = DeviceInfo("AA", "band", "crampsense-band", "left-calf")
-    got = _coverage_gaps((device,), {("AA", "emg"): tl}, START_NS, duration_s)
+    source = LegSource("left", "AA", "emg", (0,))
+    got = _coverage_gaps((device,), {("AA", "emg"): tl}, START_NS, duration_s, sources=[source])
     assert [(a, b, r) for _, a, b, r in got] == _reference(tl, duration_s)
 
 

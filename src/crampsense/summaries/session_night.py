@@ -686,14 +686,12 @@ def choose_leg_sources(
 
 
 def _legs(
-    devices: tuple[DeviceInfo, ...],
     timelines: dict[tuple[str, str], StreamTimeline],
     start_ns: int,
     duration_s: float,
-    sources: Sequence[LegSource] | None = None,
+    chosen: Sequence[LegSource],
 ) -> list[LegSignals]:
     """One :class:`LegSignals` per leg with a chosen source (see :func:`choose_leg_sources`)."""
-    chosen = list(sources) if sources is not None else choose_leg_sources(devices, timelines)
     legs: list[LegSignals] = []
     placed: dict[_Key, tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]] = {}
     _release_freed_heap()
@@ -773,36 +771,29 @@ def _coverage_gaps(
     start_ns: int,
     duration_s: float,
     *,
+    sources: Sequence[LegSource],
     drops: set[tuple[str, float]] | frozenset[tuple[str, float]] = frozenset(),
-    sources: Sequence[LegSource] | None = None,
 ) -> list[tuple[Leg, float, float, str]]:
     """Uncovered spans per leg: ``"link dropped"`` (nothing received, and the recorder marked
     a disconnect or stall of that device within the span, see ``drops``: (address, seconds
     from start)), ``"no data"`` (nothing received otherwise: out of range, lost packets) or
     ``"lead-off"`` (received, but the device flagged the electrodes off or the signal
-    saturated). Time is never called cramp-free where it is uncovered.
+    saturated). Time is never called cramp-free where it is uncovered. Per leg, the span is
+    that of its chosen EMG source (``sources``, see :func:`choose_leg_sources`) if it has one,
+    else of its accelerometer.
 
     Works on runs, not samples: the only per-sample pass is finding the runs of invalid
     samples."""
     n_sec = max(1, int(duration_s // COVERAGE_RESOLUTION_S))
     out: list[tuple[Leg, float, float, str]] = []
-    if sources is None:
-        picks = []
-        for device in devices:
-            leg_of = placement_leg(device.placement)
-            tl_of = timelines.get((device.address, "emg")) or timelines.get(
-                (device.address, "acc"))
-            if leg_of is not None and tl_of is not None:
-                picks.append((leg_of, device, tl_of))
-    else:  # per leg, the EMG source if there is one, else the accelerometer
-        by_address = {d.address: d for d in devices}
-        picks = []
-        for leg_of in ("left", "right"):
-            mine = [s for s in sources if s.leg == leg_of]
-            src = next((s for s in mine if s.stream == "emg"), mine[0] if mine else None)
-            if src is not None:
-                picks.append((leg_of, by_address[src.address],  # type: ignore[arg-type]
-                              timelines[(src.address, src.stream)]))
+    by_address = {d.address: d for d in devices}
+    picks: list[tuple[Leg, DeviceInfo, StreamTimeline]] = []
+    leg_of: Leg
+    for leg_of in ("left", "right"):
+        mine = [s for s in sources if s.leg == leg_of]
+        src = next((s for s in mine if s.stream == "emg"), mine[0] if mine else None)
+        if src is not None:
+            picks.append((leg_of, by_address[src.address], timelines[(src.address, src.stream)]))
     for leg, device, tl in picks:
         # the same whole-sample placement as the detector's grid (see _on_grid)
         t0_s = _grid_offset(tl, start_ns) / tl.fs_hz
@@ -872,7 +863,7 @@ def analyze_session(
         for m in marks
         if m.kind in ("disconnected", "stall") and m.device_address is not None
     }
-    legs = _legs(devices, timelines, start_ns, duration_s, sources)
+    legs = _legs(timelines, start_ns, duration_s, sources)
     if not legs:
         raise StorageError(
             f"{path} holds no EMG or accelerometer data from a device worn on a leg "
@@ -890,7 +881,7 @@ def analyze_session(
             reason=reason,
         )
         for leg, a_s, b_s, reason in _coverage_gaps(
-            devices, timelines, start_ns, duration_s, drops=drops, sources=sources
+            devices, timelines, start_ns, duration_s, sources=sources, drops=drops
         )
     )
     monitored: tuple[Leg, ...] = tuple(sorted({lg.leg for lg in legs}))
