@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -37,12 +36,13 @@ from crampsense.devices import polar as pd
 from crampsense.devices.base import DeviceProtocol
 from crampsense.devices.heart_rate import HeartRateProtocol
 from crampsense.devices.reference_band import EMG_UUID, ReferenceBandProtocol
-from crampsense.models import DeviceInfo, Frame
+from crampsense.models import DeviceInfo
 from crampsense.storage.session_log import SessionReader, SessionWriter
 from crampsense.summaries.session_night import decode_session
 from crampsense.transport import ingest
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy
+from ingesthelp import ListSink
 
 START: Final = datetime(2024, 3, 1, 23, 0, tzinfo=UTC)
 BAND: Final = "C5:A3:00:00:00:01"
@@ -62,21 +62,6 @@ def _night(duration_s: float, emg_fs_hz: float = EMG_FS_HZ) -> SyntheticNight:
 def _band(duration_s: float = 60.0) -> ReferenceBand:
     return ReferenceBand(BAND, _night(duration_s).leg("left"), name="crampsense band L",
                          placement_hint="left-calf")
-
-
-@dataclass
-class ListSink:
-    frames: list[Frame] = field(default_factory=list)
-    marks: list[tuple[str, str]] = field(default_factory=list)
-
-    def append(self, frame: Frame) -> None:
-        self.frames.append(frame)
-
-    def mark(self, kind: str, *, device_address: str | None = None, detail: str = "") -> None:
-        self.marks.append((kind, detail))
-
-    def flush(self) -> None:
-        pass
 
 
 async def _ingest(

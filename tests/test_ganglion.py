@@ -23,8 +23,7 @@ from crampsense.devices import ganglion as gg
 from crampsense.devices.base import GattWrite, PacketBatch
 from crampsense.errors import ConfigError, DecodeError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
-from crampsense.transport.ble import BleTransport
-from crampsense.transport.ingest import IngestSession, ReconnectPolicy
+from ingesthelp import ListSink, ingest_world
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDR = "GA:00:00:00:00:01"
@@ -410,22 +409,6 @@ class Wave:
         return np.zeros(n, dtype=np.bool_)
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.frames: list[Frame] = []
-        self.marks: list[str] = []
-
-    def append(self, frame: Frame) -> None:
-        self.frames.append(frame)
-
-    def mark(self, kind: str, *, device_address: str | None = None, detail: str = "") -> None:
-        del device_address, detail
-        self.marks.append(kind)
-
-    def flush(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("firmware", [2, 3])
 def test_sim_end_to_end_through_bleak_and_the_transport_with_a_reconnect(firmware: int) -> None:
     left, right = Wave(), Wave(phase=1.0)
@@ -438,27 +421,7 @@ def test_sim_end_to_end_through_bleak_and_the_transport_with_a_reconnect(firmwar
     sink = ListSink()
     device = DeviceInfo(ADDR, board.name, proto.family, "left-calf")
 
-    async def body() -> IngestSession:
-        transport = BleTransport(scanner_backend=world.scanner_backend,
-                                 client_backend=world.client_backend)
-        stop = asyncio.Event()
-        def finish() -> None:
-            stop.set()
-            world.stop()
-
-        world.schedule(60.0, finish)
-        session = IngestSession(transport, proto, sink, device, clock=world.central_clock,
-                                policy=ReconnectPolicy(scan_timeout_s=1.0))
-        task = asyncio.create_task(session.run(stop))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(session.connected.wait(), 1.0)
-        pump = asyncio.create_task(world.run())
-        await task
-        world.stop()
-        await pump
-        return session
-
-    session = asyncio.run(body())
+    session = asyncio.run(ingest_world(world, proto, sink, device, 60.0))
     assert session.stats.connects == 2
     assert board.starts == 2, "b is sent again after the reconnect"
     if firmware == 2:

@@ -8,7 +8,6 @@ needs an encrypted link. The toy device below is only as big as these behaviours
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,8 +29,9 @@ from crampsense.devices.base import Capability, ControlEvent, DeviceProtocol, Ga
 from crampsense.errors import ProtocolError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
 from crampsense.transport import ingest
-from crampsense.transport.ble import DEVICE_INFORMATION_KEYS, BleTransport
-from crampsense.transport.ingest import IngestSession, ReconnectPolicy, needs_pairing
+from crampsense.transport.ble import DEVICE_INFORMATION_KEYS
+from crampsense.transport.ingest import IngestSession, needs_pairing
+from ingesthelp import ingest_world
 
 ADDRESS: Final = "C5:70:00:00:00:01"
 SERVICE: Final = "7e570000-0000-4000-8000-00000000c0de"
@@ -193,27 +193,10 @@ def _record(
         clock = FakeClock(datetime(2024, 3, 1, 23, 0, tzinfo=UTC))
         world = SimulatedWorld(clock, [device], client_mtu=client_mtu)
         sink = ListSink(clock=clock)
-        stop = asyncio.Event()
-
-        def end() -> None:
-            stop.set()
-            world.stop()
-
-        world.schedule(until_s, end)
         for at_s, name in actions:
             world.schedule(at_s, getattr(device, name))
-        transport = BleTransport(scanner_backend=world.scanner_backend,
-                                 client_backend=world.client_backend)
         info = DeviceInfo(address=ADDRESS, name="toy", family="toy", placement="left-calf")
-        session = IngestSession(transport, protocol, sink, info, clock=world.central_clock,
-                                policy=ReconnectPolicy(scan_timeout_s=1.0))
-        task = asyncio.create_task(session.run(stop))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(session.connected.wait(), 0.5)
-        pump = asyncio.create_task(world.run())
-        await task
-        world.stop()
-        await pump
+        session = await ingest_world(world, protocol, sink, info, until_s, connect_wait_s=0.5)
         return session, sink
 
     return asyncio.run(main())

@@ -20,8 +20,7 @@ from crampsense.devices import movesense as ms
 from crampsense.devices.base import GattWrite
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
-from crampsense.transport.ble import BleTransport
-from crampsense.transport.ingest import IngestSession, ReconnectPolicy
+from ingesthelp import ListSink, ingest_world
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDR = "MS:00:00:00:00:01"
@@ -233,20 +232,6 @@ class Tilt:
         return np.zeros(n, dtype=np.bool_)
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.frames: list[Frame] = []
-
-    def append(self, frame: Frame) -> None:
-        self.frames.append(frame)
-
-    def mark(self, kind: str, *, device_address: str | None = None, detail: str = "") -> None:
-        del kind, device_address, detail
-
-    def flush(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("resource", ["/Meas/Acc/52", "/Meas/IMU6/104"])
 def test_sim_end_to_end_through_bleak_with_a_reconnect(resource: str) -> None:
     source = Tilt()
@@ -257,29 +242,8 @@ def test_sim_end_to_end_through_bleak_with_a_reconnect(resource: str) -> None:
     proto = ms.MovesenseProtocol(resource)
     sink = ListSink()
 
-    async def body() -> IngestSession:
-        transport = BleTransport(scanner_backend=world.scanner_backend,
-                                 client_backend=world.client_backend)
-        stop = asyncio.Event()
-        def finish() -> None:
-            stop.set()
-            world.stop()
-
-        world.schedule(60.0, finish)
-        session = IngestSession(transport, proto, sink,
-                                DeviceInfo(ADDR, sensor.name, proto.family, "left-calf"),
-                                clock=world.central_clock,
-                                policy=ReconnectPolicy(scan_timeout_s=1.0))
-        task = asyncio.create_task(session.run(stop))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(session.connected.wait(), 1.0)
-        pump = asyncio.create_task(world.run())
-        await task
-        world.stop()
-        await pump
-        return session
-
-    session = asyncio.run(body())
+    device = DeviceInfo(ADDR, sensor.name, proto.family, "left-calf")
+    session = asyncio.run(ingest_world(world, proto, sink, device, 60.0))
     assert session.stats.connects == 2
     responses = [f.payload for f in sink.frames if f.payload[0] == ms.NotificationType.RESPONSE]
     assert b"\x01\x01Hello" in responses

@@ -8,7 +8,6 @@ IngestSession, as against hardware.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import tomllib
 from collections.abc import Callable
@@ -35,8 +34,8 @@ from crampsense.devices import polar as pd
 from crampsense.devices.base import ControlEvent
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import DeviceInfo, Frame
-from crampsense.transport.ble import BleTransport
-from crampsense.transport.ingest import IngestSession, ReconnectPolicy
+from crampsense.transport.ingest import IngestSession
+from ingesthelp import ListSink, ingest_world
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDR = "A0:9E:1A:00:00:10"
@@ -539,45 +538,12 @@ def test_compressed_frames_fit_the_mtu_and_decode_to_the_source() -> None:
 # --------------------------------------------------------------------------- end to end
 
 
-class _ListSink:
-    def __init__(self) -> None:
-        self.frames: list[Frame] = []
-        self.marks: list[tuple[str, str]] = []
-
-    def append(self, frame: Frame) -> None:
-        self.frames.append(frame)
-
-    def mark(self, kind: str, *, device_address: str | None = None, detail: str = "") -> None:
-        self.marks.append((kind, detail))
-
-    def flush(self) -> None:
-        pass
-
-
 async def _record(
     world: SimulatedWorld, proto: pd.PolarPmdProtocol, until_s: float,
-) -> tuple[IngestSession, _ListSink]:
-    sink = _ListSink()
-    transport = BleTransport(scanner_backend=world.scanner_backend,
-                             client_backend=world.client_backend)
+) -> tuple[IngestSession, ListSink]:
+    sink = ListSink()
     device = DeviceInfo(address=ADDR, name="Polar", family="polar-pmd", placement="left-calf")
-    stop = asyncio.Event()
-
-    def end() -> None:
-        stop.set()
-        world.stop()
-
-    world.schedule(until_s, end)
-    session = IngestSession(transport, proto, sink, device, clock=world.central_clock,
-                            policy=ReconnectPolicy(scan_timeout_s=1.0))
-    task = asyncio.create_task(session.run(stop))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(session.connected.wait(), 1.0)
-    pump = asyncio.create_task(world.run())
-    await task
-    world.stop()
-    await pump
-    return session, sink
+    return await ingest_world(world, proto, sink, device, until_s), sink
 
 
 def _world(sim: PolarSensor) -> SimulatedWorld:

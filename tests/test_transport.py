@@ -7,7 +7,6 @@ code that runs against hardware, with ``backend=`` swapped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from crampsense.summaries.session_night import analyze_session, decode_session
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy
 from crampsense.transport.replay import ReplayTransport
+from ingesthelp import ingest_world
 
 EMG_FS_HZ = 500
 QUIET_S = 600.0
@@ -55,24 +55,10 @@ async def _record(
     protocol = protocol or ReferenceBandProtocol(emg_fs_hz=EMG_FS_HZ)
     device = device or _band()
     clock = world.central_clock
-    transport = BleTransport(scanner_backend=world.scanner_backend,
-                             client_backend=world.client_backend)
-    stop = asyncio.Event()
-    world.schedule(until_s, lambda: (stop.set(), world.stop()))
     with SessionWriter(path, clock=clock, metadata={"start_ns": str(clock.now_ns())}) as w:
         w.add_device(device, protocol.metadata())
-        session = IngestSession(transport, protocol, w, device, clock=clock,
-                                policy=policy or ReconnectPolicy(scan_timeout_s=1.0))
-        task = asyncio.create_task(session.run(stop))
-        # connecting takes no simulated time: start the night once the band streams
-        # (a refused start never connects; then the night starts after a real second)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(session.connected.wait(), 1.0)
-        pump = asyncio.create_task(world.run())
-        await task
-        world.stop()
-        await pump
-    return session
+        # a refused start never connects; then the night starts after a real second
+        return await ingest_world(world, protocol, w, device, until_s, policy=policy)
 
 
 def test_records_every_packet_of_a_quiet_night(tmp_path: Path) -> None:
