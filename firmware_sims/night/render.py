@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,8 @@ ACC_NOISE_MG: Final = 3.0
 G_MG: Final = 1000.0
 #: Tiles kept per stream for sequential small reads (16 x 10 s x 2 ch x 1 kHz ~ 1.3 MB).
 CACHE_TILES: Final = 16
+#: Tiles of raw activity noise kept: a tile's activity reads its own and the previous tile's.
+RAW_CACHE_TILES: Final = 3
 #: Mains frequency used in the "noise" lead-off mode (Hz).
 LEAD_OFF_HUM_HZ: Final = 50.0
 # --- mechanomyogram (MMG) on the accelerometer (NightSpec.acc_mmg) -----------------------
@@ -75,6 +77,24 @@ SETTLE_FADE_S: Final = 20.0
 
 # Stream tags in the noise generators' spawn keys: (leg index, stream, tile).
 _FLOOR, _ACTIVITY, _ACC, _LEAD_OFF, _MMG, _MMG_GAIN, _SETTLE = 1, 2, 3, 4, 5, 6, 7
+
+
+_T = TypeVar("_T")
+
+
+def _cached(cache: OrderedDict[int, _T], tile: int, make: Callable[[int], _T], keep: int) -> _T:
+    """Tile ``tile`` from ``cache``, else ``make(tile)``, stored there; the ``keep`` most
+    recently used tiles stay (a tile is a pure function of its index: the cache only saves
+    time)."""
+    hit = cache.get(tile)
+    if hit is not None:
+        cache.move_to_end(tile)
+        return hit
+    out = make(tile)
+    cache[tile] = out
+    while len(cache) > keep:
+        cache.popitem(last=False)
+    return out
 
 
 def _band_gain2(
@@ -193,15 +213,12 @@ class LegRenderer:
 
     def _raw_activity(self, tile: int) -> F32:
         """White noise behind tile ``tile``'s activity (tile -1 feeds tile 0's margin)."""
-        hit = self._raw_cache.get(tile)
-        if hit is not None:
-            return hit
-        raw = self._rng(_ACTIVITY, tile + 1).standard_normal(
+        return _cached(self._raw_cache, tile, self._draw_raw_activity, RAW_CACHE_TILES)
+
+    def _draw_raw_activity(self, tile: int) -> F32:
+        raw: F32 = self._rng(_ACTIVITY, tile + 1).standard_normal(
             (self.n_ch, self.emg_tile_n), dtype=np.float32
         )
-        self._raw_cache[tile] = raw
-        while len(self._raw_cache) > 3:
-            self._raw_cache.popitem(last=False)
         return raw
 
     def floor_uv_at(self, t_s: float) -> F64:
@@ -211,15 +228,7 @@ class LegRenderer:
 
     # --- EMG ----------------------------------------------------------------------------
     def emg_tile(self, tile: int) -> tuple[F32, B]:
-        hit = self._emg_cache.get(tile)
-        if hit is not None:
-            self._emg_cache.move_to_end(tile)
-            return hit
-        out = self._render_emg_tile(tile)
-        self._emg_cache[tile] = out
-        while len(self._emg_cache) > CACHE_TILES:
-            self._emg_cache.popitem(last=False)
-        return out
+        return _cached(self._emg_cache, tile, self._render_emg_tile, CACHE_TILES)
 
     def _render_emg_tile(self, tile: int) -> tuple[F32, B]:
         n = self.emg_tile_n
@@ -275,15 +284,7 @@ class LegRenderer:
 
     # --- accelerometer --------------------------------------------------------------------
     def acc_tile(self, tile: int) -> F32:
-        hit = self._acc_cache.get(tile)
-        if hit is not None:
-            self._acc_cache.move_to_end(tile)
-            return hit
-        out = self._render_acc_tile(tile)
-        self._acc_cache[tile] = out
-        while len(self._acc_cache) > CACHE_TILES:
-            self._acc_cache.popitem(last=False)
-        return out
+        return _cached(self._acc_cache, tile, self._render_acc_tile, CACHE_TILES)
 
     def _render_acc_tile(self, tile: int) -> F32:
         m = self.model
