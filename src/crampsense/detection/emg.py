@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -352,6 +353,25 @@ class _HopFrontEnd:
     def _extra_nbytes(self) -> int:
         return 0
 
+    def _process(self, seg: NDArray[np.float64], valid: NDArray[np.bool_]) -> None:
+        """One chunk of complete hops (the front end's own work)."""
+        raise NotImplementedError
+
+    def _push_hops(self, x: NDArray[np.generic], v: NDArray[np.bool_] | None, done: int,
+                   chunk_end: Callable[[int], int]) -> int:
+        """Process samples ``[0, done)`` of the virtual array ``[tail | x]`` (whole hops) in
+        chunks ``[pos, chunk_end(pos))`` and carry ``[done, tail + n)`` as the new tail."""
+        n = int(x.shape[1])
+        total = int(self._tail.shape[1]) + n
+        pos = 0
+        while pos < done:
+            end = chunk_end(pos)
+            self._process(self._take(x, pos, end), self._take_valid(v, n, pos, end))
+            pos = end
+        self._tail = self._take(x, done, total)
+        self._tail_valid = self._take_valid(v, n, done, total)
+        return self.n_hops
+
     def _take(self, x: NDArray[np.generic], a: int, b: int) -> NDArray[np.float64]:
         """Samples [a, b) of the virtual array [tail | x] as a new float64 array."""
         r = int(self._tail.shape[1])
@@ -482,17 +502,10 @@ class EmgFrontEnd(_HopFrontEnd):
         n = int(x.shape[1])
         if n == 0:
             return self.n_hops
-        r = int(self._tail.shape[1])
-        total = r + n
+        total = int(self._tail.shape[1]) + n
         done = (total // self.hop_n) * self.hop_n
-        pos = 0
-        while pos < done:
-            end = min(done, pos + CHUNK_HOPS * self.hop_n)
-            self._process(self._take(x, pos, end), self._take_valid(v, n, pos, end))
-            pos = end
-        self._tail = self._take(x, done, total)
-        self._tail_valid = self._take_valid(v, n, done, total)
-        return self.n_hops
+        return self._push_hops(x, v, done,
+                               lambda pos: min(done, pos + CHUNK_HOPS * self.hop_n))
 
     def _process(self, seg: NDArray[np.float64], valid: NDArray[np.bool_]) -> None:
         """One chunk of complete hops: reasons, hum segments, filter, mean squares."""
@@ -668,18 +681,11 @@ class EnvelopeFrontEnd(_HopFrontEnd):
         n = int(x.shape[1])
         if n == 0:
             return self.n_hops
-        r = int(self._tail.shape[1])
-        total = r + n
+        total = int(self._tail.shape[1]) + n
         hops = self._hop_of(np.arange(self._n_in, self._n_in + total + 1, dtype=np.int64))
         done = int(np.searchsorted(hops, hops[-1]))  # samples of hops before the unseen one
-        pos = 0
-        while pos < done:
-            end = min(done, int(np.searchsorted(hops, hops[pos] + CHUNK_HOPS)))
-            self._process(self._take(x, pos, end), self._take_valid(v, n, pos, end))
-            pos = end
-        self._tail = self._take(x, done, total)
-        self._tail_valid = self._take_valid(v, n, done, total)
-        return self.n_hops
+        return self._push_hops(
+            x, v, done, lambda pos: min(done, int(np.searchsorted(hops, hops[pos] + CHUNK_HOPS))))
 
     def _process(self, seg: NDArray[np.float64], valid: NDArray[np.bool_]) -> None:
         m = seg.shape[1]
