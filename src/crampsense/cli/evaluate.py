@@ -128,9 +128,7 @@ def render_report(out: Console, report: dict[str, Any]) -> None:
         out.print(_set_table("Accelerometer only (EMG removed; kind 'possible_cramp')",
                              [*acc["sets"], woke]))
         kinds = acc["pooled"]["kinds"]
-        out.print(f"Accelerometer-only detections by kind: {kinds or 'none'}"
-                  + ("" if kinds else " (accelerometer-only detection not wired in yet: "
-                     "detect_cramps returns nothing for legs without EMG)"))
+        out.print(f"Accelerometer-only detections by kind: {kinds or 'none'}")
         out.print()
         out.print(_sweep_table(res["sweep"]))
         out.print()
