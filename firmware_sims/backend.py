@@ -48,7 +48,17 @@ from bleak.exc import BleakError, BleakGATTProtocolError
 from bleak.uuids import normalize_uuid_16, normalize_uuid_str
 
 from crampsense.errors import DeviceError
-from firmware_sims.peripheral import CCCD_UUID, Advertisement, AttError, SimulatedPeripheral
+from firmware_sims.peripheral import (
+    ATT_HEADER_BYTES,
+    ATT_INSUFFICIENT_AUTHENTICATION,
+    ATT_INVALID_VALUE_LENGTH,
+    ATT_READ_NOT_PERMITTED,
+    ATT_WRITE_NOT_PERMITTED,
+    CCCD_UUID,
+    Advertisement,
+    AttError,
+    SimulatedPeripheral,
+)
 
 if TYPE_CHECKING:
     from firmware_sims.world import SimLink, SimulatedWorld
@@ -77,11 +87,6 @@ ATT_DEFAULT_MTU: Final = 23
 #: Longest attribute value (Core Spec Vol 3 Part F 3.2.9).
 MAX_ATTRIBUTE_LEN: Final = 512
 USER_DESCRIPTION_UUID: Final = normalize_uuid_16(0x2901)
-_ATT_READ_NOT_PERMITTED: Final = 0x02
-_ATT_WRITE_NOT_PERMITTED: Final = 0x03
-_ATT_INVALID_VALUE_LENGTH: Final = 0x0D
-_ATT_INSUFFICIENT_AUTHENTICATION: Final = 0x05
-_ATT_HEADER: Final = 3
 _CCCD_NOTIFY: Final = b"\x01\x00"
 _CCCD_INDICATE: Final = b"\x02\x00"
 _CCCD_OFF: Final = b"\x00\x00"
@@ -317,10 +322,10 @@ class SimulatedBleakClient(BaseBleakClient):
         """``encrypted`` characteristics answer only a paired central (ATT 0x05 otherwise)."""
         cdef = characteristic.obj
         if getattr(cdef, "encrypted", False) and not link.peripheral.paired:
-            raise BleakGATTProtocolError(_ATT_INSUFFICIENT_AUTHENTICATION)
+            raise BleakGATTProtocolError(ATT_INSUFFICIENT_AUTHENTICATION)
 
     def _max_write_without_response(self) -> int:
-        return self.mtu_size - _ATT_HEADER
+        return self.mtu_size - ATT_HEADER_BYTES
 
     def _require_link(self) -> SimLink:
         if self._link is None or not self._link.is_open:
@@ -334,7 +339,7 @@ class SimulatedBleakClient(BaseBleakClient):
         link = self._require_link()
         self._world.raise_injected(self.address, "read")
         if "read" not in characteristic.properties:
-            raise BleakGATTProtocolError(_ATT_READ_NOT_PERMITTED)
+            raise BleakGATTProtocolError(ATT_READ_NOT_PERMITTED)
         self._check_encryption(link, characteristic)
         try:
             data = link.peripheral.read(characteristic.uuid)
@@ -352,10 +357,10 @@ class SimulatedBleakClient(BaseBleakClient):
         uuid = characteristic.uuid
         if response:
             if "write" not in characteristic.properties:
-                raise BleakGATTProtocolError(_ATT_WRITE_NOT_PERMITTED)
+                raise BleakGATTProtocolError(ATT_WRITE_NOT_PERMITTED)
             self._check_encryption(link, characteristic)
             if len(payload) > MAX_ATTRIBUTE_LEN:
-                raise BleakGATTProtocolError(_ATT_INVALID_VALUE_LENGTH)
+                raise BleakGATTProtocolError(ATT_INVALID_VALUE_LENGTH)
             try:
                 link.peripheral.write(uuid, payload, with_response=True)
             except AttError as exc:
@@ -364,7 +369,7 @@ class SimulatedBleakClient(BaseBleakClient):
             if "write-without-response" not in characteristic.properties:
                 msg = f"characteristic {uuid} does not support write without response"
                 raise BleakError(msg)
-            limit = link.mtu - _ATT_HEADER
+            limit = link.mtu - ATT_HEADER_BYTES
             if len(payload) > limit:
                 msg = f"{len(payload)} bytes exceed max_write_without_response_size {limit}"
                 raise BleakError(msg)
@@ -386,13 +391,13 @@ class SimulatedBleakClient(BaseBleakClient):
             return bytearray(self._cccd.get(descriptor.characteristic_uuid, _CCCD_OFF))
         if descriptor.handle in self._descriptions:
             return bytearray(self._descriptions[descriptor.handle])
-        raise BleakGATTProtocolError(_ATT_READ_NOT_PERMITTED)
+        raise BleakGATTProtocolError(ATT_READ_NOT_PERMITTED)
 
     async def write_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, data: SizedBuffer
     ) -> None:
         self._require_link()
-        raise BleakGATTProtocolError(_ATT_WRITE_NOT_PERMITTED)
+        raise BleakGATTProtocolError(ATT_WRITE_NOT_PERMITTED)
 
     async def start_notify(
         self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any

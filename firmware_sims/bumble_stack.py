@@ -84,7 +84,13 @@ from bumble.transport.common import AsyncPipeSink
 
 from crampsense.clock import FakeClock
 from crampsense.errors import ConfigError, DeviceError, DeviceNotFoundError
-from firmware_sims.peripheral import AttError, CharDef, ServiceDef, SimulatedPeripheral
+from firmware_sims.peripheral import (
+    ATT_HEADER_BYTES,
+    AttError,
+    CharDef,
+    ServiceDef,
+    SimulatedPeripheral,
+)
 
 __all__ = [
     "ATT_DEFAULT_MTU",
@@ -138,7 +144,6 @@ _PROPERTY_NAMES: Final[dict[gatt.Characteristic.Properties, CharacteristicProper
     gatt.Characteristic.Properties.EXTENDED_PROPERTIES: "extended-properties",
 }
 _PROPERTY_FLAGS: Final = {name: flag for flag, name in _PROPERTY_NAMES.items()}
-_ATT_HEADER: Final = 3
 _USER_DESCRIPTION: Final = "2901"
 #: Set while the GATT server handles an ATT Write Command (a write without response).
 _WRITE_COMMAND: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -907,7 +912,7 @@ class BumbleBleakClient(BaseBleakClient):
                          if char.properties & flag]
                 bchar = BleakGATTCharacteristic(
                     char, char.handle, _uuid_str(char.uuid), props,
-                    lambda: self.mtu_size - _ATT_HEADER, bservice,
+                    lambda: self.mtu_size - ATT_HEADER_BYTES, bservice,
                 )
                 collection.add_characteristic(bchar)
                 for desc in char.descriptors:
@@ -955,7 +960,7 @@ class BumbleBleakClient(BaseBleakClient):
                 msg = (f"characteristic {characteristic.uuid} does not support write without "
                        "response")
                 raise BleakError(msg)
-            limit = self.mtu_size - _ATT_HEADER
+            limit = self.mtu_size - ATT_HEADER_BYTES
             if len(payload) > limit:
                 msg = f"{len(payload)} bytes exceed max_write_without_response_size {limit}"
                 raise BleakError(msg)

@@ -43,7 +43,7 @@ from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
 from crampsense.errors import DecodeError
 from crampsense.models import Frame, SampleBlock
 from firmware_sims.heart_rate import HeartRateStrap, sleeping_hr_bpm
-from firmware_sims.peripheral import AttError, SimulatedPeripheral
+from firmware_sims.peripheral import ATT_HEADER_BYTES, AttError, SimulatedPeripheral
 
 __all__ = [
     "CANONICAL_UNITS",
@@ -89,8 +89,6 @@ WALL0: Final = datetime(2025, 1, 15, 22, 30, tzinfo=UTC)
 WALL0_NS: Final = ns_from_datetime(WALL0)
 #: Harness pump step (s): as the world's default, finer than any packet interval that matters.
 HARNESS_TICK_S: Final = 0.05
-#: ATT header in front of a notification's value (bytes).
-_ATT_HEADER: Final = 3
 #: MTU the harness negotiates when the simulator asks for more: bleak's usual on BlueZ with
 #: an MTU exchange, and enough for Polar's PMD (232).
 HARNESS_MTU: Final = 247
@@ -366,7 +364,7 @@ class HarnessLink:
     def notify(self, char_uuid: str, data: bytes) -> None:
         uuid = char_uuid.lower()
         if uuid in {u.lower() for u in self.peripheral.subscribed}:
-            self.sent.append((uuid, bytes(data[: self._mtu - _ATT_HEADER]), self.t_ns))
+            self.sent.append((uuid, bytes(data[: self._mtu - ATT_HEADER_BYTES]), self.t_ns))
 
 
 @dataclass(eq=False)

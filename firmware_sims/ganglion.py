@@ -59,6 +59,9 @@ from crampsense.devices.ganglion import (
 )
 from crampsense.devices.heart_rate import DEVICE_INFORMATION_UUIDS
 from firmware_sims.peripheral import (
+    ATT_ATTRIBUTE_NOT_FOUND,
+    ATT_READ_NOT_PERMITTED,
+    ATT_WRITE_NOT_PERMITTED,
     Advertisement,
     AttError,
     CharDef,
@@ -80,9 +83,6 @@ SIM_IMPEDANCE_KOHM: Final = (8, 11, 9, 12, 5)
 #: Answer to ``v`` (soft reset), sent as message packets.
 RESET_MESSAGE: Final = "OpenBCI Ganglion\nOn Board ADC ready\n$$$"
 
-_ATT_READ_NOT_PERMITTED: Final = 0x02
-_ATT_WRITE_NOT_PERMITTED: Final = 0x03
-_ATT_NOT_FOUND: Final = 0x0A
 _I8_MIN: Final = -128
 _I8_MAX: Final = 127
 
@@ -192,8 +192,8 @@ class Ganglion(SimulatedPeripheral):
             if uuid == dis_uuid and key in info:
                 return info[key].encode("utf-8")
         if uuid in (RECEIVE_UUID, SEND_UUID, DISCONNECT_UUID):
-            raise AttError(_ATT_READ_NOT_PERMITTED, f"{uuid} is not readable")
-        raise AttError(_ATT_NOT_FOUND, f"no characteristic {uuid}")
+            raise AttError(ATT_READ_NOT_PERMITTED, f"{uuid} is not readable")
+        raise AttError(ATT_ATTRIBUTE_NOT_FOUND, f"no characteristic {uuid}")
 
     def write(self, char_uuid: str, data: bytes, *, with_response: bool) -> None:
         del with_response  # the board accepts both
@@ -203,8 +203,8 @@ class Ganglion(SimulatedPeripheral):
             return
         if uuid != SEND_UUID:
             if uuid == RECEIVE_UUID:
-                raise AttError(_ATT_WRITE_NOT_PERMITTED, f"{uuid} is not writable")
-            raise AttError(_ATT_NOT_FOUND, f"no characteristic {uuid}")
+                raise AttError(ATT_WRITE_NOT_PERMITTED, f"{uuid} is not writable")
+            raise AttError(ATT_ATTRIBUTE_NOT_FOUND, f"no characteristic {uuid}")
         for byte in bytes(data):
             self.command(bytes([byte]))
 

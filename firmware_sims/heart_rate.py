@@ -40,6 +40,9 @@ from crampsense.devices.heart_rate import (
     sig_uuid,
 )
 from firmware_sims.peripheral import (
+    ATT_HEADER_BYTES,
+    ATT_READ_NOT_PERMITTED,
+    ATT_WRITE_NOT_PERMITTED,
     Advertisement,
     AttError,
     CharDef,
@@ -74,12 +77,8 @@ _SLOW_PERIODS_S: Final = (300.0, 900.0, 2400.0, 5400.0)
 #: Respiratory sinus arrhythmia: beat-to-beat modulation at ~15 breaths/min, ±3 % of RR.
 _RSA_FREQ_HZ: Final = 0.25
 _RSA_REL: Final = 0.03
-#: ATT opcode + handle in front of every notification payload (bytes).
-_ATT_HEADER: Final = 3
 #: ATT application error the control point answers for an unknown command (HRS 1.0 3.3.1).
 _ATT_CONTROL_POINT_NOT_SUPPORTED: Final = 0x80
-_ATT_READ_NOT_PERMITTED: Final = 0x02
-_ATT_WRITE_NOT_PERMITTED: Final = 0x03
 _NS_PER_S: Final = 1_000_000_000
 
 
@@ -236,11 +235,11 @@ class HeartRateStrap(SimulatedPeripheral):
         for field, uuid in DEVICE_INFORMATION_UUIDS.items():
             if char_uuid == uuid and field in info:
                 return info[field].encode()
-        raise AttError(_ATT_READ_NOT_PERMITTED, f"{char_uuid} is not readable")
+        raise AttError(ATT_READ_NOT_PERMITTED, f"{char_uuid} is not readable")
 
     def write(self, char_uuid: str, data: bytes, *, with_response: bool) -> None:
         if char_uuid != HEART_RATE_CONTROL_POINT_UUID:
-            raise AttError(_ATT_WRITE_NOT_PERMITTED, f"{char_uuid} is not writable")
+            raise AttError(ATT_WRITE_NOT_PERMITTED, f"{char_uuid} is not writable")
         if data != b"\x01":
             raise AttError(_ATT_CONTROL_POINT_NOT_SUPPORTED, "control point value not supported")
         self._energy_kj = 0.0
@@ -322,7 +321,7 @@ class HeartRateStrap(SimulatedPeripheral):
         else:
             hr_bpm = round(_sleeping_hr_scalar(at_s, self.seed))
             fixed = 2 + (2 if energy is not None else 0)  # flags + u8 HR (+ energy)
-            room = max(0, (link.mtu - _ATT_HEADER - fixed) // 2)
+            room = max(0, (link.mtu - ATT_HEADER_BYTES - fixed) // 2)
             rr, self._pending_rr = self._pending_rr[:room], self._pending_rr[room:]
             payload = encode_heart_rate_measurement(
                 hr_bpm, contact_detected=True, energy_expended_kj=energy, rr_ticks=rr

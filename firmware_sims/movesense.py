@@ -46,6 +46,9 @@ from crampsense.devices.movesense import (
 )
 from crampsense.errors import ConfigError
 from firmware_sims.peripheral import (
+    ATT_ATTRIBUTE_NOT_FOUND,
+    ATT_READ_NOT_PERMITTED,
+    ATT_WRITE_NOT_PERMITTED,
     Advertisement,
     AttError,
     CharDef,
@@ -64,9 +67,6 @@ DEFAULT_CLOCK_OFFSET_MS: Final = 123_456
 MAX_SUBSCRIPTIONS: Final = 4
 #: Gyroscope reading of a still sensor (deg/s): a typical MEMS zero-rate offset.
 GYRO_BIAS_DPS: Final = (0.5, -0.25, 0.125)
-_ATT_READ_NOT_PERMITTED: Final = 0x02
-_ATT_WRITE_NOT_PERMITTED: Final = 0x03
-_ATT_NOT_FOUND: Final = 0x0A
 _HTTP_OK: Final = 200
 _HTTP_NOT_FOUND: Final = 404
 _HTTP_CONFLICT: Final = 409
@@ -157,13 +157,13 @@ class Movesense(SimulatedPeripheral):
             if char_uuid.lower() == uuid and key in info:
                 return info[key].encode("utf-8")
         if char_uuid.lower() in (WRITE_UUID, NOTIFY_UUID):
-            raise AttError(_ATT_READ_NOT_PERMITTED, f"{char_uuid} is not readable")
-        raise AttError(_ATT_NOT_FOUND, f"no characteristic {char_uuid}")
+            raise AttError(ATT_READ_NOT_PERMITTED, f"{char_uuid} is not readable")
+        raise AttError(ATT_ATTRIBUTE_NOT_FOUND, f"no characteristic {char_uuid}")
 
     def write(self, char_uuid: str, data: bytes, *, with_response: bool) -> None:
         del with_response
         if char_uuid.lower() != WRITE_UUID:
-            raise AttError(_ATT_WRITE_NOT_PERMITTED, f"{char_uuid} is not writable")
+            raise AttError(ATT_WRITE_NOT_PERMITTED, f"{char_uuid} is not writable")
         self.handle_command(bytes(data))
 
     def handle_command(self, data: bytes) -> None:

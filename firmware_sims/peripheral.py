@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "ATT_ATTRIBUTE_NOT_FOUND",
+    "ATT_HEADER_BYTES",
+    "ATT_INSUFFICIENT_AUTHENTICATION",
+    "ATT_INVALID_VALUE_LENGTH",
+    "ATT_READ_NOT_PERMITTED",
+    "ATT_WRITE_NOT_PERMITTED",
     "CCCD_UUID",
     "Advertisement",
     "AttError",
@@ -30,6 +36,15 @@ __all__ = [
 ]
 
 CCCD_UUID = "00002902-0000-1000-8000-00805f9b34fb"
+
+#: ATT opcode + handle in front of a notification's value: it carries at most MTU - 3 bytes.
+ATT_HEADER_BYTES: Final = 3
+#: ATT error codes the simulators answer with (Core Spec Vol 3 Part F 3.4.1.1).
+ATT_READ_NOT_PERMITTED: Final = 0x02
+ATT_WRITE_NOT_PERMITTED: Final = 0x03
+ATT_INSUFFICIENT_AUTHENTICATION: Final = 0x05
+ATT_ATTRIBUTE_NOT_FOUND: Final = 0x0A
+ATT_INVALID_VALUE_LENGTH: Final = 0x0D
 
 CharProperty = Literal["read", "write", "write-without-response", "notify", "indicate"]
 

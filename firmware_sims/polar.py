@@ -69,6 +69,10 @@ from crampsense.devices.polar import (
 )
 from crampsense.errors import ConfigError, DecodeError
 from firmware_sims.peripheral import (
+    ATT_HEADER_BYTES,
+    ATT_INSUFFICIENT_AUTHENTICATION,
+    ATT_READ_NOT_PERMITTED,
+    ATT_WRITE_NOT_PERMITTED,
     Advertisement,
     AttError,
     CharDef,
@@ -113,10 +117,6 @@ _HR_SWING_BPM: Final = (2.0, 5.0)
 _HR_PERIOD_S: Final = 300.0
 #: ECG values are int24 µV on the wire.
 _I24_MAX: Final = 2**23 - 1
-_ATT_HEADER: Final = 3
-_ATT_READ_NOT_PERMITTED: Final = 0x02
-_ATT_WRITE_NOT_PERMITTED: Final = 0x03
-_ATT_INSUFFICIENT_AUTHENTICATION: Final = 0x05
 _NS_PER_S: Final = 1_000_000_000
 
 
@@ -340,13 +340,13 @@ class PolarSensor(SimulatedPeripheral):
         for field, uuid in DEVICE_INFORMATION_UUIDS.items():
             if char_uuid == uuid and field in info:
                 return info[field].encode()
-        raise AttError(_ATT_READ_NOT_PERMITTED, f"{char_uuid} is not readable")
+        raise AttError(ATT_READ_NOT_PERMITTED, f"{char_uuid} is not readable")
 
     def write(self, char_uuid: str, data: bytes, *, with_response: bool) -> None:
         if char_uuid != CONTROL_UUID:
-            raise AttError(_ATT_WRITE_NOT_PERMITTED, f"{char_uuid} is not writable")
+            raise AttError(ATT_WRITE_NOT_PERMITTED, f"{char_uuid} is not writable")
         if self.requires_pairing and not self.paired:
-            raise AttError(_ATT_INSUFFICIENT_AUTHENTICATION, "Insufficient Authentication")
+            raise AttError(ATT_INSUFFICIENT_AUTHENTICATION, "Insufficient Authentication")
         link = self.link
         if link is None or link.mtu < MIN_MTU:
             logger.debug("%s: MTU below %d, command %s ignored", self.address, MIN_MTU,
@@ -435,7 +435,7 @@ class PolarSensor(SimulatedPeripheral):
             return Status.INVALID_NUMBER_OF_CHANNELS, b""
         compressed = self.compressed and acc
         n_ch, width = (3, 2) if acc else (1, 3)
-        room = link.mtu - _ATT_HEADER - DATA_HEADER_BYTES
+        room = link.mtu - ATT_HEADER_BYTES - DATA_HEADER_BYTES
         now = link.now_ns()
         self._streams[kind] = _Stream(
             mtype=kind, fs_hz=int(rate[0]), range_g=int(rng[0]) if rng else 0,
@@ -554,7 +554,7 @@ class PolarSensor(SimulatedPeripheral):
             )
         else:
             payload = encode_raw_frame(st.mtype, ts, st.frame_type, counts)
-        if len(payload) <= mtu - _ATT_HEADER or counts.shape[1] == 1:
+        if len(payload) <= mtu - ATT_HEADER_BYTES or counts.shape[1] == 1:
             return [payload]
         half = counts.shape[1] // 2
         return self._encode(st, times[:half], counts[:, :half], mtu) + self._encode(

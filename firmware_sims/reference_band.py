@@ -66,6 +66,9 @@ from crampsense.devices.reference_band import (
     samples_per_packet,
 )
 from firmware_sims.peripheral import (
+    ATT_ATTRIBUTE_NOT_FOUND,
+    ATT_READ_NOT_PERMITTED,
+    ATT_WRITE_NOT_PERMITTED,
     Advertisement,
     AttError,
     CharDef,
@@ -117,9 +120,6 @@ _START_LEN: Final = 6
 _SET_TIME_LEN: Final = 10
 _BARE_LEN: Final = 2
 
-_ATT_READ_NOT_PERMITTED: Final = 0x02
-_ATT_WRITE_NOT_PERMITTED: Final = 0x03
-_ATT_NOT_FOUND: Final = 0x0A
 
 
 class _Buffered:
@@ -331,18 +331,18 @@ class ReferenceBand(SimulatedPeripheral):
         if uuid in info:
             return info[uuid].encode("utf-8")
         if uuid in (CONTROL_UUID, EMG_UUID, IMU_UUID):
-            raise AttError(_ATT_READ_NOT_PERMITTED, f"{uuid} is not readable")
-        raise AttError(_ATT_NOT_FOUND, f"no characteristic {uuid}")
+            raise AttError(ATT_READ_NOT_PERMITTED, f"{uuid} is not readable")
+        raise AttError(ATT_ATTRIBUTE_NOT_FOUND, f"no characteristic {uuid}")
 
     def write(self, char_uuid: str, data: bytes, *, with_response: bool) -> None:
         uuid = char_uuid.lower()
         if uuid != CONTROL_UUID:
             known = {c.uuid for s in self.gatt() for c in s.characteristics}
             if uuid in known:
-                raise AttError(_ATT_WRITE_NOT_PERMITTED, f"{uuid} is not writable")
-            raise AttError(_ATT_NOT_FOUND, f"no characteristic {uuid}")
+                raise AttError(ATT_WRITE_NOT_PERMITTED, f"{uuid} is not writable")
+            raise AttError(ATT_ATTRIBUTE_NOT_FOUND, f"no characteristic {uuid}")
         if not with_response:
-            raise AttError(_ATT_WRITE_NOT_PERMITTED, "the control point needs write with response")
+            raise AttError(ATT_WRITE_NOT_PERMITTED, "the control point needs write with response")
         self._indicate(self.handle_command(bytes(data)))
 
     def _indicate(self, response: bytes) -> None:
