@@ -13,7 +13,7 @@ import contextlib
 from firmware_sims.world import SimulatedWorld
 
 from crampsense.devices.base import DeviceProtocol
-from crampsense.models import DeviceInfo, Frame
+from crampsense.models import DeviceInfo, Frame, MarkKind
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import FrameSink, IngestSession, ReconnectPolicy
 
@@ -30,7 +30,8 @@ class ListSink:
 
     def mark(self, kind: str, *, device_address: str | None = None, detail: str = "") -> None:
         del device_address
-        self.marks.append((kind, detail))
+        # refuse what the real SessionWriter refuses: a fake that accepts more hides seam bugs
+        self.marks.append((MarkKind(kind).value, detail))
 
     def flush(self) -> None:
         pass

@@ -27,7 +27,7 @@ from firmware_sims.world import SimulatedWorld
 from crampsense.clock import FakeClock
 from crampsense.devices.base import Capability, ControlEvent, DeviceProtocol, GattWrite
 from crampsense.errors import ProtocolError
-from crampsense.models import DeviceInfo, Frame, SampleBlock
+from crampsense.models import DeviceInfo, Frame, MarkKind, SampleBlock
 from crampsense.transport import ingest
 from crampsense.transport.ble import DEVICE_INFORMATION_KEYS
 from crampsense.transport.ingest import IngestSession, needs_pairing
@@ -172,7 +172,8 @@ class ListSink:
 
     def mark(self, kind: str, *, device_address: str | None = None, detail: str = "") -> None:
         t = self.clock.monotonic_ns() if self.clock is not None else 0
-        self.marks.append((kind, detail, t))
+        # refuse what the real SessionWriter refuses: a fake that accepts more hides seam bugs
+        self.marks.append((MarkKind(kind).value, detail, t))
 
     def flush(self) -> None:
         pass

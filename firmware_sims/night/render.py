@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal
 
+from crampsense.models import G_MG
+
 from .components import F64, Bumps, Envelope, LeadOff, Pop, Sines, Spikes
 from .schedule import LegModel, rng_for
 from .spec import NightSpec, reference_bandpass_sos
@@ -34,8 +36,6 @@ ACTIVITY_BAND_HZ: Final = (25.0, 250.0)
 ACTIVITY_ORDER: Final = 2
 #: Accelerometer white noise (mg RMS): MEMS noise density ~150-300 µg/√Hz over a 25 Hz band.
 ACC_NOISE_MG: Final = 3.0
-#: One g in milli-g.
-G_MG: Final = 1000.0
 #: Tiles kept per stream for sequential small reads (16 x 10 s x 2 ch x 1 kHz ~ 1.3 MB).
 CACHE_TILES: Final = 16
 #: Tiles of raw activity noise kept: a tile's activity reads its own and the previous tile's.

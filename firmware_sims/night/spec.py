@@ -15,6 +15,7 @@ import numpy.typing as npt
 from scipy import signal
 
 from crampsense.errors import ConfigError
+from crampsense.models import MIN_ACC_FS_HZ, MIN_EMG_FS_HZ
 
 __all__ = [
     "LEGS",
@@ -53,13 +54,9 @@ FLOOR_BAND_HIGH_FRACTION: Final = 0.45
 #: noise outside the band contributes little, cheap enough for anyone to reproduce.
 REFERENCE_BANDPASS_ORDER: Final = 4
 
-#: Slowest EMG rate the generator supports (Hz): AASM 2018 minimum for leg EMG.
-MIN_EMG_FS_HZ: Final = 200.0
 #: Fastest EMG rate the generator supports (Hz): the fastest rate DETECTION.md asks detectors
 #: to handle.
 MAX_EMG_FS_HZ: Final = 2000.0
-#: Slowest accelerometer rate (Hz): walking at 1-2 Hz steps with harmonics needs >= 25 Hz.
-MIN_ACC_FS_HZ: Final = 25.0
 
 
 def floor_band_hz(fs_hz: float) -> tuple[float, float]:

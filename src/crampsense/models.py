@@ -21,7 +21,14 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "ACC_UNIT",
+    "ECG_UNIT",
+    "EMG_UNIT",
+    "G_MG",
+    "MIN_ACC_FS_HZ",
+    "MIN_EMG_FS_HZ",
     "PLACEMENTS",
+    "VERTICAL_MG",
     "CoverageGap",
     "CrampEvent",
     "DeviceInfo",
@@ -29,6 +36,7 @@ __all__ = [
     "Evidence",
     "Frame",
     "Leg",
+    "MarkKind",
     "Night",
     "Placement",
     "SampleBlock",
@@ -49,6 +57,59 @@ PLACEMENTS: tuple[str, ...] = (
     "wrist",
     "other",
 )
+
+# --- vocabularies two layers exchange: defined here once, imported everywhere else -----------
+#: Canonical unit of decoded EMG (and ECG) samples: microvolts. Every device decoder, the file
+#: readers and the detector speak it; a stream in any other unit is not fed to the detector.
+EMG_UNIT: Final = "uV"
+ECG_UNIT: Final = "uV"
+#: Canonical unit of decoded acceleration: milli-g (1 g = 9.80665 m/s², ISO 80000-3).
+ACC_UNIT: Final = "mg"
+#: One standard gravity in the canonical acceleration unit.
+G_MG: Final = 1000.0
+#: Slowest EMG rate accepted anywhere (Hz): AASM 2018's minimum for leg EMG; the detector's
+#: 20 Hz to 0.45·fs band is too narrow below it.
+MIN_EMG_FS_HZ: Final = 200.0
+#: Slowest accelerometer rate accepted for posture, sleep and cramp evidence (Hz): walking
+#: (1-2 Hz steps and harmonics) and the 5-25 Hz calf vibration band need at least 25 Hz;
+#: consumer devices run at 25 Hz or more.
+MIN_ACC_FS_HZ: Final = 25.0
+#: Shank "vertical" when the along-shank axis carries more than this (mg): |x| > 0.7 g is a
+#: shank within ~45 degrees of vertical (standing, walking); lying shanks stay below ~0.3 g.
+VERTICAL_MG: Final = 700.0
+
+
+class MarkKind(enum.StrEnum):
+    """What a mark in a session log records; the transport writes them, the log stores them.
+
+    The one list both sides use: the session writer refuses any other kind, and the transport
+    can only name these.
+    """
+
+    #: A link came up (detail: the ATT MTU).
+    CONNECTED = "connected"
+    #: A link went down.
+    DISCONNECTED = "disconnected"
+    #: No notification within the watchdog period although streaming was started.
+    STALL = "stall"
+    #: A connection attempt failed (detail: the error).
+    RECONNECT_FAILED = "reconnect-failed"
+    #: The recorder started or stopped (whole session).
+    STARTED = "started"
+    STOPPED = "stopped"
+    #: Free text from the recorder.
+    NOTE = "note"
+    #: The device's Device Information differs from what was paired (detail: what changed).
+    DEVICE_CHANGED = "device-changed"
+    #: The device stopped its stream on its own (Polar "measurement stopped"); restarted.
+    DEVICE_STOPPED = "device-stopped"
+    #: An unsolicited device message worth keeping (low battery, a status).
+    DEVICE_EVENT = "device-event"
+    #: The negotiated ATT MTU is below what the device needs (detail: both values).
+    MTU_TOO_SMALL = "mtu-too-small"
+    #: The link was paired (encrypted) after the device refused an unencrypted write.
+    PAIRED = "paired"
+
 EventKind = Literal["cramp", "possible_cramp"]
 Evidence = Literal["emg", "acc", "emg+acc"]
 

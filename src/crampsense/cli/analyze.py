@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 import click
 
 from crampsense.errors import DetectionError, ForeignFileError, StorageError, UsageError
+from crampsense.models import MIN_ACC_FS_HZ, MIN_EMG_FS_HZ
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,12 +65,6 @@ __all__ = [
 ]
 
 LEGS: Final = ("left", "right")
-#: Lowest EMG rate accepted (Hz): AASM 2018's minimum for leg EMG; the 20 Hz to 0.45·fs band
-#: the detector analyses is too narrow below it.
-MIN_EMG_FS_HZ: Final = 200.0
-#: Lowest accelerometer rate accepted (Hz): movement and turning features need 1-2 Hz steps
-#: resolved several times over; consumer devices run at 25 Hz or more.
-MIN_ACC_FS_HZ: Final = 25.0
 #: Per-leg sleep figures in the JSON ``sleep`` object (seconds from the start, durations in
 #: seconds, events per hour of sleep); null where no sleep-period result exists.
 SLEEP_FIELDS: Final = ("sleep_onset_s", "sleep_offset_s", "sleep_period_s", "sleep_s",

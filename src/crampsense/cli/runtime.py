@@ -33,7 +33,7 @@ from crampsense.journal.log import (
     parse_log_args,
     read_journal,
 )
-from crampsense.models import DeviceInfo
+from crampsense.models import DeviceInfo, MarkKind
 from crampsense.storage.nights import write_night_table
 from crampsense.storage.session_log import SessionWriter
 from crampsense.summaries.morning import build_morning_summary, render_summary
@@ -235,7 +235,7 @@ async def record_devices(
             IngestSession(transport, protocol, writer, paired, clock=clock,
                           policy=policy, seed=i)
         )
-    writer.mark("started", detail=f"{len(sessions)} device(s)")
+    writer.mark(MarkKind.STARTED, detail=f"{len(sessions)} device(s)")
 
     async def commit_timer() -> None:
         # A silent stall must not keep the last frames in memory: commit on a timer too.
@@ -249,7 +249,7 @@ async def record_devices(
     finally:
         stop.set()
         await timer
-        writer.mark("stopped")
+        writer.mark(MarkKind.STOPPED)
         writer.flush()
     return sessions
 

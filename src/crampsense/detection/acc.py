@@ -21,8 +21,10 @@ __all__ = ["AccFeatures", "acc_features", "features_from_steps", "step_stats"]
 ACC_STEP_S: Final = 1.0
 #: Orientation change is measured between the mean vectors this far apart (s).
 TURN_SPAN_S: Final = 4.0
-#: Lowest accelerometer rate accepted (Hz): 1-s variance needs a few samples per second.
-MIN_ACC_FS_HZ: Final = 5.0
+#: Lowest accelerometer rate the per-second movement features accept (Hz): 1-s variance needs
+#: a few samples per second. Lower than :data:`crampsense.models.MIN_ACC_FS_HZ` on purpose:
+#: these features also describe slow consumer streams that cannot carry cramp evidence.
+MIN_FEATURE_ACC_FS_HZ: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -90,9 +92,10 @@ def acc_features(acc_mg: NDArray[np.floating], fs_hz: float, *,
         raise DetectionError(
             f"accelerometer array has shape {a.shape}; pass (3, n_samples) with x along the shank"
         )
-    if not np.isfinite(fs_hz) or fs_hz < MIN_ACC_FS_HZ:
+    if not np.isfinite(fs_hz) or fs_hz < MIN_FEATURE_ACC_FS_HZ:
         raise DetectionError(
-            f"accelerometer rate {fs_hz!r} Hz is too low; record at {MIN_ACC_FS_HZ:g} Hz or more"
+            f"accelerometer rate {fs_hz!r} Hz is too low; "
+            f"record at {MIN_FEATURE_ACC_FS_HZ:g} Hz or more"
         )
     if valid is not None and np.shape(valid) != (a.shape[1],):
         raise DetectionError(

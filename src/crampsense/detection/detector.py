@@ -32,14 +32,13 @@ from crampsense.detection.emg import (
 from crampsense.detection.params import DetectionParams
 from crampsense.detection.schema import EVENT_SCHEMA
 from crampsense.detection.sleep import (
-    MIN_ACC_FS_HZ,
     AccEpochs,
     SleepPeriod,
     acc_epochs,
     sleep_period,
 )
 from crampsense.errors import DetectionError
-from crampsense.models import CrampEvent, Leg, Severity, grade_severity
+from crampsense.models import MIN_ACC_FS_HZ, CrampEvent, Leg, Severity, grade_severity
 
 __all__ = ["CrampResults", "LegSignals", "detect_cramps"]
 

@@ -68,7 +68,7 @@ _REASON_ORDER: Final = (REASON_HUM, REASON_LEAD_OFF, REASON_SATURATED, REASON_GA
 
 #: Lowest EMG rate accepted (Hz): the 20 Hz band edge needs 0.45 x fs > 1.5 x 20 Hz, and AASM
 #: 2018 asks for 200 Hz anyway.
-MIN_EMG_FS_HZ: Final = 100.0
+MIN_FRONTEND_EMG_FS_HZ: Final = 100.0
 #: Hops per filtering chunk: 2000 steps (200 s) keeps the float64 working set at a few MB
 #: whatever block size the caller pushes.
 CHUNK_HOPS: Final = 2000
@@ -152,10 +152,10 @@ def design_filter(fs_hz: float, params: DetectionParams,
     band_hz : (low, high)
         The band actually used: the upper edge is ``min(band_high_hz, 0.45 * fs_hz)``.
     """
-    if not np.isfinite(fs_hz) or fs_hz < MIN_EMG_FS_HZ:
+    if not np.isfinite(fs_hz) or fs_hz < MIN_FRONTEND_EMG_FS_HZ:
         raise DetectionError(
             f"EMG sample rate {fs_hz!r} Hz is too low for the 20 Hz analysis band; "
-            f"record EMG at {MIN_EMG_FS_HZ:g} Hz or more (200 Hz or more recommended)"
+            f"record EMG at {MIN_FRONTEND_EMG_FS_HZ:g} Hz or more (200 Hz or more recommended)"
         )
     high = min(params.band_high_hz, 0.45 * fs_hz)
     low = params.band_low_hz

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from crampsense.errors import ConfigError
+from crampsense.models import VERTICAL_MG
 
 __all__ = ["DetectionParams"]
 
@@ -98,8 +99,6 @@ ONSET_WINDOW_S: Final = 5.0
 MOVE_MG: Final = 40.0
 #: An orientation change of the shank by more than this (degrees, over 4 s) is a movement.
 TURN_DEG: Final = 20.0
-#: Shank vertical (standing, walking): the along-shank axis carries most of gravity.
-VERTICAL_MG: Final = 700.0
 #: Standing must last this long to count as getting up (s).
 GOT_UP_MIN_S: Final = 10.0
 #: Getting up counts if it starts within the event or up to this long after it (s).

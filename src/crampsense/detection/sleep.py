@@ -40,6 +40,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 from crampsense.errors import ConfigError, DetectionError
+from crampsense.models import G_MG, MIN_ACC_FS_HZ, VERTICAL_MG
 
 __all__ = [
     "AccEpochs",
@@ -57,14 +58,6 @@ BOOL = NDArray[np.bool_]
 # --- epochs ----------------------------------------------------------------------------------
 #: Default epoch (s): HDCZA and GGIR work on 5-s epochs. The cramp detector asks for 1 s.
 EPOCH_S: Final = 5.0
-#: Slowest accelerometer rate accepted (Hz): walking (1-2 Hz steps and harmonics) and the
-#: 5-25 Hz vibration band need at least 25 Hz (the generator's and reference band's minimum).
-MIN_ACC_FS_HZ: Final = 25.0
-#: One g in milli-g (ENMO subtracts it from the vector norm).
-G_MG: Final = 1000.0
-#: Shank "vertical" when the along-shank axis carries more than this (mg): |x| > 0.7 g is a
-#: shank within ~45 degrees of vertical (standing, walking); lying shanks stay below ~0.3 g.
-VERTICAL_MG: Final = 700.0
 #: Calf vibration band (Hz): mechanomyogram of a contracting muscle, power centred at
 #: 10-25 Hz (Orizio 1993; Beck et al. 2005); the upper edge is capped at the Nyquist rate.
 VIB_BAND_HZ: Final = (5.0, 25.0)

@@ -51,7 +51,7 @@ import numpy.typing as npt
 
 from crampsense.clock import Clock, datetime_from_ns
 from crampsense.errors import CorruptFileError, DiskFullError, ForeignFileError, StorageError
-from crampsense.models import DeviceInfo, Frame
+from crampsense.models import DeviceInfo, Frame, MarkKind
 from crampsense.storage.files import FILE_MODE, fsync_dir, private_dir
 
 __all__ = [
@@ -74,10 +74,8 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION: Final = 1
 #: ``PRAGMA application_id`` of every session file: ASCII ``CRMS``.
 APPLICATION_ID: Final = 0x43524D53
-#: Kinds of :class:`Mark` a writer accepts.
-MARK_KINDS: Final = frozenset(
-    {"connected", "disconnected", "stall", "reconnect-failed", "started", "stopped", "note"}
-)
+#: Kinds of :class:`Mark` a writer accepts: the values of :class:`~crampsense.models.MarkKind`.
+MARK_KINDS: Final = frozenset(kind.value for kind in MarkKind)
 #: Frames a writer holds in memory while commits fail (disk full) before refusing new ones.
 #: A night is ~600k frames (~20 frames/s); 200k frames is hours of recording and ~100 MB of
 #: memory, enough to ride out a full disk until someone frees space.
@@ -159,7 +157,7 @@ class Mark:
     device_address : str or None
         The device concerned, or ``None`` for the whole session.
     kind : str
-        One of :data:`MARK_KINDS`.
+        One of :data:`MARK_KINDS` (a :class:`~crampsense.models.MarkKind` value).
     detail : str
         Free text (an error message, a reason).
     """
@@ -1310,8 +1308,10 @@ class SessionWriter:
         if self._clock.monotonic_ns() - self._last_commit_ns >= self._interval_ns:
             self._commit()
 
-    def mark(self, kind: str, *, device_address: str | None = None, detail: str = "") -> None:
-        """Record a connection event (one of :data:`MARK_KINDS`) at the clock's current time.
+    def mark(
+        self, kind: MarkKind | str, *, device_address: str | None = None, detail: str = ""
+    ) -> None:
+        """Record a connection event (a :class:`~crampsense.models.MarkKind`) at the clock's time.
 
         Committed with the next commit (or at once if one is due).
         """

@@ -38,6 +38,8 @@ from crampsense.devices.registry import protocol_for
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
 from crampsense.errors import CorruptFileError, DecodeError, StorageError
 from crampsense.models import (
+    ACC_UNIT,
+    EMG_UNIT,
     CoverageGap,
     DeviceInfo,
     Leg,
@@ -569,9 +571,6 @@ def _placed(
     return values, valid
 
 
-#: Units the detector reads; a stream decoded into anything else is not passed to it.
-EMG_UNIT: Final = "uV"
-ACC_UNIT: Final = "mg"
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ from crampsense.errors import (
     CrampsenseError,
     ProtocolError,
 )
-from crampsense.models import DeviceInfo, Frame
+from crampsense.models import DeviceInfo, Frame, MarkKind
 from crampsense.transport.ble import BleTransport, read_device_information
 
 __all__ = [
@@ -91,7 +91,9 @@ class FrameSink(Protocol):
 
     def append(self, frame: Frame) -> None: ...
 
-    def mark(self, kind: str, *, device_address: str | None = None, detail: str = "") -> None: ...
+    def mark(
+        self, kind: MarkKind, *, device_address: str | None = None, detail: str = ""
+    ) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -201,7 +203,7 @@ class IngestSession:
                 self.stats.errors.append(message)
                 logger.info("%s: attempt %d failed: %s", self.device.address, attempt, message)
                 self.sink.mark(
-                    "reconnect-failed", device_address=self.device.address, detail=message
+                    MarkKind.RECONNECT_FAILED, device_address=self.device.address, detail=message
                 )
                 if isinstance(exc, ProtocolError):
                     # The device refused our commands: retrying the same bytes will not help
@@ -247,7 +249,7 @@ class IngestSession:
                     await client.disconnect()
                 except BleakError as exc:
                     logger.debug("%s: disconnect failed: %s", address, exc)
-            self.sink.mark("disconnected", device_address=address)
+            self.sink.mark(MarkKind.DISCONNECTED, device_address=address)
             self.sink.flush()
 
     async def _check_device(self, client: BleakClient) -> None:
@@ -261,7 +263,7 @@ class IngestSession:
         keys = expected.keys() | found.keys()
         changed = sorted(k for k in keys if expected.get(k) != found.get(k))
         detail = ", ".join(f"{k} {expected.get(k)!r} -> {found.get(k)!r}" for k in changed)
-        self.sink.mark("device-changed", device_address=address, detail=detail)
+        self.sink.mark(MarkKind.DEVICE_CHANGED, device_address=address, detail=detail)
         raise ProtocolError(
             f"{address} is not configured as when it was paired ({detail}; firmware "
             f"{info.get('firmware') or info.get('software') or 'unknown'}); pair it again "
@@ -282,11 +284,11 @@ class IngestSession:
             logger.debug("%s: unsolicited %s ignored", self.device.address, payload.hex(" "))
             return
         if event.action == "restart":
-            self.sink.mark("device-stopped", device_address=self.device.address,
+            self.sink.mark(MarkKind.DEVICE_STOPPED, device_address=self.device.address,
                            detail=event.detail)
             self._restart_requested = True
         else:
-            self.sink.mark("device-event", device_address=self.device.address,
+            self.sink.mark(MarkKind.DEVICE_EVENT, device_address=self.device.address,
                            detail=event.detail)
 
     async def _stream(self, client: BleakClient, stop: asyncio.Event) -> None:
@@ -294,7 +296,7 @@ class IngestSession:
         mtu = client.mtu_size
         if mtu < self.protocol.min_mtu:
             self._low_mtu = mtu
-            self.sink.mark("mtu-too-small", device_address=address,
+            self.sink.mark(MarkKind.MTU_TOO_SMALL, device_address=address,
                            detail=f"mtu={mtu} < {self.protocol.min_mtu}")
 
         def on_control(char: BleakGATTCharacteristic, data: bytearray) -> None:
@@ -321,7 +323,9 @@ class IngestSession:
         await self._send(client, self.protocol.start_commands(self.clock.now_ns()), wait=True)
         self.stats.connects += 1
         self.connected.set()
-        self.sink.mark("connected", device_address=address, detail=f"mtu={client.mtu_size}")
+        self.sink.mark(
+            MarkKind.CONNECTED, device_address=address, detail=f"mtu={client.mtu_size}"
+        )
         self._last_frame_mono_ns = self.clock.monotonic_ns()
         stall_ns = round(self.policy.stall_timeout_s * 1e9)
         while not stop.is_set():
@@ -338,7 +342,7 @@ class IngestSession:
             if self.clock.monotonic_ns() - self._last_frame_mono_ns > stall_ns:
                 self.stats.stalls += 1
                 self.sink.mark(
-                    "stall",
+                    MarkKind.STALL,
                     device_address=address,
                     detail=f"no data for {self.policy.stall_timeout_s:g} s",
                 )
@@ -412,7 +416,7 @@ class IngestSession:
             ) from exc
         self._paired_now = True
         self.stats.pairings += 1
-        self.sink.mark("paired", device_address=address, detail=str(refusal))
+        self.sink.mark(MarkKind.PAIRED, device_address=address, detail=str(refusal))
         try:
             await client.write_gatt_char(write.char_uuid, write.data, response=write.response)
         except BleakError as exc:
