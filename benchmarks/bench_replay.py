@@ -55,8 +55,8 @@ def _digest(result: tuple[dict[tuple[str, str], object], int, int, list[str]]) -
 
 
 def _child(mode: str, session: Path, repeat: int, analyze: bool) -> None:
+    from crampsense.pipeline import replay as session_replay  # noqa: PLC0415
     from crampsense.storage.session_log import SessionReader  # noqa: PLC0415
-    from crampsense.summaries import session_night  # noqa: PLC0415
 
     batch = mode == "batch"
     best = float("inf")
@@ -65,7 +65,7 @@ def _child(mode: str, session: Path, repeat: int, analyze: bool) -> None:
     for _ in range(repeat):
         t0 = time.perf_counter()
         with SessionReader(session) as reader:
-            result = session_night.decode_session(reader, batch=batch)
+            result = session_replay.decode_session(reader, batch=batch)
         best = min(best, time.perf_counter() - t0)
         n = result[1]
         digest = _digest(result)  # type: ignore[arg-type]
@@ -73,15 +73,15 @@ def _child(mode: str, session: Path, repeat: int, analyze: bool) -> None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     analyze_s = analyze_rss_mb = None
     if analyze:
-        reference = session_night.decode_session
+        reference = session_replay.decode_session
 
         def decode(reader: SessionReader, *, progress: object = None) -> object:
             del progress
             return reference(reader, batch=batch)
 
-        session_night.decode_session = decode  # type: ignore[assignment]
+        session_replay.decode_session = decode  # type: ignore[assignment]
         t0 = time.perf_counter()
-        session_night.analyze_session(session)
+        session_replay.analyze_session(session)
         analyze_s = time.perf_counter() - t0
         analyze_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"decode_s": best, "frames": n, "rss_mb": rss_mb, "digest": digest,

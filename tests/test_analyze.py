@@ -16,15 +16,10 @@ from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
 from firmware_sims.night import NightSpec, SyntheticNight, generate_night
 
 from clihelp import run_cli
-from crampsense.cli.analyze import (
-    LEGS,
-    SLEEP_FIELDS,
-    Channel,
-    analysis_json,
-    auto_map,
-)
-from crampsense.cli.main import EXIT_ERROR, EXIT_USAGE
+from crampsense.cli.analyze import SLEEP_FIELDS, analysis_json
+from crampsense.cli.utils import EXIT_ERROR, EXIT_USAGE
 from crampsense.detection import LegSignals, detect_cramps
+from crampsense.pipeline.files import LEGS, Channel, auto_map
 from crampsense.storage.edf import EdfSignal, write_edf
 from crampsense.storage.samples import SampleChannel, write_samples
 

@@ -37,8 +37,8 @@ from crampsense.devices.base import DeviceProtocol
 from crampsense.devices.heart_rate import HeartRateProtocol
 from crampsense.devices.reference_band import EMG_UUID, ReferenceBandProtocol
 from crampsense.models import DeviceInfo
+from crampsense.pipeline.replay import decode_session
 from crampsense.storage.session_log import SessionReader, SessionWriter
-from crampsense.summaries.session_night import decode_session
 from crampsense.transport import ingest
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy

@@ -15,7 +15,8 @@ from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
 from firmware_sims.night import NightSpec, generate_night
 
 from clihelp import run_cli
-from crampsense.cli.main import EXIT_ERROR, EXIT_USAGE, main
+from crampsense.cli.main import main
+from crampsense.cli.utils import EXIT_ERROR, EXIT_USAGE
 from crampsense.errors import ForeignFileError
 from crampsense.storage.session_log import SessionReader
 

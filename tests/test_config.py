@@ -10,15 +10,13 @@ import pytest
 
 from crampsense.config import (
     KEYS,
-    PairedDevice,
     default_config_path,
     default_data_dir,
     load_config,
-    load_paired,
     parse_config,
-    save_paired,
 )
 from crampsense.errors import ConfigError
+from crampsense.storage.paired import PairedDevice, load_paired, save_paired
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -39,9 +39,9 @@ from crampsense.devices.heart_rate import (
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
 from crampsense.errors import CorruptFileError, DecodeError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
+from crampsense.pipeline import replay as session_replay
+from crampsense.pipeline.replay import decode_session
 from crampsense.storage.session_log import SessionReader, SessionWriter
-from crampsense.summaries import session_night
-from crampsense.summaries.session_night import decode_session
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy
 
@@ -150,7 +150,7 @@ def _copy_session(src: Path, dst: Path, frames: Sequence[Frame]) -> None:
 def test_batch_replay_equals_per_frame_on_a_recorded_night(
     night: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(session_night, "PROGRESS_EVERY_FRAMES", 1000)
+    monkeypatch.setattr(session_replay, "PROGRESS_EVERY_FRAMES", 1000)
     calls_frame: list[tuple[int, int]] = []
     calls_batch: list[tuple[int, int]] = []
     per_frame = _decode(night, batch=False, progress=calls_frame)
@@ -182,15 +182,15 @@ def test_batch_replay_equals_per_frame_on_a_recorded_night(
 def test_analysis_is_the_same_through_either_path(
     night: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fast = session_night.analyze_session(night)
-    reference = session_night.decode_session
+    fast = session_replay.analyze_session(night)
+    reference = session_replay.decode_session
 
     def per_frame(reader: SessionReader, *, progress: object = None) -> Decoded:
         del progress
         return reference(reader, batch=False)
 
-    monkeypatch.setattr(session_night, "decode_session", per_frame)
-    slow = session_night.analyze_session(night)
+    monkeypatch.setattr(session_replay, "decode_session", per_frame)
+    slow = session_replay.analyze_session(night)
     assert fast.night == slow.night
     assert (fast.frames, fast.undecodable_frames) == (slow.frames, slow.undecodable_frames)
 
@@ -274,15 +274,15 @@ def test_every_error_message_matches_with_small_batches(
     spliced = _garbage(frames)
     path = tmp_path / "garbage.session"
     _copy_session(night, path, spliced)
-    monkeypatch.setattr(session_night, "MAX_REPORTED_ERRORS", 100)
-    monkeypatch.setattr(session_night, "DECODE_CHUNK_FRAMES", 997)
+    monkeypatch.setattr(session_replay, "MAX_REPORTED_ERRORS", 100)
+    monkeypatch.setattr(session_replay, "DECODE_CHUNK_FRAMES", 997)
     batch = _decode(path, batch=True)
     per_frame = _decode(path, batch=False)
     _assert_same(batch, per_frame)
     assert len(batch[3]) == batch[2] - 1  # every decode error (the unknown device has none)
     # the interleaved pass (damaged or salvaged files) numbers and orders them the same way
     with SessionReader(path) as reader:
-        interleaved = session_night._decode_interleaved(reader, reader.frame_count(), None)
+        interleaved = session_replay._decode_interleaved(reader, reader.frame_count(), None)
     _assert_same(interleaved, per_frame)
 
 

@@ -1,6 +1,6 @@
 """Replay in small chunks gives exactly what replay in one chunk gives.
 
-Replay reads one device at a time, :data:`~crampsense.summaries.session_night.DECODE_CHUNK_FRAMES`
+Replay reads one device at a time, :data:`~crampsense.pipeline.replay.DECODE_CHUNK_FRAMES`
 frames per query and per ``decode_batch`` call, and builds each device's timelines before the
 next device is read. Stateful decoders (the Ganglion's delta chains, Movesense continuations)
 must therefore carry their state across chunk boundaries. Here a short recording of every
@@ -20,8 +20,8 @@ import pytest
 from firmware_sims.bedroom import ZOO_GANGLION, ZOO_MOVESENSE
 
 from crampsense.devices.timeline import StreamTimeline
+from crampsense.pipeline import replay as session_replay
 from crampsense.storage.session_log import FrameBatch, SessionReader
-from crampsense.summaries import session_night
 from zoohelp import record_known_zoo
 
 #: Simulated seconds recorded: long enough for every family to send many packets (thousands
@@ -43,7 +43,7 @@ def zoo_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _decode(path: Path, *, batch: bool = True) -> Decoded:
     with SessionReader(path) as reader:
-        return session_night.decode_session(reader, batch=batch)
+        return session_replay.decode_session(reader, batch=batch)
 
 
 def _assert_same(a: Decoded, b: Decoded) -> None:
@@ -68,9 +68,9 @@ def test_tiny_chunks_replay_exactly_like_one_chunk(
         ganglion_frames = reader.frame_count(ZOO_GANGLION)
     assert ganglion_frames > 100 * TINY_CHUNK_FRAMES
     # one chunk per device
-    monkeypatch.setattr(session_night, "DECODE_CHUNK_FRAMES", n_frames + 1)
+    monkeypatch.setattr(session_replay, "DECODE_CHUNK_FRAMES", n_frames + 1)
     whole = _decode(zoo_session)
-    analysis_whole = session_night.analyze_session(zoo_session)
+    analysis_whole = session_replay.analyze_session(zoo_session)
 
     # tiny chunks: spy on what the reader is asked for and what it yields
     seen: list[FrameBatch] = []
@@ -82,7 +82,7 @@ def test_tiny_chunks_replay_exactly_like_one_chunk(
             yield frames
 
     monkeypatch.setattr(SessionReader, "frame_batches", spy)
-    monkeypatch.setattr(session_night, "DECODE_CHUNK_FRAMES", TINY_CHUNK_FRAMES)
+    monkeypatch.setattr(session_replay, "DECODE_CHUNK_FRAMES", TINY_CHUNK_FRAMES)
     tiny = _decode(zoo_session)
     assert seen
     assert max(len(b) for b in seen) == TINY_CHUNK_FRAMES
@@ -93,7 +93,7 @@ def test_tiny_chunks_replay_exactly_like_one_chunk(
     assert (ZOO_GANGLION, "emg") in whole[0]
     assert (ZOO_MOVESENSE, "acc") in whole[0]
 
-    analysis_tiny = session_night.analyze_session(zoo_session)
+    analysis_tiny = session_replay.analyze_session(zoo_session)
     assert analysis_tiny.night == analysis_whole.night
     assert analysis_tiny.results.to_events() == analysis_whole.results.to_events()
     assert analysis_tiny.frames == analysis_whole.frames == n_frames
@@ -107,15 +107,15 @@ def test_interleaved_replay_in_tiny_chunks_is_the_same(
 ) -> None:
     # the pass damaged or salvaged files take: all devices together, in recorded order
     whole = _decode(zoo_session)
-    monkeypatch.setattr(session_night, "DECODE_CHUNK_FRAMES", TINY_CHUNK_FRAMES)
+    monkeypatch.setattr(session_replay, "DECODE_CHUNK_FRAMES", TINY_CHUNK_FRAMES)
     with SessionReader(zoo_session) as reader:
-        interleaved = session_night._decode_interleaved(reader, reader.frame_count(), None)
+        interleaved = session_replay._decode_interleaved(reader, reader.frame_count(), None)
     _assert_same(interleaved, whole)
 
 
 def test_replay_orders_devices_by_their_share_of_the_first_frames(zoo_session: Path) -> None:
     with SessionReader(zoo_session) as reader:
-        sample = reader.frame_counts(limit=session_night.ORDER_SAMPLE_FRAMES)
+        sample = reader.frame_counts(limit=session_replay.ORDER_SAMPLE_FRAMES)
         everything = reader.frame_counts()
         assert set(reader.frame_addresses) == set(everything)
         assert sum(everything.values()) == reader.frame_count()

@@ -7,9 +7,9 @@ import pytest
 
 from crampsense.devices.timeline import StreamTimeline
 from crampsense.models import DeviceInfo
-from crampsense.summaries.session_night import (
+from crampsense.pipeline.legs import LegSource
+from crampsense.pipeline.replay import (
     COVERAGE_RESOLUTION_S,
-    LegSource,
     _coverage_gaps,
     _on_grid,
 )

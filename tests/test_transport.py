@@ -21,11 +21,11 @@ from crampsense.devices.reference_band import ReferenceBandProtocol, encode_star
 from crampsense.devices.registry import protocol_for
 from crampsense.errors import DeviceNotFoundError
 from crampsense.models import DeviceInfo
+from crampsense.pipeline.replay import analyze_session, decode_session
+from crampsense.pipeline.resend import Resender
 from crampsense.storage.session_log import SessionReader, SessionWriter
-from crampsense.summaries.session_night import analyze_session, decode_session
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy
-from crampsense.transport.replay import ReplayTransport
 from ingesthelp import ingest_world
 
 EMG_FS_HZ = 500
@@ -196,7 +196,7 @@ def test_replay_delivers_the_recording_byte_for_byte(tmp_path: Path) -> None:
 
     with SessionWriter(tmp_path / "b.session", clock=Clock()) as writer:
         writer.add_device(devices[0], meta)
-        delivered = asyncio.run(ReplayTransport(original).run(writer))
+        delivered = asyncio.run(Resender(original).run(writer))
     with SessionReader(tmp_path / "b.session") as reader:
         copy = list(reader.frames())
     assert delivered == len(original) > 1000

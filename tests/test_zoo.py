@@ -37,12 +37,12 @@ from firmware_sims.families import (
 )
 
 from clihelp import run_cli
-from crampsense.storage.session_log import SessionReader
-from crampsense.summaries.session_night import (
+from crampsense.pipeline.legs import choose_leg_sources
+from crampsense.pipeline.replay import (
     analyze_session,
-    choose_leg_sources,
     decode_session,
 )
+from crampsense.storage.session_log import SessionReader
 from zoohelp import record_known_zoo
 
 #: Simulated seconds of the known-signal recording.

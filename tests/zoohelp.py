@@ -8,9 +8,9 @@ from pathlib import Path
 from firmware_sims.bedroom import ZOO_PLACEMENT_OF, device_zoo
 from firmware_sims.families import case, read_device_information
 
-from crampsense.cli.simulate import record_world
-from crampsense.config import PairedDevice
 from crampsense.devices.registry import identify
+from crampsense.pipeline.record import record_world
+from crampsense.storage.paired import PairedDevice
 from crampsense.transport.ingest import ReconnectPolicy
 
 

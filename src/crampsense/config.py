@@ -14,12 +14,11 @@ naming the key, the value and what is allowed, before anything else happens.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -194,67 +193,3 @@ def load_config(path: Path | None = None) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     return parse_config(data, path)
-
-
-# --- paired devices -------------------------------------------------------------------------
-# Remembered in ``<data dir>/devices.json`` (machine-written state, so JSON rather than the
-# hand-edited TOML). Written atomically and owner-only.
-
-PAIRED_FILE = "devices.json"
-PAIRED_FORMAT = 1
-
-
-@dataclass(frozen=True, slots=True)
-class PairedDevice:
-    """A device the user paired: where it is worn and how to talk to it."""
-
-    address: str
-    name: str
-    family: str
-    placement: str
-    simulated: bool = False
-    firmware: str = ""
-
-
-def load_paired(data_dir: Path) -> list[PairedDevice]:
-    """Read the paired devices; a missing file means none.
-
-    Raises
-    ------
-    ConfigError
-        The file exists but is not a valid device list.
-    """
-    path = data_dir / PAIRED_FILE
-    if not path.exists():
-        return []
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format") != PAIRED_FORMAT:
-            msg = f"unknown format {doc.get('format')!r}"
-            raise ValueError(msg)
-        return [PairedDevice(**entry) for entry in doc["devices"]]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ConfigError(
-            f"paired-device list {path} is damaged ({exc}); remove it and pair again with "
-            "`crampsense pair ADDRESS --placement ...`"
-        ) from exc
-
-
-def save_paired(data_dir: Path, devices: list[PairedDevice]) -> Path:
-    """Write the paired devices atomically (temp file, fsync, rename), owner-only."""
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = data_dir / PAIRED_FILE
-    doc = {"format": PAIRED_FORMAT, "devices": [asdict(d) for d in devices]}
-    tmp = path.with_suffix(".json.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    dir_fd = os.open(data_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path

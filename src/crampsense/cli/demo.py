@@ -19,20 +19,35 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+import click
 import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from crampsense.cli.replay import replay_session, store_night
+from crampsense.cli.simulated import (
+    BAND_RIGHT,
+    PLACEMENT_OF,
+    bedroom,
+    demo_spec,
+    generate_night,
+    progress_bar,
+    simulated_transport,
+)
+from crampsense.cli.utils import get_context
 from crampsense.clock import datetime_from_ns
-from crampsense.config import Config, PairedDevice, save_paired
+from crampsense.config import Config
 from crampsense.detection import compare_events
 from crampsense.devices.registry import protocol_for
+from crampsense.errors import CrampsenseError
 from crampsense.journal.log import entries_frame, example_journal_text, parse_journal
+from crampsense.pipeline.record import record_world
+from crampsense.storage.paired import PairedDevice, save_paired
 from crampsense.summaries.morning import build_morning_summary, format_duration, render_summary
-from crampsense.transport.ble import BleTransport, describe_streams
+from crampsense.transport.ble import describe_streams
 from crampsense.transport.ingest import ReconnectPolicy
 
-__all__ = ["run_demo"]
+__all__ = ["run", "run_demo"]
 
 #: The demo drops the right band's link once, at the first moment after this many hours at
 #: which the right leg has no simulated event within DROP_CLEARANCE_S, so the reconnect is
@@ -75,12 +90,6 @@ def run_demo(
     config: Config,
 ) -> bool:
     """Run the demo; returns True when the detected cramps match the ground truth."""
-    from firmware_sims.bedroom import BAND_RIGHT, PLACEMENT_OF, bedroom  # noqa: PLC0415
-    from firmware_sims.night import demo_spec, generate_night  # noqa: PLC0415
-
-    from crampsense.cli.runtime import replay_session, store_night  # noqa: PLC0415
-    from crampsense.cli.simulate import progress_bar, record_world  # noqa: PLC0415
-
     wall0 = time.perf_counter()
     spec = dataclasses.replace(demo_spec(seed), emg_fs_hz=float(emg_fs_hz))
     night = generate_night(spec)
@@ -93,9 +102,7 @@ def run_demo(
 
     # 1. scan and pair through bleak
     world = bedroom(night)
-    transport = BleTransport(
-        scanner_backend=world.scanner_backend, client_backend=world.client_backend
-    )
+    transport = simulated_transport(world)
     found = asyncio.run(transport.scan(0.3, only_known=True))
     table = Table(title="1. Scan (bleak BleakScanner, firmware-simulator backend)",
                   title_justify="left")
@@ -205,3 +212,42 @@ def run_demo(
     out.rule()
     out.print(f"Demo finished in {time.perf_counter() - wall0:.1f} s wall. Files in {out_dir}.")
     return ok
+
+
+@click.command("demo")
+@click.option("--seed", type=int, default=20261120, show_default=True, help="Night generator seed.")
+@click.option(
+    "--emg-rate",
+    "emg_fs_hz",
+    type=click.IntRange(200, 2000),
+    default=500,
+    show_default=True,
+    help="EMG sample rate of the simulated bands (Hz; clinical leg EMG uses 500).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to write the demo's session and tables (default: <data dir>/demo).",
+)
+@click.pass_context
+def run(ctx: click.Context, seed: int, emg_fs_hz: int, out_dir: Path | None) -> None:
+    """Record, replay and summarise a whole simulated night, end to end.
+
+    Pairs two simulated calf bands (EMG + accelerometer) and a heart-rate strap through bleak,
+    records an accelerated night with cramps and look-alikes into a session file, replays it,
+    detects the cramps, checks them against the simulator's ground truth, and prints the
+    morning summary joined with a bundled example journal of the day before.
+    """
+    c = get_context(ctx)
+    ok = run_demo(
+        c.out,
+        out_dir=out_dir or c.data_dir / "demo",
+        seed=seed,
+        emg_fs_hz=emg_fs_hz,
+        config=c.config,
+    )
+    if not ok:
+        raise CrampsenseError(
+            "the detected cramps did not match the simulator's ground truth (see the table above)"
+        )

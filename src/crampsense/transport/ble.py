@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from bleak import BleakClient, BleakScanner
@@ -26,15 +25,14 @@ from crampsense.devices.base import DeviceProtocol
 from crampsense.devices.heart_rate import DEVICE_INFORMATION_UUIDS
 from crampsense.devices.registry import identify
 from crampsense.errors import DeviceError, DeviceNotFoundError
+from crampsense.transport.base import DEFAULT_SCAN_TIMEOUT_S, FoundDevice, Transport
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
-    "DEFAULT_SCAN_TIMEOUT_S",
     "DEVICE_INFORMATION_KEYS",
     "BleTransport",
-    "FoundDevice",
     "describe_streams",
     "read_device_information",
     "read_strings",
@@ -42,26 +40,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Long enough to catch a device advertising every 1-2 s (typical for wearables waiting to be
-#: connected), short enough that a user waiting at the terminal is not bored.
-DEFAULT_SCAN_TIMEOUT_S: Final = 10.0
 #: Device Information Service strings (Bluetooth SIG 0x180A), by the keys
 #: :meth:`~crampsense.devices.base.DeviceProtocol.configure` receives; the devices' own table
 #: (:data:`crampsense.devices.heart_rate.DEVICE_INFORMATION_UUIDS`), so both read the same UUIDs.
 DEVICE_INFORMATION_KEYS: Final[Mapping[str, str]] = DEVICE_INFORMATION_UUIDS
-
-
-@dataclass(frozen=True, slots=True)
-class FoundDevice:
-    """One advertising device, with the family crampsense recognised (``None`` if unknown)."""
-
-    address: str
-    name: str
-    rssi: int
-    service_uuids: tuple[str, ...]
-    family: str | None
-    streams: tuple[str, ...]
-    ble_device: BLEDevice
 
 
 def describe_streams(protocol: DeviceProtocol) -> tuple[str, ...]:
@@ -87,8 +69,8 @@ def _found(device: BLEDevice, adv: AdvertisementData) -> FoundDevice:
     )
 
 
-class BleTransport:
-    """Finds devices and opens bleak clients, with bleak backends passed in.
+class BleTransport(Transport):
+    """The :class:`~crampsense.transport.base.Transport` over bleak, with its backends passed in.
 
     Parameters
     ----------
@@ -107,6 +89,7 @@ class BleTransport:
 
     @property
     def simulated(self) -> bool:
+        """Whether a bleak backend other than the platform's was passed in."""
         return self.client_backend is not None
 
     async def scan(

@@ -49,7 +49,8 @@ from crampsense.errors import (
     ProtocolError,
 )
 from crampsense.models import DeviceInfo, Frame, MarkKind
-from crampsense.transport.ble import BleTransport, read_device_information
+from crampsense.transport.base import Transport
+from crampsense.transport.ble import read_device_information
 
 __all__ = [
     "PAIRING_ATT_ERRORS",
@@ -135,7 +136,7 @@ class IngestSession:
 
     Parameters
     ----------
-    transport : BleTransport
+    transport : Transport
         Finds the device and makes clients (real adapter or simulators).
     protocol : DeviceProtocol
         The device family: which characteristics, which commands, how to check answers.
@@ -154,7 +155,7 @@ class IngestSession:
 
     def __init__(
         self,
-        transport: BleTransport,
+        transport: Transport,
         protocol: DeviceProtocol,
         sink: FrameSink,
         device: DeviceInfo,

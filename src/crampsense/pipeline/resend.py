@@ -1,10 +1,12 @@
-"""The replay transport: recorded frames, delivered again byte for byte, at any speed.
+"""Recorded frames, delivered again byte for byte, at any speed.
 
-A recorded session stores every notification exactly as it arrived. :class:`ReplayTransport`
+A recorded session stores every notification exactly as it arrived. :class:`Resender`
 hands those frames to the same consumers live recording feeds (a :class:`FrameSink`, a live
 ``on_frame`` callback), with their original receive times, either as fast as possible or paced
-at ``speed`` times real time on the clock it is given. Tests use it to re-run a night through
-newer code; ``crampsense replay`` uses the same frames for decoding.
+at ``speed`` times real time on the clock it is given. It is not a transport (nothing is
+scanned or connected): it is the recorded side of the same frame stream, used to re-run a
+night through newer code or to copy a session; ``crampsense replay`` decodes the same frames
+in batches instead.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from crampsense.clock import Clock
 from crampsense.models import Frame
 from crampsense.transport.ingest import FrameSink
 
-__all__ = ["ReplayTransport"]
+__all__ = ["Resender"]
 
 #: Pacing waits shorter than this are batched: sleeping per notification (hundreds per
 #: second) would cost more than the notifications themselves.
 MIN_PACING_SLEEP_S: Final = 0.01
 
 
-class ReplayTransport:
+class Resender:
     """Deliver recorded frames again.
 
     Parameters

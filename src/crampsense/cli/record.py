@@ -1,0 +1,130 @@
+"""``crampsense record``: a night from the paired wearables into a crash-safe session file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from crampsense.cli.simulated import record_simulated
+from crampsense.cli.utils import WORLDS, get_context
+from crampsense.clock import SystemClock, datetime_from_ns
+from crampsense.config import Config
+from crampsense.errors import UsageError
+from crampsense.pipeline.record import record_until_stopped, session_path_for
+from crampsense.storage.paired import PairedDevice, load_device_info, load_paired
+from crampsense.transport.ble import BleTransport
+from crampsense.transport.ingest import ReconnectPolicy
+
+__all__ = ["record_night", "run"]
+
+
+def record_night(
+    out: Console,
+    devices: Sequence[PairedDevice],
+    *,
+    config: Config,
+    sessions_dir: Path,
+    out_path: Path | None,
+    simulate: bool,
+    duration_s: float | None,
+    seed: int,
+    speed: float | None,
+    world: str = "bedroom",
+    data_dir: Path | None = None,
+) -> Path:
+    """``crampsense record``: real devices until stopped, or a simulated night.
+
+    ``world`` picks the simulated world (``"bedroom"`` or ``"zoo"``); ``data_dir`` holds the
+    Device Information stored at pairing (default: the parent of ``sessions_dir``).
+    """
+    device_info = load_device_info(data_dir if data_dir is not None else sessions_dir.parent)
+    policy = ReconnectPolicy(
+        scan_timeout_s=config["recording.scan_timeout_s"],
+        max_backoff_s=config["recording.reconnect_max_backoff_s"],
+        stall_timeout_s=config["recording.stall_timeout_s"],
+    )
+    options = {
+        "crampsense-band": {
+            "emg_fs_hz": config["band.emg_fs_hz"],
+            "imu_fs_hz": config["band.imu_fs_hz"],
+        }
+    }
+    if simulate:
+        return record_simulated(
+            out, devices, config=config, sessions_dir=sessions_dir, out_path=out_path,
+            duration_s=duration_s or 8 * 3600.0, seed=seed, speed=speed, policy=policy,
+            protocol_options=options, world=world, device_info=device_info,
+        )
+    clock = SystemClock()
+    start = datetime_from_ns(clock.now_ns())
+    path = out_path or session_path_for(sessions_dir, start)
+    asyncio.run(record_until_stopped(
+        BleTransport(), devices, path, clock=clock, policy=policy,
+        commit_interval_s=config["recording.commit_interval_s"], duration_s=duration_s,
+        protocol_options=options, device_info=device_info,
+        on_start=lambda p: out.print(
+            f"Recording to {p}. Stop with Ctrl-C (everything received is kept)."),
+    ))
+    return path
+
+
+@click.command("record", short_help="Record a night from the paired wearables (crash-safe).")
+@click.option("--simulate", is_flag=True, help="Record a synthetic night from the simulators.")
+@click.option(
+    "--hours",
+    type=click.FloatRange(0.01, 14.0),
+    default=None,
+    help="Stop after this long (default: until Ctrl-C; --simulate: 8 h).",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Simulated night seed.")
+@click.option("--speed", type=click.FloatRange(min=1.0), default=None,
+              help="--simulate only: times real time (default: as fast as possible).")
+@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Session file to write (default: <data dir>/sessions/<start>.session).")
+@click.option("--world", type=click.Choice(WORLDS), default="bedroom",
+              show_default=True,
+              help="--simulate only: the bedroom (bands + strap) or the zoo (every family).")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    simulate: bool,
+    hours: float | None,
+    seed: int,
+    speed: float | None,
+    out_path: Path | None,
+    world: str,
+) -> None:
+    """Record a night from the paired wearables into a crash-safe session file.
+
+    Reconnects after every drop and never gives up; Ctrl-C or SIGTERM stop it cleanly with
+    everything received so far committed.
+    """
+    c = get_context(ctx)
+    paired = load_paired(c.data_dir)
+    usable = [d for d in paired if d.simulated == simulate]
+    if not usable:
+        how = "crampsense scan --simulate, then pair ADDRESS --placement left-calf --simulate" if (
+            simulate
+        ) else "crampsense scan, then crampsense pair ADDRESS --placement left-calf"
+        raise UsageError(
+            f"no {'simulated ' if simulate else ''}devices are paired; pair one first ({how})"
+        )
+    result = record_night(
+        c.out,
+        usable,
+        config=c.config,
+        sessions_dir=c.sessions_dir(),
+        out_path=out_path,
+        simulate=simulate,
+        duration_s=hours * 3600.0 if hours else (8 * 3600.0 if simulate else None),
+        seed=seed,
+        speed=speed,
+        world=world,
+        data_dir=c.data_dir,
+    )
+    c.out.print(f"Session saved: {result}")
+    c.out.print(f"See the night with: crampsense replay {result}")

@@ -1,0 +1,157 @@
+"""``crampsense replay SESSION``: decode a recorded session, detect, summarise, store the night.
+
+Also what ``summary`` and ``demo`` print after a replay: the progress line, the night table
+written to the data directory, and the morning summary or one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from crampsense.cli.utils import PARTICIPANT, get_context, local_tz
+from crampsense.config import Config
+from crampsense.detection import DetectionParams
+from crampsense.journal.log import entries_frame, read_journal
+from crampsense.pipeline.replay import SessionAnalysis, analyze_session
+from crampsense.storage.nights import write_night_table
+from crampsense.summaries.morning import build_morning_summary, render_summary
+
+__all__ = ["replay_and_summarise", "replay_session", "run", "store_night"]
+
+
+def replay_session(
+    out: Console, session: Path, *, config: Config, show_progress: bool = True, prefix: str = ""
+) -> SessionAnalysis:
+    """Replay with a progress bar; ``prefix`` goes before the report line."""
+    t0 = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]Replaying[/] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} frames"),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+        disable=not show_progress,
+    ) as bar:
+        task = bar.add_task(session.name, total=1)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, 1))
+
+        analysis = analyze_session(
+            session, params=DetectionParams.from_mapping(config.section("detection")),
+            progress=progress,
+        )
+    analysis_s = time.perf_counter() - t0
+    if show_progress:
+        out.print(
+            f"{prefix}Replayed {analysis.frames:,} notifications from {session.name} in "
+            f"{analysis_s:.1f} s ({analysis.undecodable_frames} undecodable, "
+            f"{analysis.night.lost_frames} packets lost in transit)."
+        )
+    for message in analysis.decode_errors:
+        out.print(f"  skipped: {message}")
+    if show_progress and not analysis.clean_end:
+        out.print(
+            "  Note: this recording ended without a clean stop (killed or power lost); "
+            "everything committed is here, at most the last second before the end is missing."
+        )
+    return analysis
+
+
+def store_night(analysis: SessionAnalysis, root: Path) -> Path:
+    """Write the night's events as a Hive-partitioned Parquet table."""
+    return write_night_table(
+        root, PARTICIPANT, analysis.night.label_date, "events", analysis.results.events
+    )
+
+
+def replay_and_summarise(
+    out: Console,
+    session: Path,
+    *,
+    config: Config,
+    journal_path: Path,
+    as_json: bool,
+    tz: tzinfo,
+    store_root: Path,
+) -> SessionAnalysis:
+    """``crampsense replay`` / ``summary``."""
+    analysis = replay_session(out, session, config=config, show_progress=not as_json)
+    store_night(analysis, store_root)
+    if as_json:
+        out.print_json(json.dumps(_night_json(analysis)))
+        return analysis
+    entries = read_journal(journal_path, tz=tz)
+    summary = build_morning_summary(
+        analysis.night, entries_frame(entries), tz=tz,
+        baseline_days=config["summary.baseline_days"],
+    )
+    color = out.is_terminal and not out.no_color
+    out.print(render_summary(summary, width=min(out.width, 100), color=color))
+    return analysis
+
+
+def _night_json(analysis: SessionAnalysis) -> dict[str, Any]:
+    night = analysis.night
+    return {
+        "session": night.session_path,
+        "start": night.start.isoformat(),
+        "end": night.end.isoformat(),
+        "events": [
+            {
+                "onset": e.onset.isoformat(),
+                "offset": e.offset.isoformat(),
+                "duration_s": round(e.duration_s, 2),
+                "leg": e.leg,
+                "kind": e.kind,
+                "severity": str(e.severity),
+                "confidence": round(e.confidence, 3),
+                "evidence": e.evidence,
+                "woke": e.woke,
+                "got_up": e.got_up,
+                "stretched": e.stretched,
+            }
+            for e in night.events
+        ],
+        "coverage": {
+            leg: {"covered_s": round(night.covered_s(leg), 1)} for leg in night.legs
+        },
+        "gaps": [
+            {"leg": g.leg, "start": g.start.isoformat(), "end": g.end.isoformat(),
+             "reason": g.reason}
+            for g in night.gaps
+        ],
+        "frames": analysis.frames,
+        "undecodable_frames": analysis.undecodable_frames,
+        "lost_packets": night.lost_frames,
+        "clean_end": analysis.clean_end,
+    }
+
+
+@click.command("replay", short_help="Replay a recorded session: decode, detect, summarise.")
+@click.argument("session", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the events as one JSON object.")
+@click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Journal to join with (default: <data dir>/journal.txt).")
+@click.pass_context
+def run(ctx: click.Context, session: Path, as_json: bool, journal_path: Path | None) -> None:
+    """Replay a recorded session through decoding and detection; print its summary."""
+    c = get_context(ctx)
+    replay_and_summarise(
+        c.out,
+        session,
+        config=c.config,
+        journal_path=journal_path or c.data_dir / "journal.txt",
+        as_json=as_json,
+        tz=local_tz(),
+        store_root=c.data_dir,
+    )

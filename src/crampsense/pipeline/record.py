@@ -1,0 +1,320 @@
+"""Devices to one session file: pairing, and recording every notification of a night.
+
+The flow of ``crampsense pair`` and ``crampsense record``: the transport (real Bluetooth or a
+simulated world, passed in) finds the paired devices, one
+:class:`~crampsense.transport.ingest.IngestSession` per device connects, starts its streams
+and reconnects for as long as the night lasts, and every notification goes, byte for byte, into
+one crash-safe :class:`~crampsense.storage.session_log.SessionWriter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from crampsense.transport.base import Transport
+
+from crampsense.clock import Clock
+from crampsense.devices.base import DeviceProtocol
+from crampsense.devices.registry import protocol_for
+from crampsense.errors import DeviceError
+from crampsense.models import DeviceInfo, MarkKind
+from crampsense.storage.paired import PairedDevice
+from crampsense.storage.session_log import SessionWriter
+from crampsense.transport.ble import BleTransport, read_device_information
+from crampsense.transport.ingest import IngestSession, ReconnectPolicy
+
+__all__ = [
+    "RecordingReport",
+    "configured_protocol",
+    "pair_device",
+    "record_devices",
+    "record_until_stopped",
+    "record_world",
+    "session_path_for",
+]
+
+#: Real seconds between checks that buffered frames are committed (the writer commits when its
+#: commit interval, at most 1 s, has passed).
+COMMIT_TIMER_S: Final = 0.25
+#: How often (real seconds) a simulated recording reports progress.
+PROGRESS_PERIOD_S: Final = 0.1
+#: Commit interval in *simulated* seconds when a simulated night runs as fast as possible (see
+#: :func:`record_world`); at the demo's ~800x real time this is under 0.1 s of real time.
+SIMULATED_COMMIT_INTERVAL_S: Final = 60.0
+#: Real seconds to wait for the simulated devices to connect before the night starts moving.
+CONNECT_WAIT_S: Final = 5.0
+
+
+def configured_protocol(
+    family: str, device_info: dict[str, str], options: dict[str, Any] | None = None
+) -> DeviceProtocol:
+    """The protocol of a paired device: ``family`` with ``options``, configured for the
+    Device Information strings read when pairing (firmware-dependent formats, the model)."""
+    return protocol_for(family, **(options or {})).configure(device_info)
+
+
+async def pair_device(
+    transport: Transport, address: str, placement: str, *, timeout_s: float, simulated: bool
+) -> tuple[PairedDevice, DeviceProtocol, dict[str, str]]:
+    """Find ``address`` through ``transport``, recognise its family, read its Device
+    Information and configure its protocol. ``simulated`` is remembered with the device.
+
+    Returns
+    -------
+    paired : PairedDevice
+    protocol : DeviceProtocol
+        The family's protocol configured for this device (``configure`` with the Device
+        Information strings): what it streams is ``protocol.capabilities()``.
+    device_info : dict of str to str
+        The strings read (store them with :func:`save_device_info`).
+    """
+    found = await transport.scan(timeout_s)
+    match = [d for d in found if d.address.lower() == address.lower()]
+    if not match:
+        seen = ", ".join(f"{d.address} ({d.name})" for d in found) or "nothing"
+        raise DeviceError(
+            f"no device with address {address} answered (heard: {seen}); check the address "
+            "with `crampsense scan`" + (" --simulate" if simulated else ""),
+            address=address,
+        )
+    dev = match[0]
+    if dev.family is None:
+        raise DeviceError(
+            f"{address} ({dev.name or 'no name'}) is not a device crampsense can read "
+            f"(services {', '.join(dev.service_uuids) or 'none'}); see docs/devices.md",
+            address=address,
+        )
+    info: dict[str, str] = {}
+    client = transport.client(dev.ble_device)
+    try:
+        await client.connect()
+        info = await read_device_information(client)
+    finally:
+        if client.is_connected:
+            await client.disconnect()
+    protocol = configured_protocol(dev.family, info)
+    paired = PairedDevice(
+        address=dev.address,
+        name=dev.name,
+        family=dev.family,
+        placement=placement,
+        simulated=simulated,
+        firmware=info.get("firmware") or info.get("software", ""),
+    )
+    return paired, protocol, info
+
+
+
+# --- recording ---------------------------------------------------------------------------
+
+
+def session_path_for(sessions_dir: Path, start: datetime) -> Path:
+    """``<sessions_dir>/<UTC start>.session``, creating the owner-only folder."""
+    sessions_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = start.astimezone(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    return sessions_dir / f"{stamp}.session"
+
+
+def _device_info(p: PairedDevice) -> DeviceInfo:
+    return DeviceInfo(
+        address=p.address, name=p.name, family=p.family, placement=p.placement,
+        firmware=p.firmware,
+    )
+
+
+async def record_devices(
+    transport: Transport,
+    devices: Sequence[PairedDevice],
+    writer: SessionWriter,
+    *,
+    clock: Clock,
+    policy: ReconnectPolicy,
+    stop: asyncio.Event,
+    protocol_options: dict[str, dict[str, Any]] | None = None,
+    sessions_out: list[IngestSession] | None = None,
+    device_info: dict[str, dict[str, str]] | None = None,
+) -> list[IngestSession]:
+    """Run one :class:`IngestSession` per device into one session writer until ``stop``.
+
+    ``sessions_out``, if given, receives the sessions as soon as they exist (for progress).
+    ``device_info`` (lower-case address -> the Device Information strings read when pairing)
+    configures each protocol as it was paired (see :func:`configured_protocol`).
+    """
+    sessions = sessions_out if sessions_out is not None else []
+    for i, p in enumerate(devices):
+        options = (protocol_options or {}).get(p.family, {})
+        info = (device_info or {}).get(p.address.lower(), {})
+        protocol = configured_protocol(p.family, info, options)
+        paired = _device_info(p)
+        writer.add_device(paired, protocol.metadata())
+        sessions.append(
+            IngestSession(transport, protocol, writer, paired, clock=clock,
+                          policy=policy, seed=i)
+        )
+    writer.mark(MarkKind.STARTED, detail=f"{len(sessions)} device(s)")
+
+    async def commit_timer() -> None:
+        # A silent stall must not keep the last frames in memory: commit on a timer too.
+        while not stop.is_set():
+            writer.commit_if_due()
+            await asyncio.sleep(COMMIT_TIMER_S)
+
+    timer = asyncio.create_task(commit_timer())
+    try:
+        await asyncio.gather(*(s.run(stop) for s in sessions))
+    finally:
+        stop.set()
+        await timer
+        writer.mark(MarkKind.STOPPED)
+        writer.flush()
+    return sessions
+
+
+async def record_until_stopped(
+    transport: Transport,
+    devices: Sequence[PairedDevice],
+    path: Path,
+    *,
+    clock: Clock,
+    policy: ReconnectPolicy,
+    commit_interval_s: float,
+    duration_s: float | None,
+    protocol_options: dict[str, dict[str, Any]] | None = None,
+    device_info: dict[str, dict[str, str]] | None = None,
+    on_start: Callable[[Path], None] | None = None,
+) -> list[IngestSession]:
+    """Record ``devices`` into a new session at ``path`` until SIGTERM/SIGINT or ``duration_s``.
+
+    Signals end the night cleanly: everything received is committed and the session closes
+    normally (Python's default SIGTERM handler would skip the ``finally`` blocks that do that).
+    ``on_start`` is called with the path once the session file exists.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if duration_s is not None:
+        loop.call_later(duration_s, stop.set)
+    with SessionWriter(
+        path, clock=clock, commit_interval_s=commit_interval_s,
+        metadata={"start_ns": str(clock.now_ns()), "simulated": "false"},
+    ) as writer:
+        if on_start is not None:
+            on_start(path)
+        return await record_devices(transport, devices, writer, clock=clock, policy=policy,
+                                    stop=stop, protocol_options=protocol_options,
+                                    device_info=device_info)
+
+
+@dataclass(frozen=True)
+class RecordingReport:
+    """What a simulated recording did."""
+
+    path: Path
+    frames: int
+    bytes_on_disk: int
+    wall_s: float
+    simulated_s: float
+    drops: int
+    stalls: int
+    failed_attempts: int
+
+
+async def record_world(
+    world: Any,
+    devices: Sequence[PairedDevice],
+    path: Path,
+    *,
+    commit_interval_s: float,
+    policy: ReconnectPolicy,
+    protocol_options: dict[str, dict[str, Any]],
+    duration_s: float,
+    metadata: dict[str, str],
+    on_progress: Callable[[float], None] | None = None,
+    handle_signals: bool = False,
+    device_info: dict[str, dict[str, str]] | None = None,
+) -> RecordingReport:
+    """Record ``devices`` of a simulated world into ``path``, on the world's simulated clock.
+
+    ``world`` is any world with bleak backends and a pump (``scanner_backend``,
+    ``client_backend``, ``central_clock``, ``speed``, ``schedule``, ``run``, ``stop``), such as
+    ``firmware_sims.world.SimulatedWorld``; it is passed in, never imported here.
+
+    With ``handle_signals``, SIGTERM and SIGINT end the night early and cleanly: everything
+    received is committed and the session closes normally (Python's default SIGTERM handler
+    would skip the ``finally`` blocks that do that). ``device_info`` (lower-case address ->
+    Device Information strings stored at pairing) configures each device's protocol.
+    """
+    clock = world.central_clock
+    transport = BleTransport(
+        scanner_backend=world.scanner_backend, client_backend=world.client_backend
+    )
+    t0 = time.perf_counter()
+    sim0_ns = clock.monotonic_ns()
+    stop = asyncio.Event()
+
+    def end_of_night() -> None:
+        stop.set()
+        world.stop()
+
+    sessions: list[IngestSession] = []
+    meta = {"start_ns": str(clock.now_ns()), **metadata}
+    # The promise is "a kill loses at most a second" of *real* time. Running as fast as
+    # possible, a simulated minute passes in well under a second, so committing once per
+    # simulated minute keeps that promise without an fsync per simulated second.
+    if world.speed is None:
+        commit_interval_s = max(commit_interval_s, SIMULATED_COMMIT_INTERVAL_S)
+    with SessionWriter(path, clock=clock, commit_interval_s=commit_interval_s,
+                       metadata=meta) as writer:
+        live: list[IngestSession] = []
+        recorder = asyncio.create_task(
+            record_devices(transport, devices, writer, clock=clock, policy=policy, stop=stop,
+                           protocol_options=protocol_options, sessions_out=live,
+                           device_info=device_info)
+        )
+        # Connecting takes no simulated time (the simulators answer at once), so let every
+        # device connect before the pump starts moving the night: nothing is lost at the start.
+        await asyncio.sleep(0)  # let the recorder create its sessions
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(s.connected.wait() for s in live)), CONNECT_WAIT_S
+            )
+        world.schedule(sim0_ns / 1e9 + duration_s, end_of_night)
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, end_of_night)
+        pump = asyncio.create_task(world.run())
+        while not pump.done():
+            elapsed_s = (clock.monotonic_ns() - sim0_ns) / 1e9
+            if on_progress is not None:
+                on_progress(min(elapsed_s, duration_s))
+            if elapsed_s >= duration_s:
+                break
+            await asyncio.sleep(PROGRESS_PERIOD_S)
+        stop.set()
+        world.stop()
+        sessions = await recorder
+        await pump
+    if on_progress is not None:
+        on_progress(duration_s)
+    return RecordingReport(
+        path=path,
+        frames=sum(s.stats.frames for s in sessions),
+        bytes_on_disk=sum(
+            p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file()
+        ),
+        wall_s=time.perf_counter() - t0,
+        simulated_s=(clock.monotonic_ns() - sim0_ns) / 1e9,
+        drops=sum(s.stats.drops for s in sessions),
+        stalls=sum(s.stats.stalls for s in sessions),
+        failed_attempts=sum(s.stats.failed_attempts for s in sessions),
+    )
