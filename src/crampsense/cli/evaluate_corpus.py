@@ -159,7 +159,7 @@ class _Plan:
 
 
 def _plan(size: Size) -> _Plan:
-    from firmware_sims.night import LOOKALIKE_KINDS  # noqa: PLC0415 - simulators on demand
+    from crampsense.cli.simulated import LOOKALIKE_KINDS  # noqa: PLC0415 - simulators on demand
 
     if size == "full":
         # 60 cramp-free 8-h nights: zero false alarms then bounds the rate at 0.05 per night
@@ -194,7 +194,7 @@ def build_corpus(size: Size = "quick", *, seed_base: int = DEFAULT_SEED_BASE) ->
     -------
     list of EvalSet
     """
-    from firmware_sims.night import NightSpec  # noqa: PLC0415
+    from crampsense.cli.simulated import NightSpec  # noqa: PLC0415
 
     if seed_base < 0:
         raise UsageError(f"--seed-base {seed_base} is negative; use 10000 (the default) or more")
@@ -290,8 +290,7 @@ def run_night(case: NightCase, detector: Detector | None = None) -> dict[str, An
         ``[leg, onset_s, offset_s, kind]``; keys ``"emg"``, ``"on_ratio=2.5"`` ...,
         ``"acc_only"``), ``cpu_s``.
     """
-    from firmware_sims.night import generate_night  # noqa: PLC0415
-
+    from crampsense.cli.simulated import generate_night  # noqa: PLC0415
     from crampsense.detection import DetectionParams, LegSignals  # noqa: PLC0415
 
     detect = detector or default_detector

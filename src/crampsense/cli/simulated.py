@@ -22,7 +22,7 @@ from firmware_sims.bedroom import (
     quiet_bedroom,
     quiet_zoo,
 )
-from firmware_sims.night import NightSpec, demo_spec, generate_night
+from firmware_sims.night import LOOKALIKE_KINDS, NightSpec, demo_spec, generate_night
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -36,7 +36,9 @@ from crampsense.transport.ingest import ReconnectPolicy
 
 __all__ = [
     "BAND_RIGHT",
+    "LOOKALIKE_KINDS",
     "PLACEMENT_OF",
+    "NightSpec",
     "bedroom",
     "demo_spec",
     "generate_night",

@@ -41,6 +41,7 @@ __all__ = [
     "check_rates",
     "emg_scale",
     "leg_signals",
+    "load_legs",
     "map_channels",
     "open_source",
     "sniff",
@@ -405,3 +406,51 @@ def leg_signals(source: FileSource, cmap: ChannelMap) -> list[LegSignals]:
 def open_source(path: Path, kind: str) -> FileSource:
     """The channels of an EDF/BDF (``kind="edf"``) or sample file (``"csv"``/``"parquet"``)."""
     return _edf_source(path) if kind == "edf" else _samples_source(path, kind)
+
+
+def load_legs(
+    path: Path, *, emg: Sequence[str] = (), acc: Sequence[str] = ()
+) -> tuple[datetime, list[LegSignals], ChannelMap]:
+    """Read an EDF/EDF+/BDF or CSV/Parquet sample file into the detector's legs in one call.
+
+    Parameters
+    ----------
+    path : Path
+        The recording.
+    emg, acc : sequence of str
+        Channel mappings as on the command line (``"EMG L=left"``, ``"AX,AY,AZ=right"``); a
+        kind without mappings is found from the labels.
+
+    Returns
+    -------
+    start : datetime
+        The recording's start (EDF stores no time zone: taken as UTC).
+    legs : list of LegSignals
+        One per mapped leg, ready for :func:`~crampsense.detection.detect_cramps`.
+    channels : ChannelMap
+        What was mapped, with notes on what was skipped.
+
+    Raises
+    ------
+    StorageError, ForeignFileError
+        The file cannot be read or is of no supported kind (sessions: use
+        :func:`~crampsense.pipeline.replay.analyze_session`).
+    UsageError
+        A bad mapping, or no leg channel found.
+    DetectionError
+        A rate too low for detection.
+    """
+    kind = sniff(path)
+    if kind == "session":
+        raise ForeignFileError(
+            f"{path} is a recorded session; replay it with analyze_session (or "
+            "`crampsense replay`)", path=str(path))
+    source = open_source(path, kind)
+    cmap = map_channels(source.channels, emg, acc, where=str(path))
+    if not cmap.emg and not cmap.acc:
+        shown = ", ".join(repr(ch.label) for ch in source.channels[:30])
+        raise UsageError(
+            f"no leg EMG or accelerometer channel recognised in {path} (channels: {shown}); "
+            "map them, e.g. emg=['EMG L=left'] or acc=['AX,AY,AZ=right']")
+    check_rates(cmap)
+    return source.start, leg_signals(source, cmap), cmap

@@ -19,8 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from crampsense.transport.base import Transport
-
 from crampsense.clock import Clock
 from crampsense.devices.base import DeviceProtocol
 from crampsense.devices.registry import protocol_for
@@ -28,6 +26,7 @@ from crampsense.errors import DeviceError
 from crampsense.models import DeviceInfo, MarkKind
 from crampsense.storage.paired import PairedDevice
 from crampsense.storage.session_log import SessionWriter
+from crampsense.transport.base import Transport
 from crampsense.transport.ble import BleTransport, read_device_information
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy
 
