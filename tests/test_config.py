@@ -1,8 +1,7 @@
-"""Config registry, configs/default.toml, validation messages, paired-device store."""
+"""Config registry, configs/default.toml, validation messages."""
 
 from __future__ import annotations
 
-import stat
 import tomllib
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from crampsense.config import (
     parse_config,
 )
 from crampsense.errors import ConfigError
-from crampsense.storage.paired import PairedDevice, load_paired, save_paired
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,19 +88,3 @@ def test_crampsense_home_overrides_dirs(tmp_path: Path, monkeypatch: pytest.Monk
     assert default_config_path() == tmp_path / "config.toml"
     (tmp_path / "config.toml").write_text("[paths]\ndata_dir = '/elsewhere'\n")
     assert load_config().data_dir == Path("/elsewhere")
-
-
-def test_paired_devices_round_trip_owner_only(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    devices = [PairedDevice("AA:BB", "band L", "crampsense-band", "left-calf", simulated=True)]
-    path = save_paired(home, devices)
-    assert load_paired(home) == devices
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(home.stat().st_mode) == 0o700
-    assert load_paired(tmp_path / "none") == []
-
-
-def test_damaged_paired_file_is_reported(tmp_path: Path) -> None:
-    (tmp_path / "devices.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="damaged"):
-        load_paired(tmp_path)

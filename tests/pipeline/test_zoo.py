@@ -66,13 +66,9 @@ FAMILIES = {"crampsense-band", "polar-pmd", "openbci-ganglion", "movesense", "he
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("CRAMPSENSE_HOME", str(home))
-    monkeypatch.setenv("NO_COLOR", "1")
-    (home / "config.toml").write_text("[band]\nemg_fs_hz = 500\n")
-    return home
+def home(crampsense_home: Path) -> Path:
+    (crampsense_home / "config.toml").write_text("[band]\nemg_fs_hz = 500\n")
+    return crampsense_home
 
 
 def test_cli_scans_pairs_records_and_replays_every_family(

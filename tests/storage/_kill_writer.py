@@ -1,6 +1,6 @@
 """Helper process for ``test_storage_kill.py``: record counter frames until killed.
 
-Usage: ``python tests/_kill_writer.py SESSION PROGRESS COMMIT_INTERVAL_S``
+Usage: ``python tests/storage/_kill_writer.py SESSION PROGRESS COMMIT_INTERVAL_S``
 
 Opens ``SESSION`` with ``append=True`` (creating it if missing), continues the counter from the
 number of frames already committed, prints ``ready <first counter>`` on stdout, then appends a

@@ -27,13 +27,9 @@ NIGHT_S = 900.0
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("CRAMPSENSE_HOME", str(home))
-    monkeypatch.setenv("NO_COLOR", "1")
-    (home / "config.toml").write_text(f"[band]\nemg_fs_hz = {EMG_FS_HZ}\n")
-    return home
+def home(crampsense_home: Path) -> Path:
+    (crampsense_home / "config.toml").write_text(f"[band]\nemg_fs_hz = {EMG_FS_HZ}\n")
+    return crampsense_home
 
 
 def _one_error_line(err: str) -> str:

@@ -1,6 +1,6 @@
 """kill -9 of a recording process at random moments, then restart (RELIABILITY.md test 1).
 
-A helper process (``tests/_kill_writer.py``) appends counter frames with the real clock and
+A helper process (``tests/storage/_kill_writer.py``) appends counter frames with the real clock and
 logs every frame it produced. After each ``SIGKILL`` the session must open, hold a contiguous
 prefix ``0..k-1`` of the counters (no holes, no duplicates), and every frame it lost must have
 been produced within one commit interval (plus a little slack for the commit itself).
@@ -31,7 +31,7 @@ START_TIMEOUT_S = 60.0
 
 def spawn(session: Path, progress: Path, interval_s: float) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen(
         [sys.executable, str(WRITER), str(session), str(progress), str(interval_s)],

@@ -40,12 +40,8 @@ def one_error_line(err: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("CRAMPSENSE_HOME", str(home))
-    monkeypatch.setenv("NO_COLOR", "1")
-    return home
+def home(crampsense_home: Path) -> Path:
+    return crampsense_home
 
 
 @pytest.fixture(scope="module")
