@@ -21,10 +21,8 @@ never rewritten, so a bad entry cannot corrupt or drop what is already stored.
 from __future__ import annotations
 
 import difflib
-import errno
 import logging
 import math
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -35,7 +33,8 @@ from typing import Final
 
 import polars as pl
 
-from crampsense.errors import JournalError
+from crampsense.errors import JournalError, StorageError
+from crampsense.storage.files import append_line_durable
 
 __all__ = [
     "CAFFEINE_MG_PER_CUP",
@@ -754,20 +753,6 @@ def _validate_for_writing(entry: JournalEntry) -> str:
     return line
 
 
-def _make_private_dirs(directory: Path) -> None:
-    """Create missing directories as 0700 (existing ones are left as they are)."""
-    missing: list[Path] = []
-    probe = directory
-    while not probe.exists():
-        missing.append(probe)
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
-        folder.chmod(0o700)  # mkdir's mode is masked by the umask
-
-
 def append_entry(path: Path, entry: JournalEntry) -> None:
     """Append one entry to a journal file as a formatted line, and fsync it.
 
@@ -783,38 +768,13 @@ def append_entry(path: Path, entry: JournalEntry) -> None:
         apart from, at worst, the one incomplete new line on a full disk).
     """
     line = _validate_for_writing(entry)
-    data = (line + "\n").encode("utf-8")
     try:
-        _make_private_dirs(path.parent)
-        created = not path.exists()
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            _fsync_dir(path.parent)
-    except OSError as exc:
-        hint = "free some disk space" if exc.errno == errno.ENOSPC else "check the path"
+        append_line_durable(path, line.encode("utf-8"))
+    except StorageError as exc:
         raise JournalError(
-            f"cannot append to journal {path}: {exc.strerror or exc}; {hint} and log again"
+            f"cannot append to journal {path} ({exc}); log the entry again once that is fixed"
         ) from exc
     logger.debug("appended journal line to %s: %s", path, line)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- crampsense log

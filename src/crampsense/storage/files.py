@@ -41,6 +41,7 @@ __all__ = [
     "DIR_MODE",
     "FILE_MODE",
     "PARQUET_SHA256_KEY",
+    "append_line_durable",
     "atomic_write_bytes",
     "fsync_dir",
     "private_dir",
@@ -154,6 +155,49 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_line_durable(path: Path, line: bytes) -> None:
+    """Append one line to an owner-only file and ``fsync`` it; never rewrite what is there.
+
+    If the file lacks a final newline, one is written before ``line`` (so a line cut short by
+    a crash stays its own line). A new file is created ``0600`` (and new parents ``0700``) and
+    its directory ``fsync``-ed; an existing file is set to ``0600``.
+
+    Parameters
+    ----------
+    path : Path
+        The file (created if missing).
+    line : bytes
+        One line, without or with its trailing newline (one is added if missing).
+
+    Raises
+    ------
+    DiskFullError
+        The disk filled up; at worst one incomplete new line was written.
+    StorageError
+        Any other failure; the existing bytes are untouched.
+    """
+    data = line if line.endswith(b"\n") else line + b"\n"
+    try:
+        _ensure_parent(path)
+        created = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(path.parent)
+    except OSError as exc:
+        raise _os_error(exc, path, "append to") from exc
 
 
 def _temp_path(path: Path) -> Path:
