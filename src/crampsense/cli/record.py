@@ -15,6 +15,7 @@ from crampsense.clock import SystemClock, datetime_from_ns
 from crampsense.config import Config
 from crampsense.errors import UsageError
 from crampsense.pipeline.record import record_until_stopped, session_path_for
+from crampsense.storage.lock import HomeLock
 from crampsense.storage.paired import PairedDevice, load_device_info, load_paired
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import ReconnectPolicy
@@ -113,18 +114,19 @@ def run(
         raise UsageError(
             f"no {'simulated ' if simulate else ''}devices are paired; pair one first ({how})"
         )
-    result = record_night(
-        c.out,
-        usable,
-        config=c.config,
-        sessions_dir=c.sessions_dir(),
-        out_path=out_path,
-        simulate=simulate,
-        duration_s=hours * 3600.0 if hours else (8 * 3600.0 if simulate else None),
-        seed=seed,
-        speed=speed,
-        world=world,
-        data_dir=c.data_dir,
-    )
+    with HomeLock(c.data_dir, "crampsense record"):
+        result = record_night(
+            c.out,
+            usable,
+            config=c.config,
+            sessions_dir=c.sessions_dir(),
+            out_path=out_path,
+            simulate=simulate,
+            duration_s=hours * 3600.0 if hours else (8 * 3600.0 if simulate else None),
+            seed=seed,
+            speed=speed,
+            world=world,
+            data_dir=c.data_dir,
+        )
     c.out.print(f"Session saved: {result}")
     c.out.print(f"See the night with: crampsense replay {result}")
