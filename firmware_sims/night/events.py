@@ -351,8 +351,12 @@ def _movement(
     amp_mg: tuple[float, float],
     sigma_s: tuple[float, float],
 ) -> Bumps:
-    """Random limb movement: ``n`` Gaussian bumps per axis inside ``[t0_s, t1_s]`` (mg)."""
-    centres = np.sort(ctx.rng.uniform(t0_s, t1_s, n))
+    """Random limb movement: ``n`` Gaussian bumps per axis inside ``[t0_s, t1_s]`` (mg).
+
+    An event squeezed into a very short night can leave an empty span (``t1_s < t0_s``); the
+    bumps then sit at ``t0_s``.
+    """
+    centres = np.sort(ctx.rng.uniform(t0_s, max(t0_s, t1_s), n))
     sig = ctx.rng.uniform(sigma_s[0], sigma_s[1], n)
     amp = ctx.rng.uniform(*amp_mg, (3, n)) * ctx.rng.choice([-1.0, 1.0], (3, n))
     return Bumps(centres, sig, amp)

@@ -129,8 +129,8 @@ def _check(key: Key, value: Any) -> Any:
         value = float(value)
     if not isinstance(value, key.type) or (isinstance(value, bool) and key.type is not bool):
         raise ConfigError(
-            f"{where} must be {_TYPE_WORDS.get(key.type, key.type.__name__)}, got {value!r}; "
-            f"see configs/default.toml (default {key.default!r})",
+            f"{where} must be {_TYPE_WORDS.get(key.type, key.type.__name__)}, got {value!r} "
+            f"({key.doc.rstrip('.')}; default {key.default!r})",
             key=key.name,
         )
     if isinstance(value, int | float):

@@ -134,18 +134,27 @@ def test_bad_log_entry_writes_nothing(home: Path, capsys: pytest.CaptureFixture[
     assert (home / "journal.txt").stat().st_mode & 0o077 == 0
 
 
-def test_record_without_paired_devices_is_a_usage_error(
+def test_record_without_paired_devices_is_an_error_not_a_usage_error(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # the README: 1 for bad input or state, 2 only for command-line usage (issue 10, item 10)
     code, _, err = run_cli(["record", "--simulate", "--hours", "0.1"], capsys)
-    assert code == EXIT_USAGE
+    assert code == EXIT_ERROR
     assert "pair" in _one_error_line(err)
 
 
 def test_summary_without_sessions(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["summary"], capsys)
-    assert code == EXIT_USAGE
+    assert code == EXIT_ERROR
     assert "crampsense record" in _one_error_line(err)
+
+
+def test_forgetting_an_unknown_device_is_an_error(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(["devices", "--forget", "AA:BB:CC:DD:EE:FF"], capsys)
+    assert code == EXIT_ERROR
+    assert "crampsense devices" in _one_error_line(err)
 
 
 def test_pair_record_replay_summary_end_to_end(

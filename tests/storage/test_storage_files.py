@@ -291,7 +291,7 @@ def test_night_tables_round_trip_across_partitions(tmp_path: Path) -> None:
     assert table["extra_uv"].null_count() == 7
     assert_frame_equal(
         table.filter(pl.col("night") == datetime(2024, 3, 2).date()).drop(
-            "participant", "night", "extra_uv"
+            "participant", "night", "session", "extra_uv"
         ),
         b,
     )
@@ -309,10 +309,21 @@ def test_night_table_rewrite_replaces(tmp_path: Path) -> None:
     assert read_night_tables(tmp_path, "events").height == 5
 
 
+def test_sessions_of_one_night_never_replace_each_other(tmp_path: Path) -> None:
+    write_night_table(tmp_path, "me", "2026-11-20", "events", events_table(3), session="aaaa")
+    write_night_table(tmp_path, "me", "2026-11-20", "events", events_table(0), session="bbbb")
+    table = read_night_tables(tmp_path, "events")
+    assert table.group_by("session").len().sort("session").rows() == [("aaaa", 3)]
+    # re-analysing a session replaces only its own table
+    write_night_table(tmp_path, "me", "2026-11-20", "events", events_table(2), session="bbbb")
+    table = read_night_tables(tmp_path, "events")
+    assert table.group_by("session").len().sort("session").rows() == [("aaaa", 3), ("bbbb", 2)]
+
+
 def test_night_tables_empty_root(tmp_path: Path) -> None:
     table = read_night_tables(tmp_path / "nothing", "events")
     assert table.height == 0
-    assert table.columns == ["participant", "night"]
+    assert table.columns == ["participant", "night", "session"]
 
 
 def test_night_table_rules(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ from crampsense.pipeline.files import (
     sniff,
 )
 from crampsense.pipeline.replay import analyze_session
+from crampsense.summaries.morning import DISCLAIMER, format_duration
 
 __all__ = ["SLEEP_FIELDS", "analysis_json", "run"]
 
@@ -168,7 +169,7 @@ def _report(out: Console, doc: dict[str, Any], start: datetime) -> None:
         for e in events:
             onset = start + timedelta(seconds=e["onset_s"])
             table.add_row(f"{onset:%H:%M:%S}", f"{e['onset_s']:.1f} s", e["leg"],
-                          f"{e['duration_s']:.0f} s", e["severity"], f"{e['confidence']:.2f}",
+                          format_duration(e["duration_s"]), e["severity"], f"{e['confidence']:.2f}",
                           e["evidence"], e["kind"].replace("_", " "))
         out.print(table)
     else:
@@ -177,9 +178,9 @@ def _report(out: Console, doc: dict[str, Any], start: datetime) -> None:
         gaps = cov["not_covered"]
         reasons = sorted({g["reason"] for g in gaps})
         lost = sum(g["end_s"] - g["start_s"] for g in gaps)
-        extra = f"; not covered {lost / 60:.1f} min ({', '.join(reasons)})" if gaps else ""
+        extra = f"; not covered {format_duration(lost)} ({', '.join(reasons)})" if gaps else ""
         out.print(f"{leg} leg: covered {cov['covered_s'] / 3600:.2f} h{extra}")
-    out.print("crampsense is not a medical device; see a doctor about frequent or severe cramps.")
+    out.print(DISCLAIMER)
 
 
 @click.command("analyze",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,9 +38,10 @@ from crampsense.clock import datetime_from_ns
 from crampsense.config import Config
 from crampsense.detection import compare_events
 from crampsense.devices.registry import protocol_for
-from crampsense.errors import CrampsenseError
+from crampsense.errors import CrampsenseError, StorageError
 from crampsense.journal.log import entries_frame, example_journal_text, parse_journal
 from crampsense.pipeline.record import record_world
+from crampsense.storage.files import private_dir
 from crampsense.storage.paired import PairedDevice, save_paired
 from crampsense.summaries.morning import build_morning_summary, format_duration, render_summary
 from crampsense.transport.ble import describe_streams
@@ -79,6 +79,26 @@ def _clock(seconds: float, start: datetime) -> str:
     return datetime_from_ns(
         int(start.timestamp() * 1e9) + int(seconds * 1e9)
     ).astimezone(DEMO_TZ).strftime("%H:%M:%S")
+
+
+def _fresh_folder(wanted: Path | None, parent: Path) -> Path:
+    """The folder the demo may write into: ``wanted`` if new or empty, else refused; without
+    ``wanted``, a new ``parent/<date-time>`` (the demo never writes over anything)."""
+    if wanted is not None:
+        if wanted.exists() and (not wanted.is_dir() or any(wanted.iterdir())):
+            raise StorageError(
+                f"{wanted} is not an empty folder; the demo writes only into a new or empty "
+                f"folder (leave out --out for a fresh one under {parent})",
+                path=str(wanted),
+            )
+        return private_dir(wanted)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    for n in range(1, 1000):
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        if not folder.exists():
+            return private_dir(folder)
+    raise StorageError(f"cannot find a fresh folder for the demo under {parent}",
+                       path=str(parent))
 
 
 def run_demo(
@@ -120,9 +140,7 @@ def run_demo(
         if d.family is not None:
             paired.append(PairedDevice(d.address, d.name, d.family, placement, simulated=True))
     out.print(table)
-    if (out_dir / "sessions").is_dir():  # the demo's own folder: start afresh
-        shutil.rmtree(out_dir / "sessions")
-    (out_dir / "sessions").mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(out_dir / "sessions")
     save_paired(out_dir, paired)
 
     # 2. record the night
@@ -228,7 +246,8 @@ def run_demo(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where to write the demo's session and tables (default: <data dir>/demo).",
+    help="A new or empty folder for the demo's session and tables "
+         "(default: a fresh <data dir>/demo/<date-time>).",
 )
 @click.pass_context
 def run(ctx: click.Context, seed: int, emg_fs_hz: int, out_dir: Path | None) -> None:
@@ -242,7 +261,7 @@ def run(ctx: click.Context, seed: int, emg_fs_hz: int, out_dir: Path | None) -> 
     c = get_context(ctx)
     ok = run_demo(
         c.out,
-        out_dir=out_dir or c.data_dir / "demo",
+        out_dir=_fresh_folder(out_dir, c.data_dir / "demo"),
         seed=seed,
         emg_fs_hz=emg_fs_hz,
         config=c.config,

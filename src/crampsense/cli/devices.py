@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from crampsense.cli.utils import get_context
-from crampsense.errors import UsageError
+from crampsense.errors import DeviceNotFoundError
 from crampsense.storage.paired import load_paired, save_paired
 
 __all__ = ["run"]
@@ -22,7 +22,7 @@ def run(ctx: click.Context, forget: str | None) -> None:
     if forget:
         kept = [d for d in paired if d.address.lower() != forget.lower()]
         if len(kept) == len(paired):
-            raise UsageError(
+            raise DeviceNotFoundError(
                 f"no paired device has address {forget!r}; `crampsense devices` lists them"
             )
         save_paired(c.data_dir, kept)

@@ -12,22 +12,28 @@ from rich.table import Table
 
 from crampsense.cli.utils import get_context, local_tz
 from crampsense.errors import UsageError
-from crampsense.journal.log import append_entry, format_entry, parse_log_args, read_journal
+from crampsense.journal.log import (
+    append_entry,
+    format_entry,
+    parse_log_args,
+    read_journal_partial,
+)
 
 __all__ = ["log_entry", "run", "show_journal"]
 
 
 def log_entry(path: Path, words: list[str], *, at_time: str | None, tz: tzinfo) -> str:
     """Validate and append one journal entry; returns the line written."""
-    args = [*words, "--at", at_time] if at_time else words
-    entry = parse_log_args(args, now=datetime.now(tz))
+    entry = parse_log_args(words, now=datetime.now(tz), at=at_time)
     append_entry(path, entry)
     return format_entry(entry)
 
 
 def show_journal(out: Console, path: Path, *, days: int, tz: tzinfo) -> None:
     """Print the journal's last ``days`` days."""
-    entries = read_journal(path, tz=tz)
+    entries, bad_lines = read_journal_partial(path, tz=tz)
+    for error in bad_lines:
+        out.print(f"note: skipped {error}", markup=False, highlight=False)
     since = datetime.now(tz) - timedelta(days=days)
     recent = [e for e in entries if e.time >= since]
     if not recent:

@@ -123,7 +123,7 @@ def cli(
     width = None if sys.stdout.isatty() else PIPED_WIDTH
     ctx.obj = Context(
         config=load_config(config_path),
-        out=Console(no_color=no_color, highlight=False, soft_wrap=False, width=width),
+        out=Console(no_color=no_color, highlight=False, soft_wrap=True, width=width),
         err=Console(stderr=True, no_color=no_color, highlight=False),
         debug=debug,
     )
@@ -152,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f" (see `{exc.ctx.command_path} --help`)"
-        _fail(exc.format_message().replace("\n", " ") + hint, EXIT_USAGE)
+        # one line: click's choice lists come with newlines and tabs
+        _fail(" ".join(exc.format_message().split()) + hint, EXIT_USAGE)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -167,6 +168,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(str(exc), EXIT_ERROR)
     except KeyboardInterrupt:
         _fail("interrupted", EXIT_INTERRUPTED)
+    except OSError as exc:
+        # The environment, not a bug: a folder that is not writable, a full disk, a path that
+        # is not a folder. Layers translate what they expect; this is the net for the rest.
+        if debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(f"cannot access{where}: {exc.strerror or exc}; check that the path exists, is "
+              "yours and is writable, and that the disk has space", EXIT_ERROR)
     except Exception as exc:
         if debug:
             raise

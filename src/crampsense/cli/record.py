@@ -13,8 +13,8 @@ from crampsense.cli.simulated import record_simulated
 from crampsense.cli.utils import WORLDS, get_context
 from crampsense.clock import SystemClock, datetime_from_ns
 from crampsense.config import Config
-from crampsense.errors import UsageError
-from crampsense.pipeline.record import record_until_stopped, session_path_for
+from crampsense.errors import DeviceError, StorageError
+from crampsense.pipeline.record import latest_session, record_until_stopped, session_path_for
 from crampsense.storage.lock import HomeLock
 from crampsense.storage.paired import PairedDevice, load_device_info, load_paired
 from crampsense.transport.ble import BleTransport
@@ -36,6 +36,7 @@ def record_night(
     speed: float | None,
     world: str = "bedroom",
     data_dir: Path | None = None,
+    append: bool = False,
 ) -> Path:
     """``crampsense record``: real devices until stopped, or a simulated night.
 
@@ -58,7 +59,7 @@ def record_night(
         return record_simulated(
             out, devices, config=config, sessions_dir=sessions_dir, out_path=out_path,
             duration_s=duration_s or 8 * 3600.0, seed=seed, speed=speed, policy=policy,
-            protocol_options=options, world=world, device_info=device_info,
+            protocol_options=options, world=world, device_info=device_info, append=append,
         )
     clock = SystemClock()
     start = datetime_from_ns(clock.now_ns())
@@ -66,9 +67,10 @@ def record_night(
     asyncio.run(record_until_stopped(
         BleTransport(), devices, path, clock=clock, policy=policy,
         commit_interval_s=config["recording.commit_interval_s"], duration_s=duration_s,
-        protocol_options=options, device_info=device_info,
+        protocol_options=options, device_info=device_info, append=append,
         on_start=lambda p: out.print(
-            f"Recording to {p}. Stop with Ctrl-C (everything received is kept)."),
+            f"{'Continuing' if append else 'Recording to'} {p}. Stop with Ctrl-C "
+            "(everything received is kept)."),
     ))
     return path
 
@@ -89,6 +91,9 @@ def record_night(
 @click.option("--world", type=click.Choice(WORLDS), default="bedroom",
               show_default=True,
               help="--simulate only: the bedroom (bands + strap) or the zoo (every family).")
+@click.option("--continue", "continue_night", is_flag=True,
+              help="Continue the latest session (or --out) in a new segment, after a crash "
+                   "or a stop, instead of starting a new one.")
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -98,6 +103,7 @@ def run(
     speed: float | None,
     out_path: Path | None,
     world: str,
+    continue_night: bool,
 ) -> None:
     """Record a night from the paired wearables into a crash-safe session file.
 
@@ -111,9 +117,16 @@ def run(
         how = "crampsense scan --simulate, then pair ADDRESS --placement left-calf --simulate" if (
             simulate
         ) else "crampsense scan, then crampsense pair ADDRESS --placement left-calf"
-        raise UsageError(
+        raise DeviceError(
             f"no {'simulated ' if simulate else ''}devices are paired; pair one first ({how})"
         )
+    if continue_night:
+        out_path = out_path or latest_session(c.sessions_dir())
+        if out_path is None or not out_path.exists():
+            raise StorageError(
+                f"no session to continue in {out_path or c.sessions_dir()}; record a new night "
+                "without --continue"
+            )
     with HomeLock(c.data_dir, "crampsense record"):
         result = record_night(
             c.out,
@@ -127,6 +140,7 @@ def run(
             speed=speed,
             world=world,
             data_dir=c.data_dir,
+            append=continue_night,
         )
     c.out.print(f"Session saved: {result}")
     c.out.print(f"See the night with: crampsense replay {result}")

@@ -10,7 +10,7 @@ import json
 import time
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 from rich.console import Console
@@ -19,12 +19,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from crampsense.cli.utils import PARTICIPANT, get_context, local_tz
 from crampsense.config import Config
 from crampsense.detection import DetectionParams
-from crampsense.journal.log import entries_frame, read_journal
+from crampsense.errors import StorageError
+from crampsense.journal.log import entries_frame, read_journal_partial
 from crampsense.pipeline.replay import SessionAnalysis, analyze_session
 from crampsense.storage.nights import write_night_table
 from crampsense.summaries.morning import build_morning_summary, render_summary
 
 __all__ = ["replay_and_summarise", "replay_session", "run", "store_night"]
+
+#: Bad journal lines named after a summary; more are counted, not listed.
+MAX_JOURNAL_ERRORS_SHOWN: Final = 5
 
 
 def replay_session(
@@ -39,7 +43,7 @@ def replay_session(
         TimeElapsedColumn(),
         console=out,
         transient=True,
-        disable=not show_progress,
+        disable=not (show_progress and out.is_terminal),
     ) as bar:
         task = bar.add_task(session.name, total=1)
 
@@ -68,9 +72,11 @@ def replay_session(
 
 
 def store_night(analysis: SessionAnalysis, root: Path) -> Path:
-    """Write the night's events as a Hive-partitioned Parquet table."""
+    """Write the night's events as a Hive-partitioned Parquet table, filed under its session
+    (a re-analysis of the same session replaces only that table)."""
     return write_night_table(
-        root, PARTICIPANT, analysis.night.label_date, "events", analysis.results.events
+        root, PARTICIPANT, analysis.night.label_date, "events", analysis.results.events,
+        session=analysis.session_key,
     )
 
 
@@ -83,21 +89,49 @@ def replay_and_summarise(
     as_json: bool,
     tz: tzinfo,
     store_root: Path,
+    err: Console | None = None,
+    journal_explicit: bool = False,
 ) -> SessionAnalysis:
-    """``crampsense replay`` / ``summary``."""
+    """``crampsense replay`` / ``summary``: replay, store the night (sessions of this home
+    only), print the summary; a journal line that does not parse is skipped and named."""
+    notes = err or out
+    # read the journal first: a mistyped --journal fails before minutes of replay
+    entries, bad_lines = read_journal_partial(
+        journal_path, tz=tz, must_exist=journal_explicit
+    )
     analysis = replay_session(out, session, config=config, show_progress=not as_json)
-    store_night(analysis, store_root)
+    note = _store(analysis, session, store_root)
     if as_json:
         out.print_json(json.dumps(_night_json(analysis)))
-        return analysis
-    entries = read_journal(journal_path, tz=tz)
-    summary = build_morning_summary(
-        analysis.night, entries_frame(entries), tz=tz,
-        baseline_days=config["summary.baseline_days"],
-    )
-    color = out.is_terminal and not out.no_color
-    out.print(render_summary(summary, width=min(out.width, 100), color=color))
+    else:
+        summary = build_morning_summary(
+            analysis.night, entries_frame(entries), tz=tz,
+            baseline_days=config["summary.baseline_days"],
+        )
+        color = out.is_terminal and not out.no_color
+        out.print(render_summary(summary, width=min(out.width, 100), color=color))
+    for error in bad_lines[:MAX_JOURNAL_ERRORS_SHOWN]:
+        notes.print(f"note: skipped {error} (fix the line; `crampsense log --show 7` shows the "
+                  "journal)", markup=False, highlight=False)
+    if len(bad_lines) > MAX_JOURNAL_ERRORS_SHOWN:
+        notes.print(f"note: {len(bad_lines) - MAX_JOURNAL_ERRORS_SHOWN} more journal lines "
+                  "skipped", markup=False, highlight=False)
+    if note:
+        notes.print(f"note: {note}", markup=False, highlight=False)
     return analysis
+
+
+def _store(analysis: SessionAnalysis, session: Path, store_root: Path) -> str:
+    """Store the night if ``session`` belongs to this home; returns a note for the person."""
+    own = (store_root / "sessions").resolve()
+    if session.resolve().parent != own:
+        return (f"the night was not stored: {session} is not in {own} (only this home's "
+                "sessions are kept with its nights)")
+    try:
+        store_night(analysis, store_root)
+    except StorageError as exc:
+        return f"the night was shown but not saved: {exc}"
+    return ""
 
 
 def _night_json(analysis: SessionAnalysis) -> dict[str, Any]:
@@ -154,4 +188,6 @@ def run(ctx: click.Context, session: Path, as_json: bool, journal_path: Path | N
         as_json=as_json,
         tz=local_tz(),
         store_root=c.data_dir,
+        err=c.err,
+        journal_explicit=journal_path is not None,
     )

@@ -65,7 +65,8 @@ def transport_for(simulate: bool, world: str = "bedroom") -> Iterator[Transport]
 
 
 def progress_bar(out: Console) -> Progress:
-    """A progress bar over simulated night time."""
+    """A progress bar over simulated night time (none when not on a terminal: piped output
+    stays plain lines, without the blank line a finished transient bar leaves)."""
     return Progress(
         TextColumn("[bold]Recording[/] {task.description}"),
         BarColumn(),
@@ -73,6 +74,7 @@ def progress_bar(out: Console) -> Progress:
         TimeElapsedColumn(),
         console=out,
         transient=True,
+        disable=not out.is_terminal,
     )
 
 
@@ -90,6 +92,7 @@ def record_simulated(
     protocol_options: dict[str, dict[str, Any]],
     world: str = "bedroom",
     device_info: dict[str, dict[str, str]] | None = None,
+    append: bool = False,
 ) -> Path:
     """``crampsense record --simulate``: a synthetic night from the simulated bedroom, or
     (``world="zoo"``) from the device zoo, one simulator of every device family."""
@@ -115,6 +118,7 @@ def record_simulated(
                 protocol_options=protocol_options, duration_s=duration_s,
                 metadata={"simulated": "true", "seed": str(seed), "world": world},
                 on_progress=progress, handle_signals=True, device_info=device_info,
+                append=append,
             )
         )
     out.print(
@@ -122,4 +126,9 @@ def record_simulated(
         f"{report.simulated_s / 3600:.2f} h in {report.wall_s:.1f} s wall "
         f"({report.drops} drops, {report.stalls} stalls)."
     )
+    if report.simulated_s < duration_s - 1.0:
+        out.print(
+            f"Stopped early: {report.simulated_s / 3600:.2f} h of the {duration_s / 3600:g} h "
+            "asked for were recorded (interrupted); everything received is in the session."
+        )
     return path

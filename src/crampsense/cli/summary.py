@@ -8,7 +8,7 @@ import click
 
 from crampsense.cli.replay import replay_and_summarise
 from crampsense.cli.utils import get_context, local_tz
-from crampsense.errors import UsageError
+from crampsense.errors import StorageError
 
 __all__ = ["run"]
 
@@ -25,7 +25,7 @@ def run(ctx: click.Context, session: Path | None, journal_path: Path | None) -> 
     if session is None:
         candidates = sorted(c.sessions_dir().glob("*.session")) if c.sessions_dir().is_dir() else []
         if not candidates:
-            raise UsageError(
+            raise StorageError(
                 f"no recorded sessions in {c.sessions_dir()}; record one with "
                 "`crampsense record` (or try `crampsense demo`)"
             )
@@ -38,4 +38,6 @@ def run(ctx: click.Context, session: Path | None, journal_path: Path | None) -> 
         as_json=False,
         tz=local_tz(),
         store_root=c.data_dir,
+        err=c.err,
+        journal_explicit=journal_path is not None,
     )

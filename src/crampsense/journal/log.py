@@ -41,6 +41,7 @@ __all__ = [
     "ETHANOL_G_PER_DRINK",
     "KINDS",
     "KIND_UNITS",
+    "MAX_AMOUNT_PER_ENTRY",
     "JournalEntry",
     "append_entry",
     "entries_frame",
@@ -50,6 +51,7 @@ __all__ = [
     "parse_journal_partial",
     "parse_log_args",
     "read_journal",
+    "read_journal_partial",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,20 @@ KIND_UNITS: Final[dict[str, str | None]] = {
     "symptom": None,
 }
 KINDS: Final[tuple[str, ...]] = tuple(KIND_UNITS)
+#: The most one entry may hold, in the kind's unit: far above any real intake in one sitting,
+#: so only slips of the keyboard (an extra zero or five) are refused. Water: 10 l (fatal
+#: hyponatraemia has followed less); electrolytes: 20 g; caffeine: 3 g (a lethal dose is
+#: about 10 g, severe toxicity from about 1.2 g); alcohol: 30 standard drinks.
+MAX_AMOUNT_PER_ENTRY: Final[dict[str, float]] = {
+    "water": 10_000.0,
+    "magnesium": 20_000.0,
+    "potassium": 20_000.0,
+    "calcium": 20_000.0,
+    "sodium": 20_000.0,
+    "caffeine": 3_000.0,
+    "alcohol": 30.0,
+}
+_NEGATIVE_RE: Final = re.compile(r"^-(?:\d+(?:[.,]\d+)?|[.,]\d+)[a-zA-Zµ_]*$")
 
 _WATER_UNITS: Final[dict[str, float]] = {
     "ml": 1.0, "milliliter": 1.0, "milliliters": 1.0, "millilitre": 1.0, "millilitres": 1.0,
@@ -301,6 +317,12 @@ class _Body:
 def _parse_quantity(kind: str, words: list[str], note: str | None) -> _Body:
     units, allowed = _QUANTITY_KINDS[kind]
     i = _first_number(words)
+    negative = next((w for w in words if _NEGATIVE_RE.match(w)), None)
+    if negative is not None and (i is None or words.index(negative) < i):
+        raise JournalError(
+            f"amounts cannot be negative ({negative}); log what you had, e.g. "
+            f"'{_EXAMPLES[kind]}'"
+        )
     if i is None:
         raise JournalError(f"{kind} needs an amount and a unit, e.g. '{_EXAMPLES[kind]}'")
     value = _parse_number(words[i], kind)
@@ -309,9 +331,15 @@ def _parse_quantity(kind: str, words: list[str], note: str | None) -> _Body:
     factor = _unit_factor(words[i + 1], units, kind, allowed)
     if i + 2 < len(words):
         raise _trailing(kind, words[i + 2:], f"{words[i]} {words[i + 1]}")
+    amount = _round(value * factor)
+    most = MAX_AMOUNT_PER_ENTRY[kind]
+    if amount > most:
+        raise JournalError(
+            f"{words[i]} {words[i + 1]} of {kind} in one entry is more than "
+            f"{most:g} {KIND_UNITS[kind]}; check the amount (a typo?)"
+        )
     return _Body(
-        amount=_round(value * factor), unit=KIND_UNITS[kind], name=_name_or_none(words[:i]),
-        note=note,
+        amount=amount, unit=KIND_UNITS[kind], name=_name_or_none(words[:i]), note=note,
     )
 
 
@@ -650,6 +678,45 @@ def read_journal(path: Path, *, tz: tzinfo) -> list[JournalEntry]:
     return parse_journal(text, tz=tz, source=str(path))
 
 
+def read_journal_partial(
+    path: Path, *, tz: tzinfo, must_exist: bool = False
+) -> tuple[list[JournalEntry], list[JournalError]]:
+    """Read a journal keeping every good line; one error per bad line (for summaries).
+
+    A summary shows what it can: a bad line is skipped and reported, it does not hide the
+    night. A file that cannot be read at all still raises.
+
+    Parameters
+    ----------
+    path : Path
+    tz : tzinfo
+    must_exist : bool
+        ``True`` when the person named the file: a missing file is then an error (a typo must
+        not read as an empty journal); ``False`` for the default journal, which may not exist
+        yet.
+
+    Raises
+    ------
+    JournalError
+        The file cannot be read, is not UTF-8, or (``must_exist``) does not exist.
+    """
+    if must_exist and not path.exists():
+        raise JournalError(
+            f"journal {path} does not exist; check the path (the default journal is "
+            "<data dir>/journal.txt)"
+        )
+    try:
+        return read_journal(path, tz=tz), []
+    except JournalError as exc:
+        if exc.line is None:
+            raise
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except (OSError, UnicodeDecodeError):
+            raise exc from None
+    return parse_journal_partial(text, tz=tz, source=str(path))
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -771,9 +838,8 @@ def append_entry(path: Path, entry: JournalEntry) -> None:
     try:
         append_line_durable(path, line.encode("utf-8"))
     except StorageError as exc:
-        raise JournalError(
-            f"cannot append to journal {path} ({exc}); log the entry again once that is fixed"
-        ) from exc
+        reason = str(exc).replace(f"cannot append to {path}", f"cannot append to journal {path}")
+        raise JournalError(f"{reason}; then log the entry again") from exc
     logger.debug("appended journal line to %s: %s", path, line)
 
 
@@ -917,7 +983,15 @@ def _parse_log_words(
         words = words[n_lead:]
     if len(specs) > 1:
         raise JournalError("more than one time given; give the time once")
-    when = _resolve_time(specs[0], now) if specs else now.replace(second=0, microsecond=0)
+    try:
+        when = _resolve_time(specs[0], now) if specs else now.replace(second=0, microsecond=0)
+    except JournalError as exc:
+        if at is None:
+            raise
+        raise JournalError(
+            f"--at {at!r} is not a time ({exc}); write HH:MM, 'yesterday HH:MM' or "
+            "'YYYY-MM-DD HH:MM'"
+        ) from exc
 
     body_words: list[str] = []
     for word in words:

@@ -22,8 +22,9 @@ from typing import Any, Final
 from crampsense.clock import Clock
 from crampsense.devices.base import DeviceProtocol
 from crampsense.devices.registry import protocol_for
-from crampsense.errors import DeviceError
+from crampsense.errors import DeviceError, StorageError
 from crampsense.models import DeviceInfo, MarkKind
+from crampsense.storage.files import private_dir
 from crampsense.storage.paired import PairedDevice
 from crampsense.storage.session_log import SessionWriter
 from crampsense.transport.base import Transport
@@ -33,6 +34,7 @@ from crampsense.transport.ingest import IngestSession, ReconnectPolicy
 __all__ = [
     "RecordingReport",
     "configured_protocol",
+    "latest_session",
     "pair_device",
     "record_devices",
     "record_until_stopped",
@@ -50,6 +52,8 @@ PROGRESS_PERIOD_S: Final = 0.1
 SIMULATED_COMMIT_INTERVAL_S: Final = 60.0
 #: Real seconds to wait for the simulated devices to connect before the night starts moving.
 CONNECT_WAIT_S: Final = 5.0
+#: Sessions that may share one start time (simulated nights all start at the same moment).
+MAX_SAME_START_SESSIONS: Final = 999
 
 
 def configured_protocol(
@@ -116,10 +120,24 @@ async def pair_device(
 
 
 def session_path_for(sessions_dir: Path, start: datetime) -> Path:
-    """``<sessions_dir>/<UTC start>.session``, creating the owner-only folder."""
-    sessions_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """A new ``<sessions_dir>/<UTC start>.session`` (``-2``, ``-3``, ... when that name is
+    taken, as every simulated night of one start time would be), creating the owner-only
+    folder. An existing session is never returned: continuing one is asked for explicitly."""
+    private_dir(sessions_dir)
     stamp = start.astimezone(UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    return sessions_dir / f"{stamp}.session"
+    for n in range(1, MAX_SAME_START_SESSIONS + 1):
+        path = sessions_dir / (f"{stamp}.session" if n == 1 else f"{stamp}-{n}.session")
+        if not path.exists():
+            return path
+    msg = (f"{sessions_dir} already holds {MAX_SAME_START_SESSIONS} sessions starting at "
+           f"{stamp}; move some away or record with --out")
+    raise StorageError(msg, path=str(sessions_dir))
+
+
+def latest_session(sessions_dir: Path) -> Path | None:
+    """The most recently written session in ``sessions_dir`` (``None`` if there is none)."""
+    found = sorted(sessions_dir.glob("*.session"), key=lambda p: (p.stat().st_mtime, p.name))
+    return found[-1] if found else None
 
 
 def _device_info(p: PairedDevice) -> DeviceInfo:
@@ -189,12 +207,14 @@ async def record_until_stopped(
     protocol_options: dict[str, dict[str, Any]] | None = None,
     device_info: dict[str, dict[str, str]] | None = None,
     on_start: Callable[[Path], None] | None = None,
+    append: bool = False,
 ) -> list[IngestSession]:
     """Record ``devices`` into a new session at ``path`` until SIGTERM/SIGINT or ``duration_s``.
 
     Signals end the night cleanly: everything received is committed and the session closes
     normally (Python's default SIGTERM handler would skip the ``finally`` blocks that do that).
-    ``on_start`` is called with the path once the session file exists.
+    ``on_start`` is called with the path once the session file exists. With ``append``, an
+    existing session at ``path`` is continued in a new segment (after a crash or a stop).
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -204,7 +224,9 @@ async def record_until_stopped(
         loop.call_later(duration_s, stop.set)
     with SessionWriter(
         path, clock=clock, commit_interval_s=commit_interval_s,
-        metadata={"start_ns": str(clock.now_ns()), "simulated": "false"},
+        # a continued night keeps its start
+        metadata={} if append else {"start_ns": str(clock.now_ns()), "simulated": "false"},
+        append=append,
     ) as writer:
         if on_start is not None:
             on_start(path)
@@ -240,6 +262,7 @@ async def record_world(
     on_progress: Callable[[float], None] | None = None,
     handle_signals: bool = False,
     device_info: dict[str, dict[str, str]] | None = None,
+    append: bool = False,
 ) -> RecordingReport:
     """Record ``devices`` of a simulated world into ``path``, on the world's simulated clock.
 
@@ -265,14 +288,14 @@ async def record_world(
         world.stop()
 
     sessions: list[IngestSession] = []
-    meta = {"start_ns": str(clock.now_ns()), **metadata}
+    meta = dict(metadata) if append else {"start_ns": str(clock.now_ns()), **metadata}
     # The promise is "a kill loses at most a second" of *real* time. Running as fast as
     # possible, a simulated minute passes in well under a second, so committing once per
     # simulated minute keeps that promise without an fsync per simulated second.
     if world.speed is None:
         commit_interval_s = max(commit_interval_s, SIMULATED_COMMIT_INTERVAL_S)
     with SessionWriter(path, clock=clock, commit_interval_s=commit_interval_s,
-                       metadata=meta) as writer:
+                       metadata=meta, append=append) as writer:
         live: list[IngestSession] = []
         recorder = asyncio.create_task(
             record_devices(transport, devices, writer, clock=clock, policy=policy, stop=stop,

@@ -73,6 +73,9 @@ class SessionAnalysis:
     #: False when the recording has no final "stopped" mark (killed, power loss): up to one
     #: commit interval (at most 1 s) of data before the end may be missing.
     clean_end: bool = True
+    #: The session's key (:attr:`~crampsense.storage.session_log.SessionReader.session_key`):
+    #: what the night's tables are filed under.
+    session_key: str = ""
 
 
 def _protocols(reader: SessionReader) -> dict[str, DeviceProtocol]:
@@ -732,6 +735,7 @@ def analyze_session(
         marks = reader.marks()
         clean_end = bool(marks) and marks[-1].kind == "stopped"
         start_ns = int(reader.metadata.get("start_ns", first_ns))
+        session_key = reader.session_key
     # The night ends with the last sample any leg sensor delivered (not the last mark, which
     # the recorder writes a moment after stopping); without leg samples, the last record.
     sources = choose_leg_sources(devices, timelines, metadata)
@@ -800,4 +804,5 @@ def analyze_session(
         devices=devices,
         decode_errors=errors,
         clean_end=clean_end,
+        session_key=session_key,
     )

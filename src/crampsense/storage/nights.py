@@ -2,12 +2,16 @@
 
 Layout, readable by any engine (polars, DuckDB, pyarrow, Spark)::
 
-    <root>/nights/participant=<participant>/night=<YYYY-MM-DD>/<name>.parquet
+    <root>/nights/participant=<participant>/night=<YYYY-MM-DD>/session=<key>/<name>.parquet
 
-The partition keys (``participant``, ``night``) live only in the folder names, never inside
-the files; :func:`read_night_tables` adds them back as columns. Timestamps are stored as
-timezone-aware UTC datetimes, and column names carry their units (``emg_rms_uv``,
-``duration_s``). Every file is written atomically and owner-only (see
+A night's tables are filed under the session that produced them: a second recording of the
+same night, or a replay of another session, adds its own tables and never replaces another
+session's; re-analysing the same session replaces only its own table, atomically. (Tables
+written before sessions had keys sit directly in the night folder and read with a null
+``session``.) The partition keys (``participant``, ``night``, ``session``) live only in the
+folder names, never inside the files; :func:`read_night_tables` adds them back as columns.
+Timestamps are stored as timezone-aware UTC datetimes, and column names carry their units
+(``emg_rms_uv``, ``duration_s``). Every file is written atomically and owner-only (see
 :mod:`crampsense.storage.files`).
 """
 
@@ -26,7 +30,7 @@ from crampsense.storage.files import private_dir, read_parquet_checked, write_pa
 __all__ = ["PARTITION_KEYS", "night_dir", "read_night_tables", "write_night_table"]
 
 #: Hive partition columns, in folder order.
-PARTITION_KEYS: Final = ("participant", "night")
+PARTITION_KEYS: Final = ("participant", "night", "session")
 #: Participants and table names: letters, digits, ``_``, ``-`` and ``.`` (safe as folder and
 #: file names on every OS, and unambiguous inside ``key=value`` folders).
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -51,8 +55,9 @@ def _check_date(night_date: str) -> None:
         raise StorageError(msg)
 
 
-def night_dir(root: Path, participant: str, night_date: str) -> Path:
-    """Folder of one night's tables: ``root/nights/participant=<p>/night=<YYYY-MM-DD>``.
+def night_dir(root: Path, participant: str, night_date: str, session: str | None = None) -> Path:
+    """Folder of one night's tables: ``root/nights/participant=<p>/night=<YYYY-MM-DD>``, and
+    within it ``session=<key>`` when ``session`` is given.
 
     The folder is not created (see :func:`write_night_table`).
 
@@ -63,7 +68,11 @@ def night_dir(root: Path, participant: str, night_date: str) -> Path:
     """
     _check_name(participant, "participant")
     _check_date(night_date)
-    return Path(root) / "nights" / f"participant={participant}" / f"night={night_date}"
+    folder = Path(root) / "nights" / f"participant={participant}" / f"night={night_date}"
+    if session is None:
+        return folder
+    _check_name(session, "session key")
+    return folder / f"session={session}"
 
 
 def _utc_columns(df: pl.DataFrame, path: Path) -> pl.DataFrame:
@@ -83,7 +92,13 @@ def _utc_columns(df: pl.DataFrame, path: Path) -> pl.DataFrame:
 
 
 def write_night_table(
-    root: Path, participant: str, night_date: str, name: str, df: pl.DataFrame
+    root: Path,
+    participant: str,
+    night_date: str,
+    name: str,
+    df: pl.DataFrame,
+    *,
+    session: str | None = None,
 ) -> Path:
     """Write one night table atomically as ``<night_dir>/<name>.parquet``.
 
@@ -99,7 +114,12 @@ def write_night_table(
         Table name (``"events"``, ``"envelopes"``, ...).
     df : polars.DataFrame
         The table, units in column names. It must not contain the partition columns
-        ``participant`` or ``night``; datetime columns must be timezone-aware (stored as UTC).
+        ``participant``, ``night`` or ``session``; datetime columns must be timezone-aware
+        (stored as UTC).
+    session : str, optional
+        Key of the session that produced the table
+        (:attr:`~crampsense.storage.session_log.SessionReader.session_key`); the table then
+        replaces only that session's table of the night.
 
     Returns
     -------
@@ -113,7 +133,8 @@ def write_night_table(
         (:class:`~crampsense.errors.DiskFullError` when the disk is full).
     """
     _check_name(name, "table name")
-    folder = night_dir(root, participant, night_date)
+    night = night_dir(root, participant, night_date)
+    folder = night_dir(root, participant, night_date, session)
     path = folder / f"{name}.parquet"
     clash = [key for key in PARTITION_KEYS if key in df.columns]
     if clash:
@@ -124,8 +145,9 @@ def write_night_table(
         raise StorageError(msg, path=str(path))
     df = _utc_columns(df, path)
     private_dir(Path(root))
-    private_dir(folder.parent.parent)
-    private_dir(folder.parent)
+    private_dir(night.parent.parent)
+    private_dir(night.parent)
+    private_dir(night)
     private_dir(folder)
     write_parquet_atomic(df, path)
     return path
@@ -140,14 +162,15 @@ def read_night_tables(root: Path, name: str) -> pl.DataFrame:
     """Read table ``name`` from every night of every participant under ``root``.
 
     Each file is checked (:func:`~crampsense.storage.files.read_parquet_checked`) and gets the
-    partition columns ``participant`` (String) and ``night`` (Date) added in front. Files with
+    partition columns ``participant`` (String), ``night`` (Date) and ``session`` (String, null
+    for tables written before sessions had keys) added in front. Files with
     different columns are combined with missing columns as nulls.
 
     Returns
     -------
     polars.DataFrame
-        Sorted by participant and night; an empty frame with just the two partition columns
-        when nothing is stored yet.
+        Sorted by participant, night and session; an empty frame with just the partition
+        columns when nothing is stored yet.
 
     Raises
     ------
@@ -157,25 +180,34 @@ def read_night_tables(root: Path, name: str) -> pl.DataFrame:
     _check_name(name, "table name")
     base = Path(root) / "nights"
     parts: list[pl.DataFrame] = []
-    for path in sorted(base.glob(f"participant=*/night=*/{name}.parquet")):
-        participant = _parse_partition(path.parent.parent, "participant")
-        night = _parse_partition(path.parent, "night")
+    found: list[tuple[Path, Path, str | None]] = [
+        (p, p.parent, None) for p in base.glob(f"participant=*/night=*/{name}.parquet")
+    ]
+    found += [(p, p.parent.parent, _parse_partition(p.parent, "session"))
+              for p in base.glob(f"participant=*/night=*/session=*/{name}.parquet")]
+    for path, night_folder, session in sorted(found, key=lambda f: str(f[0])):
+        participant = _parse_partition(night_folder.parent, "participant")
+        night = _parse_partition(night_folder, "night")
         if participant is None or night is None:  # pragma: no cover - glob guarantees both
             continue
         try:
             night_value = dt.date.fromisoformat(night)
         except ValueError:
-            msg = f"folder {path.parent} does not name a night (YYYY-MM-DD); rename or remove it"
+            msg = f"folder {night_folder} does not name a night (YYYY-MM-DD); rename or remove it"
             raise StorageError(msg, path=str(path)) from None
         table = read_parquet_checked(path)
         parts.append(
             table.select(
                 pl.lit(participant, dtype=pl.String).alias("participant"),
                 pl.lit(night_value, dtype=pl.Date).alias("night"),
+                pl.lit(session, dtype=pl.String).alias("session"),
                 pl.all(),
             )
         )
     if not parts:
-        return pl.DataFrame(schema={"participant": pl.String, "night": pl.Date})
+        return pl.DataFrame(
+            schema={"participant": pl.String, "night": pl.Date, "session": pl.String}
+        )
     combined = pl.concat(parts, how="diagonal_relaxed")
-    return combined.sort(["participant", "night"], maintain_order=True)
+    return combined.sort(["participant", "night", "session"], maintain_order=True,
+                         nulls_last=False)

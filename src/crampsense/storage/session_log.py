@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +92,9 @@ _BUSY_TIMEOUT_S: Final = 10.0
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 _HEADER_LEN: Final = 100
 _RECORD_HINT: Final = "pass a session file written by `crampsense record`"
-_RESERVED_META: Final = frozenset({"format_version", "created_host_time_ns", "created_utc"})
+_RESERVED_META: Final = frozenset(
+    {"format_version", "created_host_time_ns", "created_utc", "session_id"}
+)
 
 _SCHEMA: Final = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)",
@@ -869,6 +873,20 @@ class SessionReader:
         )
         return [Segment(*row) for row in rows]
 
+    @property
+    def session_key(self) -> str:
+        """A short, stable key of this session (what the night tables are filed under).
+
+        The writer's random ``session_id`` (16 hex digits of it); files written before it
+        existed get ``legacy-`` and a digest of their creation metadata, so two different
+        sessions never share a key and the same file always gets the same one.
+        """
+        sid = self.metadata.get("session_id", "")
+        if sid:
+            return sid[:16]
+        blob = json.dumps(sorted(self.metadata.items())).encode("utf-8")
+        return "legacy-" + hashlib.sha256(blob).hexdigest()[:12]
+
     def time_span_ns(self) -> tuple[int, int]:
         """Earliest and latest host wall-clock time of any frame or mark (ns since the epoch).
 
@@ -990,8 +1008,8 @@ class SessionWriter:
         exists = self.path.exists()
         if exists and not append:
             msg = (
-                f"{self.path} already exists; choose a new file name, or continue that session "
-                "with append=True"
+                f"{self.path} already exists; record into a new file, or continue that "
+                "session (`crampsense record --continue`)"
             )
             raise StorageError(msg, path=str(self.path))
         if not exists or self.path.stat().st_size == 0:
@@ -1009,9 +1027,12 @@ class SessionWriter:
 
     def _create_file(self, metadata: dict[str, str], *, replace_empty: bool) -> None:
         """Build a complete empty session under a temporary name, then link it into place."""
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".creating", dir=self.path.parent
-        )
+        try:
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".creating", dir=self.path.parent
+            )
+        except OSError as exc:
+            raise self._os_error(exc, "create") from exc
         os.close(fd)
         tmp = Path(tmp_name)
         try:
@@ -1021,6 +1042,9 @@ class SessionWriter:
                 "format_version": str(FORMAT_VERSION),
                 "created_host_time_ns": str(now_ns),
                 "created_utc": datetime_from_ns(now_ns).isoformat(),
+                # Sessions are named by their start; simulated nights all start at the same
+                # simulated time, so the name alone does not tell two sessions apart.
+                "session_id": uuid.uuid4().hex,
                 "software": _software(),
             }
             conn = sqlite3.connect(tmp, isolation_level=None)
