@@ -1,0 +1,83 @@
+"""A walk over every command with the bad input a person can give: never an internal error.
+
+Each case must end in exit 1 (bad input or state) or 2 (command-line usage) with one line on
+stderr that is not ``internal error``, and must leave the data home as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from clihelp import run_cli
+from crampsense.cli.main import COMMANDS
+
+GARBAGE = b"\x00\x01not a recording at all\xff" * 100
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _cases(tmp: Path) -> list[list[str]]:
+    missing = str(tmp / "missing.edf")
+    garbage = tmp / "garbage.session"
+    garbage.write_bytes(GARBAGE)
+    edf = tmp / "garbage.edf"
+    edf.write_bytes(b"0       " + GARBAGE)
+    csv = tmp / "bad.csv"
+    csv.write_text("time_s,emg_l_uv\nabc,def\n")
+    folder = tmp / "a-folder"
+    folder.mkdir()
+    return [
+        ["analyze", missing],
+        ["analyze", str(garbage)],
+        ["analyze", str(edf)],
+        ["analyze", str(csv)],
+        ["analyze", str(folder)],
+        ["analyze", str(edf), "--emg", "nonsense"],
+        ["replay", missing],
+        ["replay", str(garbage)],
+        ["replay", str(folder)],
+        ["summary", "--session", str(garbage)],
+        ["summary"],
+        ["record"],
+        ["record", "--hours", "-1"],
+        ["record", "--simulate", "--continue"],
+        ["pair", "zz"],
+        ["pair", "C5:A3:00:00:00:99", "--placement", "left-calf", "--simulate"],
+        ["pair", "C5:A3:00:00:00:01", "--placement", "knee", "--simulate"],
+        ["devices", "--forget", "C5:A3:00:00:00:99"],
+        ["log"],
+        ["log", "water"],
+        ["log", "water", "lots"],
+        ["log", "unicorn", "3", "ml"],
+        ["log", "water", "500", "ml", "--at", "25:99"],
+        ["log", "--show", "0"],
+        ["demo", "--emg-rate", "50"],
+        ["evaluate", "--corpus", "enormous"],
+        ["no-such-command"],
+        ["--config", str(garbage), "devices"],
+    ]
+
+
+def test_bad_input_never_ends_in_an_internal_error(
+    crampsense_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (crampsense_home / "journal.txt").write_text("2026-11-20 07:45 water 500 ml\n")
+    before = _tree(crampsense_home)
+    seen: set[str] = set()
+    for args in _cases(tmp_path):
+        code, _out, err = run_cli(args, capsys)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code in (1, 2), (args, code, err)
+        assert len(lines) == 1, (args, err)
+        assert "internal error" not in lines[0], (args, err)
+        assert "Traceback" not in err
+        seen.add(args[0])
+    assert _tree(crampsense_home) == before
+    # every command that takes input from a person was walked
+    assert set(COMMANDS) - {"scan"} <= seen
