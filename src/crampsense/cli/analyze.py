@@ -36,15 +36,7 @@ from rich.table import Table
 from crampsense.cli.utils import get_context
 from crampsense.detection import CrampResults, DetectionParams, detect_cramps
 from crampsense.errors import UsageError
-from crampsense.pipeline.files import (
-    LEGS,
-    ChannelMap,
-    check_rates,
-    leg_signals,
-    map_channels,
-    open_source,
-    sniff,
-)
+from crampsense.pipeline.files import LEGS, ChannelMap, load_legs, sniff
 from crampsense.pipeline.replay import analyze_session
 from crampsense.summaries.morning import DISCLAIMER, format_duration
 
@@ -216,26 +208,19 @@ def run(ctx: click.Context, file: Path, emg_args: tuple[str, ...],
                  g.reason) for g in analysis.night.gaps]
         file_format = "session"
     else:
-        source = open_source(file, kind)
-        cmap = map_channels(source.channels, emg_args, acc_args, where=str(file))
+        loaded = load_legs(file, emg=emg_args, acc=acc_args)
+        cmap = loaded.channels
         for note in cmap.notes:
             info.print(f"note: {note}", markup=False)
-        if not cmap.emg and not cmap.acc:
-            shown = ", ".join(repr(ch.label) for ch in source.channels[:30])
-            raise UsageError(
-                f"no leg EMG or accelerometer channel recognised in {file} (channels: {shown}); "
-                "map them with --emg LABEL=left or --acc X,Y,Z=right")
-        check_rates(cmap)
         for line in cmap.describe():
             info.print(f"using {line}", markup=False)
         if not cmap.emg:
             info.print("note: no EMG mapped; accelerometer-only legs are reported as not "
                        "covered", markup=False)
-        legs = leg_signals(source, cmap)
-        start = source.start
-        results = detect_cramps(legs, start=start, params=params)
-        del legs
-        file_format = source.file_format
+        start = loaded.start
+        results = detect_cramps(loaded.legs, start=start, params=params)
+        file_format = loaded.file_format
+        del loaded
     doc = analysis_json(file=str(file), file_format=file_format, results=results, gaps=gaps,
                         channels=cmap)
     if as_json:

@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from crampsense.cli.utils import PARTICIPANT, get_context, local_tz
+from crampsense.cli.utils import PARTICIPANT, Context, get_context, local_tz
 from crampsense.config import Config
 from crampsense.detection import DetectionParams
 from crampsense.errors import StorageError
@@ -25,7 +25,7 @@ from crampsense.pipeline.replay import SessionAnalysis, analyze_session
 from crampsense.storage.nights import write_night_table
 from crampsense.summaries.morning import build_morning_summary, render_summary
 
-__all__ = ["replay_and_summarise", "replay_session", "run", "store_night"]
+__all__ = ["replay_and_summarise", "replay_command", "replay_session", "run", "store_night"]
 
 #: Bad journal lines named after a summary; more are counted, not listed.
 MAX_JOURNAL_ERRORS_SHOWN: Final = 5
@@ -179,8 +179,15 @@ def _night_json(analysis: SessionAnalysis) -> dict[str, Any]:
 @click.pass_context
 def run(ctx: click.Context, session: Path, as_json: bool, journal_path: Path | None) -> None:
     """Replay a recorded session through decoding and detection; print its summary."""
-    c = get_context(ctx)
-    replay_and_summarise(
+    replay_command(get_context(ctx), session, journal_path=journal_path, as_json=as_json)
+
+
+def replay_command(
+    c: Context, session: Path, *, journal_path: Path | None, as_json: bool
+) -> SessionAnalysis:
+    """What ``replay`` and ``summary`` run: :func:`replay_and_summarise` with the home's
+    journal (or the one the person named), storing into the home."""
+    return replay_and_summarise(
         c.out,
         session,
         config=c.config,

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from crampsense.cli.replay import replay_and_summarise
-from crampsense.cli.utils import get_context, local_tz
+from crampsense.cli.replay import replay_command
+from crampsense.cli.utils import get_context
 from crampsense.errors import StorageError
+from crampsense.pipeline.record import latest_session
 
 __all__ = ["run"]
 
@@ -23,21 +24,11 @@ def run(ctx: click.Context, session: Path | None, journal_path: Path | None) -> 
     """The morning summary of the latest night (or of --session)."""
     c = get_context(ctx)
     if session is None:
-        candidates = sorted(c.sessions_dir().glob("*.session")) if c.sessions_dir().is_dir() else []
-        if not candidates:
+        latest = latest_session(c.sessions_dir()) if c.sessions_dir().is_dir() else None
+        if latest is None:
             raise StorageError(
                 f"no recorded sessions in {c.sessions_dir()}; record one with "
                 "`crampsense record` (or try `crampsense demo`)"
             )
-        session = candidates[-1]
-    replay_and_summarise(
-        c.out,
-        session,
-        config=c.config,
-        journal_path=journal_path or c.data_dir / "journal.txt",
-        as_json=False,
-        tz=local_tz(),
-        store_root=c.data_dir,
-        err=c.err,
-        journal_explicit=journal_path is not None,
-    )
+        session = latest
+    replay_command(c, session, journal_path=journal_path, as_json=False)

@@ -36,6 +36,7 @@ __all__ = [
     "Channel",
     "ChannelMap",
     "FileSource",
+    "LoadedLegs",
     "acc_scale",
     "auto_map",
     "check_rates",
@@ -408,9 +409,21 @@ def open_source(path: Path, kind: str) -> FileSource:
     return _edf_source(path) if kind == "edf" else _samples_source(path, kind)
 
 
-def load_legs(
-    path: Path, *, emg: Sequence[str] = (), acc: Sequence[str] = ()
-) -> tuple[datetime, list[LegSignals], ChannelMap]:
+@dataclass(frozen=True, slots=True)
+class LoadedLegs:
+    """A recording file read for the detector (see :func:`load_legs`)."""
+
+    #: The recording's start (EDF stores no time zone: taken as UTC).
+    start: datetime
+    #: One per mapped leg, ready for :func:`~crampsense.detection.detect_cramps`.
+    legs: list[LegSignals]
+    #: What was mapped, with notes on what was skipped.
+    channels: ChannelMap
+    #: ``"EDF"``, ``"EDF+C"``, ``"BDF"``, ``"BDF+C"``, ``"csv"`` or ``"parquet"``.
+    file_format: str
+
+
+def load_legs(path: Path, *, emg: Sequence[str] = (), acc: Sequence[str] = ()) -> LoadedLegs:
     """Read an EDF/EDF+/BDF or CSV/Parquet sample file into the detector's legs in one call.
 
     Parameters
@@ -423,12 +436,8 @@ def load_legs(
 
     Returns
     -------
-    start : datetime
-        The recording's start (EDF stores no time zone: taken as UTC).
-    legs : list of LegSignals
-        One per mapped leg, ready for :func:`~crampsense.detection.detect_cramps`.
-    channels : ChannelMap
-        What was mapped, with notes on what was skipped.
+    LoadedLegs
+        Start, legs, the channel map and the file's format.
 
     Raises
     ------
@@ -453,4 +462,4 @@ def load_legs(
             f"no leg EMG or accelerometer channel recognised in {path} (channels: {shown}); "
             "map them, e.g. emg=['EMG L=left'] or acc=['AX,AY,AZ=right']")
     check_rates(cmap)
-    return source.start, leg_signals(source, cmap), cmap
+    return LoadedLegs(source.start, leg_signals(source, cmap), cmap, source.file_format)
