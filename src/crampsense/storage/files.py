@@ -28,6 +28,7 @@ import logging
 import os
 import stat
 import struct
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "fsync_dir",
     "private_dir",
     "read_parquet_checked",
+    "try_lock_exclusive",
     "write_parquet_atomic",
 ]
 
@@ -199,6 +201,25 @@ def append_line_durable(path: Path, line: bytes) -> None:
     except OSError as exc:
         raise _os_error(exc, path, "append to") from exc
 
+
+
+def try_lock_exclusive(fd: int) -> bool:
+    """Take an exclusive advisory ``flock`` on an open file without waiting.
+
+    Returns ``False`` when another open file description holds it (another process, or
+    another ``open`` in this one); ``True`` when taken, and always on platforms without
+    ``flock`` (Windows), where nothing is locked. The lock lasts until ``fd`` is closed, and
+    the kernel drops it when the process dies, even on kill -9.
+    """
+    if sys.platform == "win32":  # pragma: no cover - no flock
+        return True
+    import fcntl  # noqa: PLC0415 - POSIX only
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
 
 def _temp_path(path: Path) -> Path:
     """Create an empty owner-only temporary file next to ``path`` and return its name."""

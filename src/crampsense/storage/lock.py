@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
 from crampsense.errors import StorageError
-from crampsense.storage.files import FILE_MODE, private_dir
+from crampsense.storage.files import FILE_MODE, private_dir, try_lock_exclusive
 
 __all__ = ["LOCK_FILE", "HomeLock"]
 
@@ -67,17 +66,12 @@ class HomeLock:
             msg = (f"cannot create the recorder lock {self.path}: {exc.strerror or exc}; "
                    "check that the data folder is yours and writable")
             raise StorageError(msg, path=str(self.path)) from exc
-        if sys.platform != "win32":  # pragma: no branch - no flock on Windows
-            import fcntl  # noqa: PLC0415 - POSIX only
-
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                who = self.holder() or "another process"
-                msg = (f"another recorder is already running in {self.path.parent} ({who}); "
-                       "stop it first (Ctrl-C or `kill PID`), or use another CRAMPSENSE_HOME")
-                raise StorageError(msg, path=str(self.path)) from exc
+        if not try_lock_exclusive(fd):
+            os.close(fd)
+            who = self.holder() or "another process"
+            msg = (f"another recorder is already running in {self.path.parent} ({who}); "
+                   "stop it first (Ctrl-C or `kill PID`), or use another CRAMPSENSE_HOME")
+            raise StorageError(msg, path=str(self.path))
         doc = {"pid": os.getpid(), "command": self.command,
                "since": datetime.now(UTC).isoformat(timespec="seconds")}
         os.ftruncate(fd, 0)

@@ -39,7 +39,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -54,7 +53,7 @@ import numpy.typing as npt
 from crampsense.clock import Clock, datetime_from_ns
 from crampsense.errors import CorruptFileError, DiskFullError, ForeignFileError, StorageError
 from crampsense.models import DeviceInfo, Frame, MarkKind
-from crampsense.storage.files import FILE_MODE, fsync_dir, private_dir
+from crampsense.storage.files import FILE_MODE, fsync_dir, private_dir, try_lock_exclusive
 
 __all__ = [
     "APPLICATION_ID",
@@ -1139,23 +1138,17 @@ class SessionWriter:
 
     def _take_lock(self) -> None:
         """Hold an exclusive advisory lock so that two writers never append to one file."""
-        if sys.platform == "win32":  # pragma: no cover - no flock; SQLite still serialises
-            return
-        import fcntl  # noqa: PLC0415 - POSIX only
-
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except OSError as exc:
             raise self._os_error(exc, "open") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+        if not try_lock_exclusive(fd):  # (no flock on Windows: SQLite still serialises)
             os.close(fd)
             msg = (
                 f"{self.path} is being written by another crampsense process; stop that "
                 "recorder first or record into another file"
             )
-            raise StorageError(msg, path=str(self.path)) from exc
+            raise StorageError(msg, path=str(self.path))
         self._lock_fd = fd
 
     def _release_lock(self) -> None:
