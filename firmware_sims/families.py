@@ -31,12 +31,14 @@ import numpy.typing as npt
 
 from crampsense.clock import ns_from_datetime
 from crampsense.devices.base import DeviceProtocol
-from crampsense.devices.heart_rate import (
+from crampsense.devices.gatt import (
     DEVICE_INFORMATION_UUIDS,
     HEART_RATE_MEASUREMENT_UUID,
+    decode_dis_string,
+)
+from crampsense.devices.heart_rate import (
     RR_TICKS_PER_S,
     HeartRateProtocol,
-    decode_dis_string,
     encode_heart_rate_measurement,
 )
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder

@@ -57,7 +57,7 @@ from crampsense.devices.ganglion import (
     fw3_absolute_fields,
     uv_to_counts,
 )
-from crampsense.devices.heart_rate import DEVICE_INFORMATION_UUIDS
+from crampsense.devices.gatt import DEVICE_INFORMATION_UUIDS
 from firmware_sims.peripheral import (
     ATT_ATTRIBUTE_NOT_FOUND,
     ATT_READ_NOT_PERMITTED,

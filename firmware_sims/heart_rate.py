@@ -27,18 +27,17 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from crampsense.devices.heart_rate import (
+from crampsense.devices.gatt import (
     BATTERY_LEVEL_UUID,
     BATTERY_SERVICE_UUID,
     BODY_SENSOR_LOCATION_UUID,
     DEVICE_INFORMATION_SERVICE_UUID,
     DEVICE_INFORMATION_UUIDS,
+    HEART_RATE_CONTROL_POINT_UUID,
     HEART_RATE_MEASUREMENT_UUID,
     HEART_RATE_SERVICE_UUID,
-    RR_TICKS_PER_S,
-    encode_heart_rate_measurement,
-    sig_uuid,
 )
+from crampsense.devices.heart_rate import RR_TICKS_PER_S, encode_heart_rate_measurement
 from firmware_sims.peripheral import (
     ATT_HEADER_BYTES,
     ATT_READ_NOT_PERMITTED,
@@ -53,13 +52,11 @@ from firmware_sims.peripheral import (
 
 __all__ = [
     "ENERGY_EVERY_N",
-    "HEART_RATE_CONTROL_POINT_UUID",
     "NOTIFY_INTERVAL_S",
     "HeartRateStrap",
     "sleeping_hr_bpm",
 ]
 
-HEART_RATE_CONTROL_POINT_UUID: Final = sig_uuid(0x2A39)
 
 #: Heart Rate Measurement notification period (s). Straps notify about once a second.
 NOTIFY_INTERVAL_S: Final = 1.0

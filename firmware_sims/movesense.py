@@ -27,10 +27,7 @@ from typing import Final
 
 import numpy as np
 
-from crampsense.devices.heart_rate import (
-    DEVICE_INFORMATION_SERVICE_UUID,
-    DEVICE_INFORMATION_UUIDS,
-)
+from crampsense.devices.gatt import DEVICE_INFORMATION_SERVICE_UUID, DEVICE_INFORMATION_UUIDS
 from crampsense.devices.movesense import (
     MPS2_PER_G,
     NOTIFY_UUID,

@@ -37,15 +37,15 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from crampsense.devices.heart_rate import (
+from crampsense.devices.gatt import (
     BATTERY_LEVEL_UUID,
     BATTERY_SERVICE_UUID,
     DEVICE_INFORMATION_SERVICE_UUID,
     DEVICE_INFORMATION_UUIDS,
     HEART_RATE_MEASUREMENT_UUID,
     HEART_RATE_SERVICE_UUID,
-    encode_heart_rate_measurement,
 )
+from crampsense.devices.heart_rate import encode_heart_rate_measurement
 from crampsense.devices.polar import (
     CLOCK_RESET_NS,
     CONTROL_UUID,

@@ -14,7 +14,6 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakGATTProtocolError
 from firmware_sims.heart_rate import (
-    HEART_RATE_CONTROL_POINT_UUID,
     SLEEP_HR_MAX_BPM,
     SLEEP_HR_MIN_BPM,
     HeartRateStrap,
@@ -26,18 +25,21 @@ from hypothesis import strategies as st
 
 from crampsense.clock import FakeClock
 from crampsense.devices import registry
-from crampsense.devices.heart_rate import (
+from crampsense.devices.gatt import (
     BATTERY_LEVEL_UUID,
     BODY_SENSOR_LOCATION_UUID,
     DEVICE_INFORMATION_UUIDS,
-    FLAG_CONTACT_DETECTED,
+    HEART_RATE_CONTROL_POINT_UUID,
     HEART_RATE_MEASUREMENT_UUID,
     HEART_RATE_SERVICE_UUID,
+    decode_battery_level,
+    decode_dis_string,
+)
+from crampsense.devices.heart_rate import (
+    FLAG_CONTACT_DETECTED,
     HeartRateMeasurement,
     HeartRateProtocol,
-    decode_battery_level,
     decode_body_sensor_location,
-    decode_dis_string,
     decode_heart_rate_measurement,
     encode_heart_rate_measurement,
 )

@@ -30,12 +30,8 @@ from crampsense.clock import FakeClock, datetime_from_ns
 from crampsense.devices import heart_rate as hr_module
 from crampsense.devices import reference_band as rb
 from crampsense.devices.base import DeviceProtocol, PacketBatch
-from crampsense.devices.heart_rate import (
-    BATTERY_LEVEL_UUID,
-    HEART_RATE_MEASUREMENT_UUID,
-    HeartRateProtocol,
-    encode_heart_rate_measurement,
-)
+from crampsense.devices.gatt import BATTERY_LEVEL_UUID, HEART_RATE_MEASUREMENT_UUID
+from crampsense.devices.heart_rate import HeartRateProtocol, encode_heart_rate_measurement
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
 from crampsense.errors import CorruptFileError, DecodeError
 from crampsense.models import DeviceInfo, Frame, SampleBlock

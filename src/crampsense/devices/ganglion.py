@@ -70,10 +70,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crampsense.devices.base import Capability, DeviceProtocol, GattWrite, PacketBatch
-from crampsense.devices.heart_rate import (
-    DEVICE_INFORMATION_SERVICE_UUID,
-    DEVICE_INFORMATION_UUIDS,
-)
+from crampsense.devices.gatt import DEVICE_INFORMATION_SERVICE_UUID, DEVICE_INFORMATION_UUIDS
 from crampsense.devices.timeline import TimelineBuilder
 from crampsense.errors import ConfigError, DecodeError
 from crampsense.models import PLACEMENTS, Frame, SampleBlock

@@ -34,64 +34,33 @@ import numpy as np
 import numpy.typing as npt
 
 from crampsense.devices.base import Capability, DeviceProtocol, GattWrite, PacketBatch
+from crampsense.devices.gatt import (
+    BATTERY_LEVEL_UUID,
+    DEVICE_INFORMATION_UUIDS,
+    HEART_RATE_MEASUREMENT_UUID,
+    HEART_RATE_SERVICE_UUID,
+    decode_battery_level,
+)
 from crampsense.errors import DecodeError
 from crampsense.models import Frame, SampleBlock
 
 __all__ = [
-    "BATTERY_LEVEL_UUID",
-    "BATTERY_SERVICE_UUID",
     "BODY_SENSOR_LOCATIONS",
-    "BODY_SENSOR_LOCATION_UUID",
-    "DEVICE_INFORMATION_SERVICE_UUID",
-    "DEVICE_INFORMATION_UUIDS",
     "FLAG_CONTACT_DETECTED",
     "FLAG_CONTACT_SUPPORTED",
     "FLAG_ENERGY_PRESENT",
     "FLAG_HR_U16",
     "FLAG_RR_PRESENT",
-    "HEART_RATE_MEASUREMENT_UUID",
-    "HEART_RATE_SERVICE_UUID",
     "RR_TICKS_PER_S",
     "HeartRateMeasurement",
     "HeartRateProtocol",
-    "decode_battery_level",
     "decode_body_sensor_location",
-    "decode_dis_string",
     "decode_heart_rate_measurement",
     "encode_heart_rate_measurement",
-    "sig_uuid",
 ]
 
 logger = logging.getLogger(__name__)
 
-
-def sig_uuid(short: int) -> str:
-    """The lower-case 128-bit form of a 16-bit Bluetooth SIG UUID.
-
-    Examples
-    --------
-    >>> sig_uuid(0x2A37)
-    '00002a37-0000-1000-8000-00805f9b34fb'
-    """
-    return f"0000{short:04x}-0000-1000-8000-00805f9b34fb"
-
-
-HEART_RATE_SERVICE_UUID: Final = sig_uuid(0x180D)
-HEART_RATE_MEASUREMENT_UUID: Final = sig_uuid(0x2A37)
-BODY_SENSOR_LOCATION_UUID: Final = sig_uuid(0x2A38)
-BATTERY_SERVICE_UUID: Final = sig_uuid(0x180F)
-BATTERY_LEVEL_UUID: Final = sig_uuid(0x2A19)
-DEVICE_INFORMATION_SERVICE_UUID: Final = sig_uuid(0x180A)
-
-#: Device Information Service string characteristics, field name -> UUID ([2]_).
-DEVICE_INFORMATION_UUIDS: Final[Mapping[str, str]] = {
-    "manufacturer": sig_uuid(0x2A29),
-    "model": sig_uuid(0x2A24),
-    "serial": sig_uuid(0x2A25),
-    "hardware": sig_uuid(0x2A27),
-    "firmware": sig_uuid(0x2A26),
-    "software": sig_uuid(0x2A28),
-}
 
 #: Body Sensor Location (0x2A38) values ([1]_); other values are reserved.
 BODY_SENSOR_LOCATIONS: Final[Mapping[int, str]] = {
@@ -116,8 +85,6 @@ RR_TICKS_PER_S: Final = 1024
 _U16_MAX: Final = 0xFFFF
 #: Largest heart rate that fits the compact u8 form (bpm).
 _U8_MAX: Final = 0xFF
-#: Largest Battery Level value; 101-255 are reserved ([2]_).
-BATTERY_MAX_PERCENT: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,24 +316,6 @@ def encode_heart_rate_measurement(
     return bytes(out)
 
 
-def decode_battery_level(payload: bytes | bytearray) -> int:
-    """Decode Battery Level (``0x2A19``): one u8, percent 0-100.
-
-    Raises
-    ------
-    DecodeError
-        Not exactly one byte, or a reserved value above 100.
-    """
-    if len(payload) != 1:
-        msg = f"battery level must be 1 byte, got {len(payload)}; not a 0x2A19 value"
-        raise DecodeError(msg, offset=min(len(payload), 1), field="battery_level")
-    level = payload[0]
-    if level > BATTERY_MAX_PERCENT:
-        msg = f"battery level {level} is a reserved value; allowed are 0 to 100 percent"
-        raise DecodeError(msg, offset=0, field="battery_level")
-    return level
-
-
 def decode_body_sensor_location(payload: bytes | bytearray) -> str:
     """Decode Body Sensor Location (``0x2A38``) to a name (``"chest"``, ...).
 
@@ -383,21 +332,6 @@ def decode_body_sensor_location(payload: bytes | bytearray) -> str:
         msg = f"body sensor location {payload[0]} is reserved; known values are 0 to 6"
         raise DecodeError(msg, offset=0, field="body_sensor_location")
     return name
-
-
-def decode_dis_string(payload: bytes | bytearray, field: str = "device_information") -> str:
-    """Decode a Device Information string (UTF-8; trailing NUL padding removed).
-
-    Raises
-    ------
-    DecodeError
-        The bytes are not UTF-8.
-    """
-    try:
-        return bytes(payload).decode("utf-8").rstrip("\x00")
-    except UnicodeDecodeError as exc:
-        msg = f"device information {field!r} is not UTF-8 ({exc.reason}); read it again"
-        raise DecodeError(msg, offset=exc.start, field=field) from exc
 
 
 #: Measurements of one layout (flags byte and length) are decoded together only when at least

@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crampsense.devices.base import Capability, DeviceProtocol, GattWrite, PacketBatch
-from crampsense.devices.heart_rate import (
+from crampsense.devices.gatt import (
     BATTERY_LEVEL_UUID,
     BATTERY_SERVICE_UUID,
     DEVICE_INFORMATION_SERVICE_UUID,
