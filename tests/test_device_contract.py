@@ -137,7 +137,7 @@ def test_metadata_rebuilds_the_protocol(family: str) -> None:
 def test_device_profile_agrees_with_the_protocol(family: str) -> None:
     c = CASES[family]
     profiles = registry.load_profiles()
-    assert c.family in profiles, f"configs/devices/{c.family}.toml is missing"
+    assert c.family in profiles, f"devices/profiles/{c.family}.toml is missing"
     registry.check_profile(profiles[c.family])  # against the family's default options
     assert profiles[c.family].default_placement is not None
 

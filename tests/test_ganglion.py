@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from crampsense.clock import FakeClock
 from crampsense.devices import ganglion as gg
 from crampsense.devices.base import GattWrite, PacketBatch
+from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
 from ingesthelp import ListSink, ingest_world
@@ -364,7 +365,7 @@ def test_identity_and_commands() -> None:
 
 
 def test_device_profile_agrees_with_the_protocol() -> None:
-    cfg = tomllib.loads((ROOT / "configs" / "devices" / "openbci-ganglion.toml").read_text())
+    cfg = tomllib.loads((PROFILE_DIR / "openbci-ganglion.toml").read_text())
     proto = gg.GanglionProtocol()
     assert cfg["family"] == proto.family
     assert cfg["match_service_uuids"] == [gg.SERVICE_UUID]

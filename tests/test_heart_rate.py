@@ -43,6 +43,7 @@ from crampsense.devices.heart_rate import (
     decode_heart_rate_measurement,
     encode_heart_rate_measurement,
 )
+from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError, DeviceError
 from crampsense.models import Frame
 
@@ -248,7 +249,7 @@ def test_registry_registers_the_reference_band_when_its_module_exists() -> None:
 
 
 def test_device_profile_agrees_with_the_protocol() -> None:
-    profile = tomllib.loads((ROOT / "configs" / "devices" / "heart-rate.toml").read_text())
+    profile = tomllib.loads((PROFILE_DIR / "heart-rate.toml").read_text())
     proto = HeartRateProtocol()
     assert profile["family"] == proto.family
     assert profile["data_uuids"] == list(proto.data_uuids())

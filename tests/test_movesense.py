@@ -18,6 +18,7 @@ from firmware_sims.world import SimulatedWorld
 from crampsense.clock import FakeClock
 from crampsense.devices import movesense as ms
 from crampsense.devices.base import GattWrite
+from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
 from ingesthelp import ListSink, ingest_world
@@ -203,7 +204,7 @@ def test_protocol_identity_metadata_and_profile() -> None:
         ms.MovesenseProtocol("/Meas/ECG/128")
     with pytest.raises(ConfigError):
         ms.MovesenseProtocol("/Meas/Acc/50")
-    cfg = tomllib.loads((ROOT / "configs" / "devices" / "movesense.toml").read_text())
+    cfg = tomllib.loads((PROFILE_DIR / "movesense.toml").read_text())
     assert cfg["family"] == proto.family
     assert cfg["match_service_uuids"] == [ms.SERVICE_UUID]
     assert tuple(cfg["data_uuids"]) == proto.data_uuids()

@@ -32,6 +32,7 @@ import crampsense.transport.ingest as ingest
 from crampsense.clock import FakeClock
 from crampsense.devices import polar as pd
 from crampsense.devices.base import ControlEvent
+from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import DeviceInfo, Frame
 from crampsense.transport.ingest import IngestSession
@@ -336,7 +337,7 @@ def test_metadata_rebuilds_the_protocol() -> None:
 
 
 def test_profile_agrees_with_the_models() -> None:
-    doc = tomllib.loads((ROOT / "configs" / "devices" / "polar-pmd.toml").read_text())
+    doc = tomllib.loads((PROFILE_DIR / "polar-pmd.toml").read_text())
     assert doc["family"] == pd.PolarPmdProtocol.family
     assert doc["data_uuids"] == [pd.DATA_UUID]
     assert doc["control_uuids"] == [pd.CONTROL_UUID]

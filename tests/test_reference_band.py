@@ -34,6 +34,7 @@ from crampsense.clock import FakeClock
 from crampsense.devices import reference_band as rb
 from crampsense.devices import registry
 from crampsense.devices.base import GattWrite
+from crampsense.devices.registry import PROFILE_DIR
 from crampsense.devices.timeline import StreamTimeline
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import Frame, SampleBlock
@@ -747,7 +748,7 @@ def test_registry_identifies_the_band_first() -> None:
 
 
 def test_device_profile_agrees_with_the_protocol() -> None:
-    cfg = tomllib.loads((ROOT / "configs" / "devices" / "crampsense-band.toml").read_text())
+    cfg = tomllib.loads((PROFILE_DIR / "crampsense-band.toml").read_text())
     proto = rb.ReferenceBandProtocol()
     assert cfg["family"] == proto.family
     assert cfg["protocol_version"] == rb.PROTOCOL_VERSION

@@ -245,7 +245,7 @@ def raw_resolution_bits(measurement_type: int, frame_type: int) -> tuple[int, in
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """What one Polar model offers over PMD (mirrored by ``configs/devices/polar-*.toml``).
+    """What one Polar model offers over PMD (mirrored by ``devices/profiles/polar-pmd.toml``).
 
     Attributes
     ----------
