@@ -4,8 +4,8 @@ A :class:`FamilyCase` says, for one device family, how to build its protocol and
 simulator that measures a *known* signal, which streams it must deliver (unit, channels,
 rate, characteristic), what the simulator was given (:class:`Truth`), how to encode packets
 directly for round trips, and which malformed packets must be rejected with what field.
-``tests/test_device_contract.py`` runs the same checks over every case in :data:`CASES`;
-``tests/test_decoder_fuzz.py`` fuzzes every case's decoders with its real packets.
+``tests/devices/test_device_contract.py`` runs the same checks over every case in :data:`CASES`;
+``tests/devices/test_decoder_fuzz.py`` fuzzes every case's decoders with its real packets.
 
 Families whose modules are not importable (not written yet, or broken) are left out of
 :data:`CASES` with a log line, the way :mod:`crampsense.devices.registry` leaves them out.

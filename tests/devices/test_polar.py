@@ -38,7 +38,7 @@ from crampsense.models import DeviceInfo, Frame
 from crampsense.transport.ingest import IngestSession
 from ingesthelp import ListSink, ingest_world
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADDR = "A0:9E:1A:00:00:10"
 HOST0_S = 1_736_980_200  # 2025-01-15T22:30:00Z
 

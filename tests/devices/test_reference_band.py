@@ -39,7 +39,7 @@ from crampsense.devices.timeline import StreamTimeline
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import Frame, SampleBlock
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "reference-band.md"
 ADDR = "CB:00:00:00:00:01"
 HOST0_NS = 1_736_980_200 * 10**9  # 2025-01-15T22:30:00Z

@@ -47,7 +47,7 @@ from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError, DeviceError
 from crampsense.models import Frame
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STRAP = "HR:00:00:00:00:01"
 T0 = datetime(2025, 1, 10, 22, 0, tzinfo=UTC)
 

@@ -26,7 +26,7 @@ from crampsense.errors import ConfigError, DecodeError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
 from ingesthelp import ListSink, ingest_world
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADDR = "GA:00:00:00:00:01"
 HOST0_NS = 1_736_980_200 * 10**9
 #: The PROTOCOLS.md vector (OpenBCI NodeJS Ganglion tests): a 19-bit delta packet, ID 106.

@@ -23,7 +23,7 @@ from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
 from ingesthelp import ListSink, ingest_world
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADDR = "MS:00:00:00:00:01"
 HOST0_NS = 1_736_980_200 * 10**9
 
