@@ -58,6 +58,7 @@ from crampsense.devices.ganglion import (
     uv_to_counts,
 )
 from crampsense.devices.gatt import DEVICE_INFORMATION_UUIDS
+from crampsense.models import G_MG
 from firmware_sims.peripheral import (
     ATT_ATTRIBUTE_NOT_FOUND,
     ATT_READ_NOT_PERMITTED,
@@ -349,7 +350,7 @@ class Ganglion(SimulatedPeripheral):
         lo, hi = int(idx.min()), int(idx.max()) + 1
         mg = np.asarray(src.acc_mg(lo, hi - lo), dtype=np.float64)[:, idx - lo]
         counts = np.clip(
-            np.rint(mg / (self.acc_g_per_count * 1000.0)), _I8_MIN, _I8_MAX
+            np.rint(mg / (self.acc_g_per_count * G_MG)), _I8_MIN, _I8_MAX
         ).astype(np.int64)
         digit = ids % 10
         if self.firmware == 2:

@@ -42,6 +42,7 @@ from crampsense.devices.movesense import (
     split_message,
 )
 from crampsense.errors import ConfigError
+from crampsense.models import G_MG
 from firmware_sims.peripheral import (
     ATT_ATTRIBUTE_NOT_FOUND,
     ATT_READ_NOT_PERMITTED,
@@ -239,7 +240,7 @@ class Movesense(SimulatedPeripheral):
             idx = sub.src0 + np.floor(k * (self.source.acc_fs_hz / rate)).astype(np.int64)
             lo, hi = int(idx[0]), int(idx[-1]) + 1
             mg = np.asarray(self.source.acc_mg(lo, hi - lo), dtype=np.float64)[:, idx - lo]
-            mps2 = mg.T * (MPS2_PER_G / 1000.0)
+            mps2 = mg.T * (MPS2_PER_G / G_MG)
             if sub.resource.kind == "IMU6":
                 gyro = np.broadcast_to(np.asarray(GYRO_BIAS_DPS), mps2.shape)
                 mps2 = np.concatenate([mps2, gyro], axis=1)

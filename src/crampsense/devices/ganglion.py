@@ -73,7 +73,7 @@ from crampsense.devices.base import Capability, DeviceProtocol, GattWrite, Packe
 from crampsense.devices.gatt import DEVICE_INFORMATION_SERVICE_UUID, DEVICE_INFORMATION_UUIDS
 from crampsense.devices.timeline import TimelineBuilder
 from crampsense.errors import ConfigError, DecodeError
-from crampsense.models import PLACEMENTS, Frame, SampleBlock
+from crampsense.models import ACC_UNIT, EMG_UNIT, G_MG, PLACEMENTS, Frame, SampleBlock
 
 __all__ = [
     "ACC_CHANNELS",
@@ -186,7 +186,6 @@ ACC_CHANNELS: Final = ("x", "y", "z")
 _I24_MAX: Final = 2**23 - 1
 _I24_MIN: Final = -(2**23)
 _RAW_PADDING: Final = b"ABCDEFG"
-_STANDARD_GRAVITY_MG: Final = 1000.0
 
 # --------------------------------------------------------------------------- channel map
 
@@ -634,9 +633,9 @@ class GanglionProtocol(DeviceProtocol):
         return any(name.startswith(p) for p in NAME_PREFIXES)
 
     def capabilities(self) -> tuple[Capability, ...]:
-        caps = [Capability("emg", EMG_CHANNELS, "uV", float(FS_HZ))]
+        caps = [Capability("emg", EMG_CHANNELS, EMG_UNIT, float(FS_HZ))]
         if self.accelerometer:
-            caps.append(Capability("acc", ACC_CHANNELS, "mg", float(ACC_FS_HZ)))
+            caps.append(Capability("acc", ACC_CHANNELS, ACC_UNIT, float(ACC_FS_HZ)))
         return tuple(caps)
 
     def control_uuids(self) -> tuple[str, ...]:
@@ -766,7 +765,7 @@ class GanglionProtocol(DeviceProtocol):
         emg_uv = _counts_to_uv(res.counts)
         blocks = [
             SampleBlock(
-                frame.device_address, "emg", EMG_CHANNELS, "uV", float(FS_HZ), emg_uv,
+                frame.device_address, "emg", EMG_CHANNELS, EMG_UNIT, float(FS_HZ), emg_uv,
                 device_ticks=int(res.ticks[0]), sequence=int(res.seq[0] % SEQ_MODULO),
                 flags=int(res.flags[0]),
             )
@@ -774,7 +773,7 @@ class GanglionProtocol(DeviceProtocol):
         if res.acc_index.size:
             blocks.append(
                 SampleBlock(
-                    frame.device_address, "acc", ACC_CHANNELS, "mg", float(ACC_FS_HZ),
+                    frame.device_address, "acc", ACC_CHANNELS, ACC_UNIT, float(ACC_FS_HZ),
                     self._acc_mg(res.acc_counts), device_ticks=int(res.ticks[0]),
                     sequence=None, flags=0,
                 )
@@ -782,7 +781,7 @@ class GanglionProtocol(DeviceProtocol):
         return blocks
 
     def _acc_mg(self, acc_counts: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        scale = self.acc_g_per_count * _STANDARD_GRAVITY_MG
+        scale = self.acc_g_per_count * G_MG
         return (acc_counts.T.astype(np.float64) * scale).astype(np.float32)
 
     def decode_batch(
@@ -823,7 +822,7 @@ class GanglionProtocol(DeviceProtocol):
         res = self._chain_decode(self._bound, rows, host[index])
         out = [
             PacketBatch(
-                stream="emg", channels=EMG_CHANNELS, unit="uV", fs_hz=float(FS_HZ),
+                stream="emg", channels=EMG_CHANNELS, unit=EMG_UNIT, fs_hz=float(FS_HZ),
                 index=index, values=_counts_to_uv(res.counts), n_samples=res.n,
                 sequence=res.seq % SEQ_MODULO, device_ticks=res.ticks, flags=res.flags,
             )
@@ -832,7 +831,7 @@ class GanglionProtocol(DeviceProtocol):
             a = res.acc_index
             out.append(
                 PacketBatch(
-                    stream="acc", channels=ACC_CHANNELS, unit="mg", fs_hz=float(ACC_FS_HZ),
+                    stream="acc", channels=ACC_CHANNELS, unit=ACC_UNIT, fs_hz=float(ACC_FS_HZ),
                     index=index[a], values=self._acc_mg(res.acc_counts),
                     n_samples=np.ones(a.size, np.int64),
                     sequence=np.full(a.size, -1, np.int64), device_ticks=res.ticks[a],

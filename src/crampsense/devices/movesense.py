@@ -67,7 +67,7 @@ import numpy.typing as npt
 from crampsense.devices.base import Capability, DeviceProtocol, GattWrite, PacketBatch
 from crampsense.devices.timeline import TimelineBuilder
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
-from crampsense.models import Frame, SampleBlock
+from crampsense.models import ACC_UNIT, G_MG, Frame, SampleBlock
 
 __all__ = [
     "ACC_CHANNELS",
@@ -192,7 +192,7 @@ def mps2_to_mg(values: npt.ArrayLike) -> npt.NDArray[np.float32]:
     # which detection treats as invalid, like a gap.
     with np.errstate(over="ignore", invalid="ignore"):
         v = np.asarray(values, dtype=np.float64)
-        out: npt.NDArray[np.float32] = (v * (1000.0 / MPS2_PER_G)).astype(np.float32)
+        out: npt.NDArray[np.float32] = (v * (G_MG / MPS2_PER_G)).astype(np.float32)
     return out
 
 
@@ -344,7 +344,7 @@ class MovesenseProtocol(DeviceProtocol):
 
     def capabilities(self) -> tuple[Capability, ...]:
         fs = float(self.resource.rate_hz)
-        caps = [Capability("acc", ACC_CHANNELS, "mg", fs)]
+        caps = [Capability("acc", ACC_CHANNELS, ACC_UNIT, fs)]
         if self.resource.kind == "IMU6":
             caps.append(Capability("gyro", GYRO_CHANNELS, "dps", fs))
         return tuple(caps)
@@ -398,7 +398,7 @@ class MovesenseProtocol(DeviceProtocol):
         ticks, values = self._values(message)
         fs = float(self.resource.rate_hz)
         out = [
-            SampleBlock(address, "acc", ACC_CHANNELS, "mg", fs, mps2_to_mg(values[:, :3].T),
+            SampleBlock(address, "acc", ACC_CHANNELS, ACC_UNIT, fs, mps2_to_mg(values[:, :3].T),
                         device_ticks=ticks)
         ]
         if self.resource.kind == "IMU6":
@@ -545,7 +545,7 @@ class MovesenseProtocol(DeviceProtocol):
                                values=v, n_samples=counts, sequence=none, device_ticks=ticks,
                                flags=zeros)
 
-        out = [batch("acc", ACC_CHANNELS, "mg", mps2_to_mg(acc.reshape(k * n, 3).T))]
+        out = [batch("acc", ACC_CHANNELS, ACC_UNIT, mps2_to_mg(acc.reshape(k * n, 3).T))]
         if gyro is not None:
             out.append(batch("gyro", GYRO_CHANNELS, "dps",
                              gyro.reshape(k * n, 3).T.astype(np.float32)))

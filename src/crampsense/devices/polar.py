@@ -52,7 +52,7 @@ from crampsense.devices.base import (
 )
 from crampsense.devices.timeline import TimelineBuilder
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
-from crampsense.models import Frame, SampleBlock
+from crampsense.models import ACC_UNIT, ECG_UNIT, Frame, SampleBlock
 
 __all__ = [
     "ACC_CHANNELS",
@@ -1090,9 +1090,9 @@ class PolarPmdProtocol(DeviceProtocol):
         return self.for_name(device_info.get("model"))
 
     def capabilities(self) -> tuple[Capability, ...]:
-        caps = [Capability("acc", ACC_CHANNELS, "mg", float(self.acc_fs_hz))]
+        caps = [Capability("acc", ACC_CHANNELS, ACC_UNIT, float(self.acc_fs_hz))]
         if self.ecg:
-            caps.append(Capability("ecg", ECG_CHANNELS, "uV", float(self.ecg_fs_hz)))
+            caps.append(Capability("ecg", ECG_CHANNELS, ECG_UNIT, float(self.ecg_fs_hz)))
         return tuple(caps)
 
     def control_uuids(self) -> tuple[str, ...]:
@@ -1213,8 +1213,8 @@ class PolarPmdProtocol(DeviceProtocol):
 
     def _stream_of(self, mtype: int) -> tuple[str, tuple[str, ...], str, float, float]:
         if mtype == MeasurementType.ACC:
-            return "acc", ACC_CHANNELS, "mg", float(self.acc_fs_hz), self.acc_factor
-        return "ecg", ECG_CHANNELS, "uV", float(self.ecg_fs_hz), 1.0
+            return "acc", ACC_CHANNELS, ACC_UNIT, float(self.acc_fs_hz), self.acc_factor
+        return "ecg", ECG_CHANNELS, ECG_UNIT, float(self.ecg_fs_hz), 1.0
 
     def decode(self, frame: Frame) -> list[SampleBlock]:
         """Decode a data notification; control-point indications give ``[]``.

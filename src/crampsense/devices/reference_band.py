@@ -49,7 +49,7 @@ from crampsense.devices.gatt import (
 )
 from crampsense.devices.timeline import TimelineBuilder
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
-from crampsense.models import Frame, SampleBlock
+from crampsense.models import ACC_UNIT, EMG_UNIT, G_MG, Frame, SampleBlock
 
 __all__ = [
     "ACC_CHANNELS",
@@ -214,7 +214,7 @@ EMG_NV_PER_LSB: Final = 250
 #: Accelerometer full scale (±g): enough for kicks and getting up, finer than ±16 g.
 ACC_RANGE_G: Final = 8
 #: Accelerometer scale: full scale over the int16 half-range, 0.244140625 mg per count.
-ACC_MG_PER_LSB: Final = ACC_RANGE_G * 1000.0 / 32768.0
+ACC_MG_PER_LSB: Final = ACC_RANGE_G * G_MG / 32768.0
 #: Skin temperature scale (°C per count of the int16 field).
 SKIN_TEMP_C_PER_LSB: Final = 0.01
 
@@ -621,7 +621,7 @@ def _decode_samples_group(
     raw = arr["samples"].reshape(index.size, count, n_ch).transpose(2, 0, 1)
     values = raw.astype(np.float32, order="C").reshape(n_ch, index.size * count)
     values *= _EMG_SCALE_F32 if stream is StreamId.EMG else _ACC_SCALE_F32
-    name, unit = ("emg", "uV") if stream is StreamId.EMG else ("acc", "mg")
+    name, unit = ("emg", EMG_UNIT) if stream is StreamId.EMG else ("acc", ACC_UNIT)
     return PacketBatch(
         stream=name, channels=_CHANNELS_BY_STREAM[stream], unit=unit, fs_hz=fs_hz, index=index,
         values=values, n_samples=np.full(index.size, count, dtype=np.int64),
@@ -757,7 +757,7 @@ class BandConfig:
 
     @property
     def acc_mg_per_lsb(self) -> float:
-        return self.acc_range_g * 1000.0 / 32768.0
+        return self.acc_range_g * G_MG / 32768.0
 
 
 #: GET_CONFIG payload after the status: fw major/minor/patch, state, rates, nV/LSB, ±g.
@@ -871,8 +871,8 @@ class ReferenceBandProtocol(DeviceProtocol):
 
     def capabilities(self) -> tuple[Capability, ...]:
         return (
-            Capability("emg", EMG_CHANNELS, "uV", float(self.emg_fs_hz)),
-            Capability("acc", ACC_CHANNELS, "mg", float(self.imu_fs_hz)),
+            Capability("emg", EMG_CHANNELS, EMG_UNIT, float(self.emg_fs_hz)),
+            Capability("acc", ACC_CHANNELS, ACC_UNIT, float(self.imu_fs_hz)),
             Capability("status", STATUS_CHANNELS, "mixed", None),
         )
 
@@ -924,9 +924,9 @@ class ReferenceBandProtocol(DeviceProtocol):
             return []
         stream, seq, ticks, flags, values = decode_data_packet(frame.payload, uuid)
         if stream == StreamId.EMG:
-            name, unit, fs = "emg", "uV", float(self.emg_fs_hz)
+            name, unit, fs = "emg", EMG_UNIT, float(self.emg_fs_hz)
         elif stream == StreamId.ACC:
-            name, unit, fs = "acc", "mg", float(self.imu_fs_hz)
+            name, unit, fs = "acc", ACC_UNIT, float(self.imu_fs_hz)
         else:
             return [
                 SampleBlock(
