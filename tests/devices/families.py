@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from firmware_sims import polar as polar_fw
 from firmware_sims.ganglion import Ganglion
 from firmware_sims.heart_rate import HeartRateStrap, sleeping_hr_bpm
 from firmware_sims.peripheral import ATT_HEADER_BYTES, AttError, SimulatedPeripheral
@@ -795,19 +796,19 @@ def _polar_case(model: str) -> FamilyCase:
         for i in range(n_packets):
             chunk = counts[:, i * spf : (i + 1) * spf]
             if stream == "ecg":
-                payloads.append(pd.encode_ecg_frame(int(ts[i]), chunk[0]))
+                payloads.append(polar_fw.encode_ecg_frame(int(ts[i]), chunk[0]))
             elif spec.acc_frame_type & 0x80:
-                payloads.append(pd.encode_delta_frame(pd.MeasurementType.ACC, int(ts[i]), 1,
+                payloads.append(polar_fw.encode_delta_frame(pd.MeasurementType.ACC, int(ts[i]), 1,
                                                       chunk))
             else:
-                payloads.append(pd.encode_acc_frame(int(ts[i]), chunk))
+                payloads.append(polar_fw.encode_acc_frame(int(ts[i]), chunk))
         n = np.full(n_packets, spf, dtype=np.int64)
         return EncodedRun(pd.DATA_UUID, payloads, counts.astype(np.float64), n,
                           _host_times(n, fs))
 
     def malformed() -> list[Malformed]:
-        acc = pd.encode_acc_frame(_POLAR_T0_NS, [[1, 2], [3, 4], [5, 6]])
-        delta = pd.encode_delta_frame(pd.MeasurementType.ACC, _POLAR_T0_NS, 1,
+        acc = polar_fw.encode_acc_frame(_POLAR_T0_NS, [[1, 2], [3, 4], [5, 6]])
+        delta = polar_fw.encode_delta_frame(pd.MeasurementType.ACC, _POLAR_T0_NS, 1,
                                       [[1, 2, 3], [3, 4, 5], [5, 6, 9]])
         u = pd.DATA_UUID
         return [
