@@ -29,6 +29,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 from firmware_sims import polar as polar_fw
+from firmware_sims import reference_band as band_fw
 from firmware_sims.ganglion import Ganglion
 from firmware_sims.heart_rate import HeartRateStrap, sleeping_hr_bpm
 from firmware_sims.peripheral import ATT_HEADER_BYTES, AttError, SimulatedPeripheral
@@ -701,7 +702,7 @@ def _band_case() -> FamilyCase:
         seq0 = int(rng.integers(0, rb.SEQ_MODULO))
         tick0 = int(rng.integers(0, rb.TICK_MODULO))
         ticks = tick0 + (np.arange(n_packets) * spp * rb.TICK_HZ) // fs
-        payloads = rb.encode_data_packets(
+        payloads = band_fw.encode_data_packets(
             sid, seq0 + np.arange(n_packets), ticks, np.zeros(n_packets), counts,
             samples_per_packet=spp,
         )
@@ -712,7 +713,7 @@ def _band_case() -> FamilyCase:
                           _host_times(n, fs))
 
     def malformed() -> list[Malformed]:
-        good = rb.encode_data_packet(
+        good = band_fw.encode_data_packet(
             rb.StreamId.EMG, 1, 1000, 0, np.array([[1, 2], [3, 4]], dtype=np.int16)
         )
         return [
