@@ -9,7 +9,9 @@ directly for round trips, and which malformed packets must be rejected with what
 
 The known signals and the simulators that measure them live in :mod:`firmware_sims.zoo`
 (the shipped ``record --simulate --world zoo`` uses them too); this module, a test asset,
-adds what the tests check them against.
+adds what the tests check them against. Round-trip packets come from the simulators' own
+encoders (``gs``, ``ps``, ``bs``: firmware_sims.ganglion, .polar, .reference_band), written
+apart from the decoders they test.
 
 :func:`run_firmware` drives a simulator directly through a :class:`HarnessLink` (no bleak, no
 event loop): subscribe, read the Device Information strings, configure the protocol, send its
@@ -28,8 +30,9 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from firmware_sims import polar as polar_fw
-from firmware_sims import reference_band as band_fw
+from firmware_sims import ganglion as gs
+from firmware_sims import polar as ps
+from firmware_sims import reference_band as bs
 from firmware_sims.ganglion import Ganglion
 from firmware_sims.heart_rate import HeartRateStrap, sleeping_hr_bpm
 from firmware_sims.peripheral import ATT_HEADER_BYTES, AttError, SimulatedPeripheral
@@ -702,7 +705,7 @@ def _band_case() -> FamilyCase:
         seq0 = int(rng.integers(0, rb.SEQ_MODULO))
         tick0 = int(rng.integers(0, rb.TICK_MODULO))
         ticks = tick0 + (np.arange(n_packets) * spp * rb.TICK_HZ) // fs
-        payloads = band_fw.encode_data_packets(
+        payloads = bs.encode_data_packets(
             sid, seq0 + np.arange(n_packets), ticks, np.zeros(n_packets), counts,
             samples_per_packet=spp,
         )
@@ -713,7 +716,7 @@ def _band_case() -> FamilyCase:
                           _host_times(n, fs))
 
     def malformed() -> list[Malformed]:
-        good = band_fw.encode_data_packet(
+        good = bs.encode_data_packet(
             rb.StreamId.EMG, 1, 1000, 0, np.array([[1, 2], [3, 4]], dtype=np.int16)
         )
         return [
@@ -797,19 +800,19 @@ def _polar_case(model: str) -> FamilyCase:
         for i in range(n_packets):
             chunk = counts[:, i * spf : (i + 1) * spf]
             if stream == "ecg":
-                payloads.append(polar_fw.encode_ecg_frame(int(ts[i]), chunk[0]))
+                payloads.append(ps.encode_ecg_frame(int(ts[i]), chunk[0]))
             elif spec.acc_frame_type & 0x80:
-                payloads.append(polar_fw.encode_delta_frame(pd.MeasurementType.ACC, int(ts[i]), 1,
+                payloads.append(ps.encode_delta_frame(pd.MeasurementType.ACC, int(ts[i]), 1,
                                                       chunk))
             else:
-                payloads.append(polar_fw.encode_acc_frame(int(ts[i]), chunk))
+                payloads.append(ps.encode_acc_frame(int(ts[i]), chunk))
         n = np.full(n_packets, spf, dtype=np.int64)
         return EncodedRun(pd.DATA_UUID, payloads, counts.astype(np.float64), n,
                           _host_times(n, fs))
 
     def malformed() -> list[Malformed]:
-        acc = polar_fw.encode_acc_frame(_POLAR_T0_NS, [[1, 2], [3, 4], [5, 6]])
-        delta = polar_fw.encode_delta_frame(pd.MeasurementType.ACC, _POLAR_T0_NS, 1,
+        acc = ps.encode_acc_frame(_POLAR_T0_NS, [[1, 2], [3, 4], [5, 6]])
+        delta = ps.encode_delta_frame(pd.MeasurementType.ACC, _POLAR_T0_NS, 1,
                                       [[1, 2, 3], [3, 4, 5], [5, 6, 9]])
         u = pd.DATA_UUID
         return [
@@ -899,8 +902,8 @@ def _ganglion_case(firmware: int) -> FamilyCase:
                 [digit == 0, digit == 1, digit == 2],
                 [-acc_counts[2, reading], acc_counts[1, reading], acc_counts[0, reading]], 0,
             )
-            fields, rebuilt = gd.fw3_absolute_fields(counts, 18)
-            payloads = gd.encode_sample_packets(ids, fields, firmware=3, aux=aux)
+            fields, rebuilt = gs.fw3_absolute_fields(counts, 18)
+            payloads = gs.encode_sample_packets(ids, fields, firmware=3, aux=aux)
             n = np.full(n_packets, 2, dtype=np.int64)
             emg = rebuilt
         else:
@@ -912,9 +915,9 @@ def _ganglion_case(firmware: int) -> FamilyCase:
                 [acc_counts[0, reading], acc_counts[1, reading], acc_counts[2, reading]], 0,
             )
             first = counts[:, :1]
-            fields, rebuilt = gd.fw2_delta_fields(counts[:, 1 : 2 * n_packets - 1], first[:, 0])
-            payloads = [gd.encode_raw_packet(first[:, 0]),
-                        *gd.encode_sample_packets(ids, fields, firmware=2, aux=aux)]
+            fields, rebuilt = gs.fw2_delta_fields(counts[:, 1 : 2 * n_packets - 1], first[:, 0])
+            payloads = [gs.encode_raw_packet(first[:, 0]),
+                        *gs.encode_sample_packets(ids, fields, firmware=2, aux=aux)]
             n = np.array([1] + [2] * (n_packets - 1), dtype=np.int64)
             emg = np.concatenate([first, rebuilt], axis=1)
         host = _host_times(n, fs)
@@ -932,7 +935,7 @@ def _ganglion_case(firmware: int) -> FamilyCase:
 
     def malformed() -> list[Malformed]:
         u = gd.RECEIVE_UUID
-        good = gd.encode_sample_packets([5], np.zeros((1, 8), np.int64), firmware=firmware)[0]
+        good = gs.encode_sample_packets([5], np.zeros((1, 8), np.int64), firmware=firmware)[0]
         bad_id = 220 if firmware == 2 else 200
         return [
             Malformed(u, b"", "packet_id", "empty"),
