@@ -48,7 +48,6 @@ from crampsense.devices.gatt import (
     HEART_RATE_MEASUREMENT_UUID,
     HEART_RATE_SERVICE_UUID,
 )
-from crampsense.devices.heart_rate import encode_heart_rate_measurement
 from crampsense.devices.polar import (
     CLOCK_RESET_NS,
     CONTROL_UUID,
@@ -67,6 +66,7 @@ from crampsense.devices.polar import (
     Status,
 )
 from crampsense.errors import ConfigError, DecodeError
+from firmware_sims.heart_rate import encode_heart_rate_measurement
 from firmware_sims.peripheral import (
     ATT_HEADER_BYTES,
     ATT_INSUFFICIENT_AUTHENTICATION,

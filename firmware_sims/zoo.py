@@ -18,12 +18,11 @@ import numpy.typing as npt
 
 from crampsense.clock import ns_from_datetime
 from crampsense.devices.ganglion import FS_HZ as GANGLION_FS_HZ
-from crampsense.devices.movesense import parse_resource
 from crampsense.devices.polar import MODELS
 from crampsense.models import G_MG
 from firmware_sims.ganglion import Ganglion
 from firmware_sims.heart_rate import HeartRateStrap
-from firmware_sims.movesense import Movesense
+from firmware_sims.movesense import Movesense, resource_of_path
 from firmware_sims.peripheral import SimulatedPeripheral
 from firmware_sims.polar import PolarSensor
 from firmware_sims.reference_band import ReferenceBand
@@ -171,7 +170,11 @@ def known_ganglion(address: str, duration_s: float, *, firmware: int) -> Simulat
 
 def known_movesense(address: str, duration_s: float) -> SimulatedPeripheral:
     """A Movesense measuring known signal seed 6 at the rate of :data:`MOVESENSE_RESOURCE`."""
-    fs = float(parse_resource(MOVESENSE_RESOURCE).rate_hz)
+    resource = resource_of_path(MOVESENSE_RESOURCE)
+    if resource is None:
+        msg = f"{MOVESENSE_RESOURCE} is not a resource the simulated Movesense offers"
+        raise ValueError(msg)
+    fs = float(resource.rate_hz)
     return Movesense(address, KnownSignal(fs, fs, duration_s, seed=6))
 
 

@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pytest
 from firmware_sims import reference_band as band_fw
 from firmware_sims.bedroom import BAND_LEFT, HR_STRAP, bedroom
+from firmware_sims.heart_rate import encode_heart_rate_measurement
 from firmware_sims.night import NightSpec, generate_night
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,7 +33,7 @@ from crampsense.devices import heart_rate as hr_module
 from crampsense.devices import reference_band as rb
 from crampsense.devices.base import DeviceProtocol, PacketBatch
 from crampsense.devices.gatt import BATTERY_LEVEL_UUID, HEART_RATE_MEASUREMENT_UUID
-from crampsense.devices.heart_rate import HeartRateProtocol, encode_heart_rate_measurement
+from crampsense.devices.heart_rate import HeartRateProtocol
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
 from crampsense.errors import CorruptFileError, DecodeError
 from crampsense.models import DeviceInfo, Frame, SampleBlock

@@ -10,8 +10,8 @@ directly for round trips, and which malformed packets must be rejected with what
 The known signals and the simulators that measure them live in :mod:`firmware_sims.zoo`
 (the shipped ``record --simulate --world zoo`` uses them too); this module, a test asset,
 adds what the tests check them against. Round-trip packets come from the simulators' own
-encoders (``gs``, ``ps``, ``bs``: firmware_sims.ganglion, .polar, .reference_band), written
-apart from the decoders they test.
+encoders (``gs``, ``ms``, ``ps``, ``bs``: firmware_sims.ganglion, .movesense, .polar,
+.reference_band), written apart from the decoders they test.
 
 :func:`run_firmware` drives a simulator directly through a :class:`HarnessLink` (no bleak, no
 event loop): subscribe, read the Device Information strings, configure the protocol, send its
@@ -31,10 +31,11 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 from firmware_sims import ganglion as gs
+from firmware_sims import movesense as ms
 from firmware_sims import polar as ps
 from firmware_sims import reference_band as bs
 from firmware_sims.ganglion import Ganglion
-from firmware_sims.heart_rate import HeartRateStrap, sleeping_hr_bpm
+from firmware_sims.heart_rate import HeartRateStrap, encode_heart_rate_measurement, sleeping_hr_bpm
 from firmware_sims.peripheral import ATT_HEADER_BYTES, AttError, SimulatedPeripheral
 from firmware_sims.polar import PolarSensor, synthetic_ecg_uv
 from firmware_sims.zoo import (
@@ -61,11 +62,7 @@ from crampsense.devices.gatt import (
     HEART_RATE_MEASUREMENT_UUID,
     decode_dis_string,
 )
-from crampsense.devices.heart_rate import (
-    RR_TICKS_PER_S,
-    HeartRateProtocol,
-    encode_heart_rate_measurement,
-)
+from crampsense.devices.heart_rate import RR_TICKS_PER_S, HeartRateProtocol
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
 from crampsense.errors import DecodeError
 from crampsense.models import ACC_UNIT, ECG_UNIT, EMG_UNIT, Frame, SampleBlock
@@ -997,7 +994,7 @@ def _movesense_case() -> FamilyCase:
         t0_ms = int(rng.integers(0, mv.TICK_MODULO))
         ticks = t0_ms + np.rint(np.arange(n_packets) * per * 1000.0 / fs).astype(np.int64)
         payloads = [
-            mv.encode_data_message(mv.ACC_REFERENCE, int(ticks[i]),
+            ms.encode_data_message(mv.ACC_REFERENCE, int(ticks[i]),
                                    mps2[i * per : (i + 1) * per], resource)
             for i in range(n_packets)
         ]
@@ -1007,7 +1004,7 @@ def _movesense_case() -> FamilyCase:
 
     def malformed() -> list[Malformed]:
         u = mv.NOTIFY_UUID
-        good = mv.encode_data_message(mv.ACC_REFERENCE, 1000, np.ones((2, 3)), resource)
+        good = ms.encode_data_message(mv.ACC_REFERENCE, 1000, np.ones((2, 3)), resource)
         return [
             Malformed(u, b"", "packet_type", "empty"),
             Malformed(u, b"\x02", "packet_type", "no reference"),

@@ -17,6 +17,7 @@ from firmware_sims.heart_rate import (
     SLEEP_HR_MAX_BPM,
     SLEEP_HR_MIN_BPM,
     HeartRateStrap,
+    encode_heart_rate_measurement,
     sleeping_hr_bpm,
 )
 from firmware_sims.world import SimulatedWorld
@@ -41,7 +42,6 @@ from crampsense.devices.heart_rate import (
     HeartRateProtocol,
     decode_body_sensor_location,
     decode_heart_rate_measurement,
-    encode_heart_rate_measurement,
 )
 from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError, DeviceError

@@ -89,15 +89,12 @@ __all__ = [
     "Resource",
     "Response",
     "encode_command",
-    "encode_data_message",
     "encode_hello",
-    "encode_response",
     "encode_subscribe",
     "encode_unsubscribe",
     "mps2_to_mg",
     "parse_resource",
     "parse_response",
-    "split_message",
 ]
 
 logger = logging.getLogger(__name__)
@@ -230,45 +227,6 @@ def encode_subscribe(reference: int, path: str) -> bytes:
 
 def encode_unsubscribe(reference: int) -> bytes:
     return encode_command(Command.UNSUBSCRIBE, reference)
-
-
-def encode_response(reference: int, status: int) -> bytes:
-    """A type-1 response with a little-endian u16 HTTP status."""
-    return bytes([NotificationType.RESPONSE, reference]) + struct.pack("<H", status)
-
-
-def encode_data_message(
-    reference: int, timestamp_ms: int, samples: npt.ArrayLike, resource: Resource
-) -> bytes:
-    """A whole (unsplit) type-2 data message.
-
-    Parameters
-    ----------
-    reference : int
-    timestamp_ms : int
-        Sensor time of the first sample (ms, reduced modulo 2**32).
-    samples : array_like of float, shape (n, 3) for Acc or (n, 6) for IMU6
-        m/s² (acc) then deg/s (gyro) per sample; sent as float32, IMU6 as two blocks.
-    resource : Resource
-    """
-    s = np.asarray(samples, dtype="<f4").reshape(-1, resource.floats_per_sample)
-    body = s.tobytes() if resource.kind == "Acc" else s[:, :3].tobytes() + s[:, 3:].tobytes()
-    head = bytes([NotificationType.DATA, reference]) + _TIMESTAMP.pack(timestamp_ms % TICK_MODULO)
-    return head + body
-
-
-def split_message(message: bytes, max_payload: int) -> list[bytes]:
-    """Split a type-2 message into notifications of at most ``max_payload`` bytes: the first
-    part keeps type 2, each further part is ``[3][reference]`` plus the next bytes."""
-    if len(message) <= max_payload:
-        return [message]
-    parts = [message[:max_payload]]
-    rest = message[max_payload:]
-    room = max(1, max_payload - _HEADER)
-    while rest:
-        parts.append(bytes([NotificationType.DATA_PART2, message[1]]) + rest[:room])
-        rest = rest[room:]
-    return parts
 
 
 @dataclass(frozen=True, slots=True)
