@@ -193,7 +193,7 @@ def mps2_to_mg(values: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return out
 
 
-# --------------------------------------------------------------------------- encoders
+# --------------------------------------------------------------------------- commands
 
 
 def encode_command(command: Command, reference: int, data: bytes = b"") -> bytes:

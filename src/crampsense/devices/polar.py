@@ -3,8 +3,9 @@
 crampsense uses a Polar sensor worn on the calf or the ankle as a leg accelerometer (all three
 models) and, on the H10, as an ECG (heart-rate context). This module is the executable form of
 the PMD facts in ``shared/design/PROTOCOLS.md`` section 1 (public Polar documentation,
-re-implemented here, not copied): UUIDs, pure encoders (the firmware simulator uses them, so it
-sends exactly these bytes), decoders, and the :class:`PolarPmdProtocol` the transport drives.
+re-implemented here, not copied), host side only: UUIDs, command encoders, decoders, and the
+:class:`PolarPmdProtocol` the transport drives. The sensor's side (feature read, responses,
+data frames) is encoded by ``firmware_sims/polar.py``, written apart from these decoders.
 
 Wire summary (little-endian)::
 

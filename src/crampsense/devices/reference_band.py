@@ -4,8 +4,9 @@ A BLE microcontroller with a two-channel surface-EMG front end (medial and later
 gastrocnemius, ``gm``/``gl``), a 6-axis IMU of which the accelerometer is streamed, skin
 temperature, electrode-contact (lead-off) sensing and a battery. The full profile, with byte
 tables and worked examples, is ``docs/reference-band.md``; this module is its executable form:
-UUIDs, pure encoders (used by the firmware simulator, so the simulator sends exactly the
-documented bytes), decoders, and the :class:`ReferenceBandProtocol` the transport drives.
+host side only: UUIDs, command encoders, decoders, and the :class:`ReferenceBandProtocol` the
+transport drives. The band's side (data, status and response packets) is encoded by
+``firmware_sims/reference_band.py``, written apart from these decoders.
 
 Wire summary (little-endian; protocol version 1)::
 
