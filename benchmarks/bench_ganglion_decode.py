@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from crampsense.devices import ganglion as gg
+from firmware_sims import ganglion as gs
 
 HOST0_NS = 1_736_980_200 * 10**9
 
@@ -30,15 +31,15 @@ def build(n_packets: int, firmware: int, seed: int = 0) -> tuple[list[bytes], np
     counts = np.cumsum(steps, axis=1)
     aux = rng.integers(-128, 128, size=n_packets)
     if firmware == 2:
-        fields, rebuilt = gg.fw2_delta_fields(counts[:, 1:], counts[:, 0])
+        fields, rebuilt = gs.fw2_delta_fields(counts[:, 1:], counts[:, 0])
         ids = np.arange(n_packets) % 100 + 1
-        pkts = [gg.encode_raw_packet(counts[:, 0])]
-        pkts += gg.encode_sample_packets(ids, fields, firmware=2, aux=aux)
+        pkts = [gs.encode_raw_packet(counts[:, 0])]
+        pkts += gs.encode_sample_packets(ids, fields, firmware=2, aux=aux)
         want = np.concatenate([counts[:, :1], rebuilt], axis=1)
     else:
-        fields, rebuilt = gg.fw3_absolute_fields(counts[:, 1:], 18)
+        fields, rebuilt = gs.fw3_absolute_fields(counts[:, 1:], 18)
         ids = np.arange(n_packets) % 100
-        pkts = gg.encode_sample_packets(ids, fields, firmware=3, aux=aux)
+        pkts = gs.encode_sample_packets(ids, fields, firmware=3, aux=aux)
         want = rebuilt
     return pkts, want
 

@@ -47,6 +47,7 @@ from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakError, BleakGATTProtocolError
 from bleak.uuids import normalize_uuid_16, normalize_uuid_str
 
+from crampsense.devices.gatt import CCCD_UUID
 from crampsense.errors import DeviceError
 from firmware_sims.peripheral import (
     ATT_HEADER_BYTES,
@@ -54,7 +55,6 @@ from firmware_sims.peripheral import (
     ATT_INVALID_VALUE_LENGTH,
     ATT_READ_NOT_PERMITTED,
     ATT_WRITE_NOT_PERMITTED,
-    CCCD_UUID,
     Advertisement,
     AttError,
     SimulatedPeripheral,

@@ -19,12 +19,14 @@ clock starts at the night's start.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Final
 
 from crampsense.clock import FakeClock
 from firmware_sims.heart_rate import HeartRateStrap
 from firmware_sims.night import NightSpec, SyntheticNight, generate_night
+from firmware_sims.peripheral import SimulatedPeripheral
 from firmware_sims.reference_band import ReferenceBand
 from firmware_sims.world import SimulatedWorld
 
@@ -173,35 +175,42 @@ def device_zoo(
     night : SyntheticNight or None
         What the leg sensors measure (the band, Sense, Ganglion and Movesense take their leg
         of it). ``None``: every device measures the known signal of its contract case
-        (:mod:`firmware_sims.families`), so a test can compare the replay with it.
+        (:mod:`firmware_sims.zoo`), so a test can compare the replay with it.
     duration_s : float, optional
         Length of the known-signal recording (``night=None``; default 600 s).
     speed, clock, include, tick_s
         As for :func:`bedroom`; the clock defaults to the night's start (or
-        :data:`firmware_sims.families.WALL0` for known signals).
+        :data:`firmware_sims.zoo.WALL0` for known signals).
     ganglion_firmware : {2, 3}
         Wire format of the simulated Ganglion.
     """
-    from firmware_sims.families import WALL0, case  # noqa: PLC0415
     from firmware_sims.ganglion import Ganglion  # noqa: PLC0415
     from firmware_sims.movesense import Movesense  # noqa: PLC0415
     from firmware_sims.polar import PolarSensor  # noqa: PLC0415
+    from firmware_sims.zoo import (  # noqa: PLC0415
+        WALL0,
+        known_band,
+        known_ganglion,
+        known_hr_strap,
+        known_movesense,
+        known_polar,
+    )
 
     keep = include or (lambda _address: True)
     if night is None:
         length_s = 600.0 if duration_s is None else float(duration_s)
         world = SimulatedWorld(clock or FakeClock(WALL0), speed=speed, tick_s=tick_s)
-        cases = (
-            (ZOO_BAND, "crampsense-band"),
-            (ZOO_POLAR_SENSE, "polar-pmd-verity-sense"),
-            (ZOO_POLAR_H10, "polar-pmd-h10"),
-            (ZOO_GANGLION, f"openbci-ganglion-fw{ganglion_firmware}"),
-            (ZOO_MOVESENSE, "movesense"),
-            (ZOO_HR_STRAP, "heart-rate"),
+        known: tuple[tuple[str, Callable[[str, float], SimulatedPeripheral]], ...] = (
+            (ZOO_BAND, known_band),
+            (ZOO_POLAR_SENSE, functools.partial(known_polar, model="verity-sense")),
+            (ZOO_POLAR_H10, functools.partial(known_polar, model="h10")),
+            (ZOO_GANGLION, functools.partial(known_ganglion, firmware=ganglion_firmware)),
+            (ZOO_MOVESENSE, known_movesense),
+            (ZOO_HR_STRAP, known_hr_strap),
         )
-        for address, name in cases:
+        for address, build in known:
             if keep(address):
-                world.add(case(name).simulator(address, length_s))
+                world.add(build(address, length_s))
         return world
     world = SimulatedWorld(clock or FakeClock(night.spec.start), speed=speed, tick_s=tick_s)
     left = night.leg("left") if "left" in night.spec.legs else None

@@ -1,7 +1,8 @@
 """Firmware of an OpenBCI Ganglion (firmware 2 or 3), simulated, as a 4-channel calf EMG board.
 
-It sends exactly the bytes the decoder documents (it uses the encoders of
-:mod:`crampsense.devices.ganglion`), with the board's behaviour:
+It writes the board's packets with its own encoders (``encode_*`` below, written from the
+data format, independent of the host's decoder in :mod:`crampsense.devices.ganglion`), with
+the board's behaviour:
 
 - one-byte ASCII commands on the send characteristic: ``b`` start, ``s`` stop, ``n``/``N``
   accelerometer on/off, ``z``/``Z`` impedance test on/off, ``v`` soft reset (answers with a
@@ -49,15 +50,11 @@ from crampsense.devices.ganglion import (
     RECEIVE_UUID,
     SEND_UUID,
     SERVICE_UUID,
-    encode_impedance_packet,
-    encode_message_packets,
-    encode_raw_packet,
-    encode_sample_packets,
-    fw2_delta_fields,
-    fw3_absolute_fields,
-    uv_to_counts,
+    UV_PER_COUNT,
 )
-from crampsense.devices.heart_rate import DEVICE_INFORMATION_UUIDS
+from crampsense.devices.gatt import DEVICE_INFORMATION_UUIDS
+from crampsense.errors import DecodeError
+from crampsense.models import G_MG
 from firmware_sims.peripheral import (
     ATT_ATTRIBUTE_NOT_FOUND,
     ATT_READ_NOT_PERMITTED,
@@ -71,7 +68,18 @@ from firmware_sims.peripheral import (
     SimulatedPeripheral,
 )
 
-__all__ = ["IMPEDANCE_PERIOD_S", "SIM_IMPEDANCE_KOHM", "Ganglion"]
+__all__ = [
+    "IMPEDANCE_PERIOD_S",
+    "SIM_IMPEDANCE_KOHM",
+    "Ganglion",
+    "encode_impedance_packet",
+    "encode_message_packets",
+    "encode_raw_packet",
+    "encode_sample_packets",
+    "fw2_delta_fields",
+    "fw3_absolute_fields",
+    "uv_to_counts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +93,156 @@ RESET_MESSAGE: Final = "OpenBCI Ganglion\nOn Board ADC ready\n$$$"
 
 _I8_MIN: Final = -128
 _I8_MAX: Final = 127
+
+
+# ------------------------------------------------------------------ the wire (firmware side)
+# Written from the OpenBCI Ganglion data format (docs: PROTOCOLS.md section 2), not with the
+# host's codec in crampsense.devices.ganglion: a simulator that borrowed the decoder's bit
+# reader could not catch a codec bug. Only spec constants (UUIDs, commands, rates) are shared.
+
+_PACKET_BYTES: Final = 20
+_I24_MIN: Final = -(2**23)
+_I24_MAX: Final = 2**23 - 1
+#: Firmware 2's packet 0 ends with these seven ASCII bytes after its four int24 samples.
+_RAW_TAIL: Final = b"ABCDEFG"
+_IMPEDANCE_ID0: Final = 200
+_MESSAGE_PART_ID: Final = 206
+_MESSAGE_LAST_ID: Final = 207
+
+
+def uv_to_counts(emg_uv: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """µV to the ADS1299's 24-bit counts (rounded, clipped to int24; NaN sent as 0)."""
+    counts = np.rint(np.nan_to_num(np.asarray(emg_uv, dtype=np.float64)) / UV_PER_COUNT)
+    return np.clip(counts, _I24_MIN, _I24_MAX).astype(np.int64)
+
+
+def encode_raw_packet(counts: npt.ArrayLike) -> bytes:
+    """Firmware 2's packet 0: ID 0, four int24 big-endian samples, then ``ABCDEFG``.
+
+    Examples
+    --------
+    >>> encode_raw_packet([1, -1, 256, -8388608]).hex(" ")
+    '00 00 00 01 ff ff ff 00 01 00 80 00 00 41 42 43 44 45 46 47'
+    """
+    c = np.asarray(counts, dtype=np.int64).ravel()
+    if c.size != N_CHANNELS:
+        msg = f"a raw packet holds {N_CHANNELS} channels, got {c.size}; pass one sample"
+        raise DecodeError(msg, offset=1, field="raw_sample")
+    big_endian = (c.astype(">i4").view(np.uint8).reshape(N_CHANNELS, 4)[:, 1:]).tobytes()
+    return b"\x00" + big_endian + _RAW_TAIL
+
+
+def fw2_delta_fields(
+    counts: npt.ArrayLike, previous: npt.ArrayLike
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Firmware 2's delta fields for ``counts`` (4, n even), and what a decoder rebuilds.
+
+    The board sends ``previous - current`` against the *true* previous sample (open loop)
+    with bit 0 replaced by the sign (set: negative), so a decoder that subtracts the sent
+    deltas walks away from the truth by up to one count per sample.
+
+    Returns
+    -------
+    fields : ndarray of int64, shape (n // 2, 8)
+        Per packet: channels 1-4 of the first sample, then of the second.
+    rebuilt : ndarray of int64, shape (4, n)
+        The samples a decoder gets starting from ``previous``.
+    """
+    c = np.asarray(counts, dtype=np.int64)
+    before = np.column_stack([np.asarray(previous, dtype=np.int64).ravel(), c[:, :-1]])
+    delta = before - c
+    sent = (delta & ~np.int64(1)) | (delta < 0)  # bit 0 carries the sign
+    rebuilt = before[:, :1] - np.cumsum(sent, axis=1)
+    return sent.T.reshape(-1, 2 * N_CHANNELS), rebuilt
+
+
+def fw3_absolute_fields(
+    counts: npt.ArrayLike, bits: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Firmware 3's absolute fields: the top ``bits`` (18 or 19) of each 24-bit count.
+
+    Returns
+    -------
+    fields : ndarray of int64, shape (n // 2, 8)
+    rebuilt : ndarray of int64, shape (4, n)
+        What a decoder gets back: the counts rounded down to a multiple of ``2**(24 - bits)``.
+    """
+    c = np.asarray(counts, dtype=np.int64)
+    top = c // 2 ** (24 - bits)
+    return top.T.reshape(-1, 2 * N_CHANNELS), top * 2 ** (24 - bits)
+
+
+def _field_bits(packet_id: int, firmware: int) -> int:
+    """Width of a sample packet's fields: firmware 2 IDs 1-100 and firmware 3 IDs 0-99 carry
+    18 bits, firmware 2 IDs 101-200 and firmware 3 IDs 100-199 carry 19."""
+    first = 1 if firmware == 2 else 0
+    if first <= packet_id < first + ID_CYCLE:
+        return 18
+    if first + ID_CYCLE <= packet_id < first + 2 * ID_CYCLE:
+        return 19
+    msg = f"packet ID {packet_id} is not an 18/19-bit sample packet of firmware {firmware}"
+    raise DecodeError(msg, offset=0, field="packet_id")
+
+
+def encode_sample_packets(
+    packet_ids: npt.ArrayLike,
+    fields: npt.ArrayLike,
+    *,
+    firmware: int,
+    aux: npt.ArrayLike | None = None,
+) -> list[bytes]:
+    """18/19-bit sample packets: the ID, then the 8 fields packed most-significant bit first.
+
+    Packets of 18-bit fields (144 bits, bytes 1-18) carry ``aux`` (an accelerometer byte) in
+    byte 19; 19-bit fields fill bytes 1-19.
+
+    Examples
+    --------
+    The PROTOCOLS.md vector (ID 106, firmware 2, 19-bit deltas, all positive):
+
+    >>> deltas = [[1214, 2700, 624, 5526, 2994, 3596, 3846, 690]]
+    >>> encode_sample_packets([106], deltas, firmware=2)[0].hex(" ")
+    '6a 00 97 c0 2a 30 01 38 01 59 60 17 64 03 83 00 78 30 02 b2'
+    """
+    ids = np.asarray(packet_ids, dtype=np.int64).ravel()
+    vals = np.asarray(fields, dtype=np.int64).reshape(ids.size, 2 * N_CHANNELS)
+    accel = np.zeros(ids.size, np.int64) if aux is None else np.asarray(aux, np.int64).ravel()
+    widths = np.array([_field_bits(int(i), firmware) for i in ids.tolist()], dtype=np.int64)
+    out = np.zeros((ids.size, _PACKET_BYTES), dtype=np.uint8)
+    out[:, 0] = ids
+    for bits in (18, 19):
+        rows = widths == bits
+        if not rows.any():
+            continue
+        msb_first = (vals[rows, :, None] >> np.arange(bits - 1, -1, -1)) & 1  # (k, 8, bits)
+        body = np.packbits(msb_first.reshape(-1, 8 * bits).astype(np.uint8), axis=1)
+        out[rows, 1 : 1 + bits] = body
+        if bits == 18:
+            out[rows, _PACKET_BYTES - 1] = accel[rows] & 0xFF
+    return [row.tobytes() for row in out]
+
+
+def encode_impedance_packet(channel: int, value: int) -> bytes:
+    """Impedance of ``channel`` (1-4, 5 = reference): ID 200 + channel, ASCII digits, ``Z``.
+
+    Examples
+    --------
+    >>> encode_impedance_packet(2, 1234)
+    b'\\xca1234Z'
+    """
+    if not 1 <= channel <= 5 or value < 0:
+        msg = f"impedance channel {channel} / value {value} invalid; channels are 1-5, values >= 0"
+        raise DecodeError(msg, offset=0, field="impedance")
+    return bytes([_IMPEDANCE_ID0 + channel]) + b"%dZ" % value
+
+
+def encode_message_packets(text: str) -> list[bytes]:
+    """An ASCII message in parts of up to 19 characters: ID 206 for each part, 207 for the last."""
+    data = text.encode("ascii", errors="replace")
+    size = _PACKET_BYTES - 1
+    parts = [data[i : i + size] for i in range(0, max(len(data), 1), size)]
+    ids = [_MESSAGE_PART_ID] * (len(parts) - 1) + [_MESSAGE_LAST_ID]
+    return [bytes([i]) + part for i, part in zip(ids, parts, strict=True)]
 
 
 class Ganglion(SimulatedPeripheral):
@@ -349,7 +507,7 @@ class Ganglion(SimulatedPeripheral):
         lo, hi = int(idx.min()), int(idx.max()) + 1
         mg = np.asarray(src.acc_mg(lo, hi - lo), dtype=np.float64)[:, idx - lo]
         counts = np.clip(
-            np.rint(mg / (self.acc_g_per_count * 1000.0)), _I8_MIN, _I8_MAX
+            np.rint(mg / (self.acc_g_per_count * G_MG)), _I8_MIN, _I8_MAX
         ).astype(np.int64)
         digit = ids % 10
         if self.firmware == 2:

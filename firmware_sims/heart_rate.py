@@ -22,23 +22,31 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from crampsense.devices.heart_rate import (
+from crampsense.devices.gatt import (
     BATTERY_LEVEL_UUID,
     BATTERY_SERVICE_UUID,
     BODY_SENSOR_LOCATION_UUID,
     DEVICE_INFORMATION_SERVICE_UUID,
     DEVICE_INFORMATION_UUIDS,
+    HEART_RATE_CONTROL_POINT_UUID,
     HEART_RATE_MEASUREMENT_UUID,
     HEART_RATE_SERVICE_UUID,
-    RR_TICKS_PER_S,
-    encode_heart_rate_measurement,
-    sig_uuid,
 )
+from crampsense.devices.heart_rate import (
+    FLAG_CONTACT_DETECTED,
+    FLAG_CONTACT_SUPPORTED,
+    FLAG_ENERGY_PRESENT,
+    FLAG_HR_U16,
+    FLAG_RR_PRESENT,
+    RR_TICKS_PER_S,
+)
+from crampsense.errors import DecodeError
 from firmware_sims.peripheral import (
     ATT_HEADER_BYTES,
     ATT_READ_NOT_PERMITTED,
@@ -53,13 +61,13 @@ from firmware_sims.peripheral import (
 
 __all__ = [
     "ENERGY_EVERY_N",
-    "HEART_RATE_CONTROL_POINT_UUID",
     "NOTIFY_INTERVAL_S",
     "HeartRateStrap",
+    "encode_heart_rate_measurement",
+    "rr_ticks_from_s",
     "sleeping_hr_bpm",
 ]
 
-HEART_RATE_CONTROL_POINT_UUID: Final = sig_uuid(0x2A39)
 
 #: Heart Rate Measurement notification period (s). Straps notify about once a second.
 NOTIFY_INTERVAL_S: Final = 1.0
@@ -80,6 +88,87 @@ _RSA_REL: Final = 0.03
 #: ATT application error the control point answers for an unknown command (HRS 1.0 3.3.1).
 _ATT_CONTROL_POINT_NOT_SUPPORTED: Final = 0x80
 _NS_PER_S: Final = 1_000_000_000
+
+
+# ------------------------------------------------------------------ the wire (firmware side)
+# Written from the Heart Rate Service 1.0 (docs: PROTOCOLS.md section 4), not with the host's
+# codec in crampsense.devices.heart_rate; only the flag bits and the RR resolution are shared.
+
+_U8_MAX: Final = 0xFF
+_U16_MAX: Final = 0xFFFF
+
+
+def rr_ticks_from_s(rr_intervals_s: Sequence[float]) -> tuple[int, ...]:
+    """RR intervals (s) in 1/1024 s ticks, rounded to nearest; each must fit a u16.
+
+    Raises
+    ------
+    DecodeError
+        An interval that is negative, not finite, or longer than 65535/1024 s.
+    """
+    ticks = []
+    for i, rr_s in enumerate(rr_intervals_s):
+        tick = round(rr_s * RR_TICKS_PER_S) if math.isfinite(rr_s) else -1
+        if not 0 <= tick <= _U16_MAX:
+            msg = (
+                f"RR interval {rr_s!r} s cannot be encoded; allowed are 0 to "
+                f"{_U16_MAX / RR_TICKS_PER_S:.3f} s"
+            )
+            raise DecodeError(msg, offset=i, field="rr_interval")
+        ticks.append(tick)
+    return tuple(ticks)
+
+
+def encode_heart_rate_measurement(
+    heart_rate_bpm: int,
+    *,
+    contact_detected: bool | None = None,
+    energy_expended_kj: int | None = None,
+    rr_intervals_s: Sequence[float] = (),
+    rr_ticks: Sequence[int] | None = None,
+    hr_u16: bool = False,
+) -> bytes:
+    """A Heart Rate Measurement (``0x2A37``) value: flags, rate, [energy], [RR intervals].
+
+    ``contact_detected=None`` leaves contact sensing unsupported; a rate above 255 bpm (or
+    ``hr_u16``) is sent as u16; ``rr_ticks`` (1/1024 s) wins over ``rr_intervals_s``. The
+    caller keeps the value within ``mtu - 3`` bytes.
+
+    Raises
+    ------
+    DecodeError
+        A value that does not fit its field (``field`` names it).
+
+    Examples
+    --------
+    The specification's example (72 bpm, contact, RR 1.054 s and 0.757 s):
+
+    >>> encode_heart_rate_measurement(72, contact_detected=True, rr_ticks=[1079, 775]).hex()
+    '164837040703'
+    """
+    if not 0 <= heart_rate_bpm <= _U16_MAX:
+        msg = f"heart rate {heart_rate_bpm} bpm does not fit a u16; allowed are 0 to {_U16_MAX}"
+        raise DecodeError(msg, offset=1, field="heart_rate")
+    if energy_expended_kj is not None and not 0 <= energy_expended_kj <= _U16_MAX:
+        msg = f"energy expended {energy_expended_kj} kJ does not fit a u16; allowed 0 to {_U16_MAX}"
+        raise DecodeError(msg, offset=2, field="energy_expended")
+    ticks = tuple(rr_ticks) if rr_ticks is not None else rr_ticks_from_s(rr_intervals_s)
+    for i, tick in enumerate(ticks):
+        if not 0 <= tick <= _U16_MAX:
+            msg = f"RR interval {tick} ticks does not fit a u16; allowed are 0 to {_U16_MAX}"
+            raise DecodeError(msg, offset=i, field="rr_interval")
+    wide = hr_u16 or heart_rate_bpm > _U8_MAX
+    flags = (
+        (FLAG_HR_U16 if wide else 0)
+        | (FLAG_CONTACT_SUPPORTED if contact_detected is not None else 0)
+        | (FLAG_CONTACT_DETECTED if contact_detected else 0)
+        | (FLAG_ENERGY_PRESENT if energy_expended_kj is not None else 0)
+        | (FLAG_RR_PRESENT if ticks else 0)
+    )
+    out = bytes([flags]) + int(heart_rate_bpm).to_bytes(2 if wide else 1, "little")
+    if energy_expended_kj is not None:
+        out += int(energy_expended_kj).to_bytes(2, "little")
+    return out + b"".join(int(t).to_bytes(2, "little") for t in ticks)
 
 
 @functools.lru_cache(maxsize=64)

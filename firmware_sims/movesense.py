@@ -1,6 +1,7 @@
 """Firmware of a Movesense sensor running the GATT SensorData Protocol app, simulated.
 
-Behaviour (bytes from the encoders of :mod:`crampsense.devices.movesense`):
+Behaviour (bytes from its own encoders below, written from the protocol page, independent of
+the host's decoder in :mod:`crampsense.devices.movesense`):
 
 - HELLO answers ``[1][ref]"Hello"``; SUBSCRIBE with ``/Meas/Acc/<rate>`` or
   ``/Meas/IMU6/<rate>`` answers status 200 (little-endian u16) and starts that stream,
@@ -22,16 +23,16 @@ point (see :mod:`crampsense.devices.movesense`).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
-from crampsense.devices.heart_rate import (
-    DEVICE_INFORMATION_SERVICE_UUID,
-    DEVICE_INFORMATION_UUIDS,
-)
+from crampsense.devices.gatt import DEVICE_INFORMATION_SERVICE_UUID, DEVICE_INFORMATION_UUIDS
 from crampsense.devices.movesense import (
+    ACC_RATES_HZ,
     MPS2_PER_G,
     NOTIFY_UUID,
     SERVICE_UUID,
@@ -39,12 +40,8 @@ from crampsense.devices.movesense import (
     Command,
     NotificationType,
     Resource,
-    encode_data_message,
-    encode_response,
-    parse_resource,
-    split_message,
 )
-from crampsense.errors import ConfigError
+from crampsense.models import G_MG
 from firmware_sims.peripheral import (
     ATT_ATTRIBUTE_NOT_FOUND,
     ATT_READ_NOT_PERMITTED,
@@ -58,7 +55,16 @@ from firmware_sims.peripheral import (
     SimulatedPeripheral,
 )
 
-__all__ = ["DEFAULT_CLOCK_OFFSET_MS", "GYRO_BIAS_DPS", "MAX_SUBSCRIPTIONS", "Movesense"]
+__all__ = [
+    "DEFAULT_CLOCK_OFFSET_MS",
+    "GYRO_BIAS_DPS",
+    "MAX_SUBSCRIPTIONS",
+    "Movesense",
+    "encode_data_message",
+    "encode_response",
+    "resource_of_path",
+    "split_message",
+]
 
 #: Sensor millisecond counter at power-on: near the u32 wrap is not needed (49.7 days), any
 #: non-zero start shows that the decoder does not assume 0.
@@ -71,6 +77,51 @@ _HTTP_OK: Final = 200
 _HTTP_NOT_FOUND: Final = 404
 _HTTP_CONFLICT: Final = 409
 _HTTP_INSUFFICIENT_STORAGE: Final = 507
+
+
+# ------------------------------------------------------------------ the wire (firmware side)
+# Written from the GATT SensorData Protocol page (docs: PROTOCOLS.md section 3), not with the
+# host's codec in crampsense.devices.movesense; only UUIDs, command and message type numbers,
+# the rates and the Resource record are shared.
+
+_RESOURCE_PATH: Final = re.compile(r"/Meas/(Acc|IMU6)/(\d+)")
+
+
+def resource_of_path(path: str) -> Resource | None:
+    """The measurement a SUBSCRIBE path names (``/Meas/Acc/<rate>``, ``/Meas/IMU6/<rate>``
+    at a rate the accelerometer offers), or ``None`` (the sensor answers 404)."""
+    m = _RESOURCE_PATH.fullmatch(path)
+    if m is None or int(m[2]) not in ACC_RATES_HZ:
+        return None
+    return Resource(m[1], int(m[2]))
+
+
+def encode_response(reference: int, status: int) -> bytes:
+    """A type-1 response: ``[1][reference]`` and the HTTP status as a little-endian u16."""
+    return bytes([NotificationType.RESPONSE, reference]) + status.to_bytes(2, "little")
+
+
+def encode_data_message(
+    reference: int, timestamp_ms: int, samples: npt.ArrayLike, resource: Resource
+) -> bytes:
+    """A whole type-2 data message: ``[2][reference]``, the u32 sensor time (ms) of the first
+    sample, then float32 samples: x, y, z per sample (m/s²) for Acc; for IMU6 all the
+    accelerometer triples, then all the gyroscope ones (deg/s)."""
+    per_sample = 3 if resource.kind == "Acc" else 6
+    s = np.asarray(samples, dtype="<f4").reshape(-1, per_sample)
+    body = s[:, :3].tobytes() + s[:, 3:].tobytes()
+    stamp = (timestamp_ms % 2**32).to_bytes(4, "little")
+    return bytes([NotificationType.DATA, reference]) + stamp + body
+
+
+def split_message(message: bytes, max_payload: int) -> list[bytes]:
+    """A message as notifications of at most ``max_payload`` bytes: the first part as is
+    (type 2), every further part ``[3][reference]`` and the next bytes."""
+    room = max(1, max_payload - 2)
+    rest = message[max_payload:]
+    tail = [bytes([NotificationType.DATA_PART2, message[1]]) + rest[i : i + room]
+            for i in range(0, len(rest), room)]
+    return [message[:max_payload], *tail]
 
 
 @dataclass(slots=True)
@@ -182,8 +233,10 @@ class Movesense(SimulatedPeripheral):
 
     def _subscribe(self, ref: int, path_bytes: bytes, now_ns: int) -> int:
         try:
-            resource = parse_resource(path_bytes.decode("utf-8"))
-        except (ConfigError, UnicodeDecodeError):
+            resource = resource_of_path(path_bytes.decode("utf-8"))
+        except UnicodeDecodeError:
+            return _HTTP_NOT_FOUND
+        if resource is None:
             return _HTTP_NOT_FOUND
         if ref in self.subs:
             return _HTTP_CONFLICT
@@ -242,7 +295,7 @@ class Movesense(SimulatedPeripheral):
             idx = sub.src0 + np.floor(k * (self.source.acc_fs_hz / rate)).astype(np.int64)
             lo, hi = int(idx[0]), int(idx[-1]) + 1
             mg = np.asarray(self.source.acc_mg(lo, hi - lo), dtype=np.float64)[:, idx - lo]
-            mps2 = mg.T * (MPS2_PER_G / 1000.0)
+            mps2 = mg.T * (MPS2_PER_G / G_MG)
             if sub.resource.kind == "IMU6":
                 gyro = np.broadcast_to(np.asarray(GYRO_BIAS_DPS), mps2.shape)
                 mps2 = np.concatenate([mps2, gyro], axis=1)

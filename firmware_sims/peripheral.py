@@ -24,7 +24,6 @@ __all__ = [
     "ATT_INVALID_VALUE_LENGTH",
     "ATT_READ_NOT_PERMITTED",
     "ATT_WRITE_NOT_PERMITTED",
-    "CCCD_UUID",
     "Advertisement",
     "AttError",
     "CharDef",
@@ -35,7 +34,6 @@ __all__ = [
     "SimulatedPeripheral",
 ]
 
-CCCD_UUID = "00002902-0000-1000-8000-00805f9b34fb"
 
 #: ATT opcode + handle in front of a notification's value: it carries at most MTU - 3 bytes.
 ATT_HEADER_BYTES: Final = 3

@@ -1,7 +1,8 @@
 """Firmware of a Polar PMD sensor (H10, Verity Sense, OH1), simulated.
 
-The simulator sends exactly the bytes of :mod:`crampsense.devices.polar` (it uses its
-encoders) with the sensors' documented behaviour:
+The simulator writes the PMD wire format with its own encoders (``encode_*`` below, written
+from the specification, independent of the host's decoder in :mod:`crampsense.devices.polar`)
+and has the sensors' documented behaviour:
 
 - GATT: the PMD service (control point: read, write, indicate; data: notify), the standard
   Heart Rate service (1 Hz measurements), Battery and Device Information;
@@ -30,44 +31,42 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from crampsense.devices.heart_rate import (
+from crampsense.devices.gatt import (
     BATTERY_LEVEL_UUID,
     BATTERY_SERVICE_UUID,
     DEVICE_INFORMATION_SERVICE_UUID,
     DEVICE_INFORMATION_UUIDS,
     HEART_RATE_MEASUREMENT_UUID,
     HEART_RATE_SERVICE_UUID,
-    encode_heart_rate_measurement,
 )
 from crampsense.devices.polar import (
     CLOCK_RESET_NS,
     CONTROL_UUID,
     DATA_HEADER_BYTES,
     DATA_UUID,
+    FEATURES_READ,
+    MEASUREMENT_STOPPED,
     MIN_MTU,
     MODELS,
+    RESPONSE_CODE,
     SERVICE_UUID,
     MeasurementType,
     ModelSpec,
     Opcode,
     SettingType,
     Status,
-    encode_delta_frame,
-    encode_features,
-    encode_measurement_stopped,
-    encode_raw_frame,
-    encode_response,
-    encode_settings,
-    parse_settings,
 )
 from crampsense.errors import ConfigError, DecodeError
+from firmware_sims.heart_rate import encode_heart_rate_measurement
 from firmware_sims.peripheral import (
     ATT_HEADER_BYTES,
     ATT_INSUFFICIENT_AUTHENTICATION,
@@ -85,6 +84,15 @@ from firmware_sims.peripheral import (
 __all__ = [
     "DEFAULT_DEVICE_TIME0_NS",
     "PolarSensor",
+    "encode_acc_frame",
+    "encode_delta_frame",
+    "encode_ecg_frame",
+    "encode_features",
+    "encode_measurement_stopped",
+    "encode_raw_frame",
+    "encode_response",
+    "encode_settings",
+    "read_settings",
     "synthetic_ecg_uv",
     "synthetic_hr_bpm",
 ]
@@ -166,6 +174,188 @@ def synthetic_ecg_uv(t_s: npt.ArrayLike, seed: int = 0) -> npt.NDArray[np.float6
         ecg = ecg + amplitude * np.exp(-0.5 * ((frac - centre) / width) ** 2)
     out: npt.NDArray[np.float64] = ecg
     return out
+
+
+# ------------------------------------------------------------------ the wire (firmware side)
+# Written from Polar's PMD description (docs: PROTOCOLS.md section 1), not with the host's
+# codec in crampsense.devices.polar: a simulator that borrowed the decoder's codec could not
+# catch a codec bug. Only spec constants (UUIDs, opcodes, type numbers) are shared.
+
+#: struct code of each setting's values: u16 rate, resolution and range, u8 channels, f32 factor.
+_SETTING_CODES: Final[Mapping[int, str]] = {
+    SettingType.SAMPLE_RATE: "<H",
+    SettingType.RESOLUTION: "<H",
+    SettingType.RANGE: "<H",
+    SettingType.CHANNELS: "<B",
+    SettingType.FACTOR: "<f",
+}
+#: Raw frames: (measurement type, frame type) -> (channels, bytes per value). ACC frame types
+#: 0/1/2 carry int8/int16/int24 mG, ECG frame type 0 int24 µV.
+_RAW_FORMATS: Final[Mapping[tuple[int, int], tuple[int, int]]] = {
+    (MeasurementType.ACC, 0): (3, 1),
+    (MeasurementType.ACC, 1): (3, 2),
+    (MeasurementType.ACC, 2): (3, 3),
+    (MeasurementType.ECG, 0): (1, 3),
+}
+_DELTA_FLAG: Final = 0x80
+
+
+def encode_features(types: Sequence[int]) -> bytes:
+    """The control point's read value ``0F`` + a u16 bitmap with bit ``t`` per type ``t``."""
+    bitmap = sum(1 << int(t) for t in set(types))
+    return bytes([FEATURES_READ]) + bitmap.to_bytes(2, "little")
+
+
+def encode_response(
+    opcode: int, measurement_type: int, status: int, params: bytes = b"", *, more: int = 0
+) -> bytes:
+    """A response indication ``F0 [opcode][type][status][more][params...]``."""
+    head = (RESPONSE_CODE, opcode, measurement_type, status, more)
+    return bytes(v & 0xFF for v in head) + params
+
+
+def encode_measurement_stopped(types: Sequence[int]) -> bytes:
+    """The unsolicited ``01 [types...]`` indication."""
+    return bytes([MEASUREMENT_STOPPED, *(int(t) for t in types)])
+
+
+def encode_settings(settings: Sequence[tuple[int, Sequence[float]]]) -> bytes:
+    """Setting TLVs ``[type][count][count × value]`` (a get-settings answer's parameters)."""
+    out = bytearray()
+    for kind, values in settings:
+        code = _SETTING_CODES[kind]
+        out += bytes([kind, len(values)])
+        out += b"".join(struct.pack(code, v if code == "<f" else int(v)) for v in values)
+    return bytes(out)
+
+
+def read_settings(tlvs: bytes) -> dict[int, tuple[float, ...]] | Status:
+    """A start command's setting TLVs as ``{type: values}``, or the status that refuses them
+    (an unknown type: invalid parameter; a TLV cut short: invalid length)."""
+    out: dict[int, tuple[float, ...]] = {}
+    i = 0
+    while i < len(tlvs):
+        code = _SETTING_CODES.get(tlvs[i])
+        if code is None:
+            return Status.INVALID_PARAMETER
+        if i + 2 > len(tlvs):
+            return Status.INVALID_LENGTH
+        end = i + 2 + tlvs[i + 1] * struct.calcsize(code)
+        if end > len(tlvs):
+            return Status.INVALID_LENGTH
+        out[tlvs[i]] = tuple(v for (v,) in struct.iter_unpack(code, tlvs[i + 2 : end]))
+        i = end
+    return out
+
+
+def _fits(values: npt.NDArray[np.int64], bits: int, field: str) -> None:
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if values.size and not (lo <= values.min() and values.max() <= hi):
+        msg = (
+            f"sample values {values.min()}..{values.max()} do not fit {bits}-bit signed "
+            f"fields ({lo}..{hi}); clip them first"
+        )
+        raise DecodeError(msg, offset=DATA_HEADER_BYTES, field=field)
+
+
+def _frame_header(measurement_type: int, timestamp_ns: int, frame_type_byte: int) -> bytes:
+    """Type, u64 device time of the last sample (ns since 2000-01-01), frame type byte."""
+    if not 0 <= timestamp_ns < 2**64:
+        msg = f"timestamp {timestamp_ns} ns does not fit a u64; pass ns since 2000-01-01"
+        raise DecodeError(msg, offset=1, field="timestamp")
+    return struct.pack("<BQB", measurement_type, timestamp_ns, frame_type_byte)
+
+
+def _le(values: npt.NDArray[np.int64], width: int) -> bytes:
+    """Each value as ``width`` little-endian two's-complement bytes, in order."""
+    return (values.astype("<i8").view(np.uint8).reshape(-1, 8)[:, :width]).tobytes()
+
+
+def encode_raw_frame(
+    measurement_type: int, timestamp_ns: int, frame_type: int, samples: npt.ArrayLike
+) -> bytes:
+    """A raw data frame: header, then each sample's channels as little-endian ints.
+
+    ``samples`` has shape (channels, n) in mG (ACC) or µV (ECG).
+    """
+    n_ch, width = _RAW_FORMATS[int(measurement_type), int(frame_type)]
+    arr = np.asarray(samples, dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[0] != n_ch:
+        msg = f"samples of shape {arr.shape} for a {n_ch}-channel frame; pass ({n_ch}, n)"
+        raise DecodeError(msg, offset=DATA_HEADER_BYTES, field="samples")
+    _fits(arr, 8 * width, "samples")
+    return _frame_header(measurement_type, timestamp_ns, frame_type) + _le(arr.T.ravel(), width)
+
+
+def encode_acc_frame(timestamp_ns: int, samples_mg: npt.ArrayLike, frame_type: int = 1) -> bytes:
+    """A raw ACC frame, ``samples_mg`` of shape (3, n).
+
+    Examples
+    --------
+    The SDK's raw test vector (PROTOCOLS.md):
+
+    >>> encode_acc_frame(2_000_000_000, [[-9, -8], [-1, -2], [999, 997]]).hex(" ")
+    '02 00 94 35 77 00 00 00 00 01 f7 ff ff ff e7 03 f8 ff fe ff e5 03'
+    """
+    return encode_raw_frame(MeasurementType.ACC, timestamp_ns, frame_type, samples_mg)
+
+
+def encode_ecg_frame(timestamp_ns: int, samples_uv: npt.ArrayLike) -> bytes:
+    """A raw ECG frame (frame type 0, int24 µV), ``samples_uv`` of shape (n,)."""
+    arr = np.asarray(samples_uv, dtype=np.int64).reshape(1, -1)
+    return encode_raw_frame(MeasurementType.ECG, timestamp_ns, 0, arr)
+
+
+def encode_delta_frame(
+    measurement_type: int,
+    timestamp_ns: int,
+    frame_type: int,
+    samples: npt.ArrayLike,
+    *,
+    resolution_bits: int | None = None,
+    block_samples: int = DEFAULT_BLOCK_SAMPLES,
+    min_delta_bits: int = 1,
+) -> bytes:
+    """A delta-compressed frame (frame type byte ``0x80 | frame_type``).
+
+    The first sample is the reference (``ceil(resolution / 8)`` bytes per channel), then
+    blocks of up to ``block_samples`` samples: ``[delta bits][count]`` and the ``count ×
+    channels`` deltas (channels interleaved per sample), each a two's-complement field of
+    ``delta bits``, packed least-significant bit first. A block uses the fewest bits its
+    deltas need, but at least ``min_delta_bits``.
+
+    Examples
+    --------
+    The SDK's compressed test vector (PROTOCOLS.md) but for the padding bits after the last
+    delta, which the device leaves as garbage (``08``) and this encoder zeros:
+
+    >>> samples = [[-15, -20], [20, 17], [1008, 1008]]
+    >>> encode_delta_frame(2, 101, 1, samples, min_delta_bits=6).hex(" ")
+    '02 65 00 00 00 00 00 00 00 81 f1 ff 14 00 f0 03 06 01 7b 0f 00'
+    """
+    arr = np.asarray(samples, dtype=np.int64)
+    n_ch, width = _RAW_FORMATS.get((int(measurement_type), int(frame_type)), (arr.shape[0], 0))
+    bits = 8 * width if resolution_bits is None else int(resolution_bits)
+    if arr.ndim != 2 or arr.shape[0] != n_ch or arr.shape[1] < 1 or bits < 1:
+        msg = f"samples of shape {arr.shape}; pass (n_channels, n >= 1) integer samples"
+        raise DecodeError(msg, offset=DATA_HEADER_BYTES, field="samples")
+    if not 1 <= block_samples <= 0xFF:
+        msg = f"block_samples {block_samples} is outside 1-255 (the count is a u8)"
+        raise DecodeError(msg, offset=DATA_HEADER_BYTES, field="sample_count")
+    _fits(arr, bits, "reference_sample")
+    out = bytearray(_frame_header(measurement_type, timestamp_ns, _DELTA_FLAG | frame_type))
+    out += _le(arr[:, 0], math.ceil(bits / 8))
+    deltas = np.diff(arr, axis=1).T  # (n - 1, channels): sample by sample
+    for start in range(0, deltas.shape[0], block_samples):
+        block = deltas[start : start + block_samples]
+        # two's-complement width: the largest magnitude (~v for negatives) plus a sign bit
+        need = int(np.where(block < 0, ~block, block).max()).bit_length() + 1
+        width_bits = max(need, min_delta_bits)
+        fields = block.ravel() & ((1 << width_bits) - 1)
+        lsb_first = (fields[:, None] >> np.arange(width_bits)) & 1
+        out += bytes([width_bits, len(block)])
+        out += np.packbits(lsb_first.astype(np.uint8).ravel(), bitorder="little").tobytes()
+    return bytes(out)
 
 
 @dataclass(slots=True)
@@ -409,11 +599,9 @@ class PolarSensor(SimulatedPeripheral):
             return Status.INVALID_STATE, b""
         if kind in self._streams:
             return Status.ALREADY_IN_STATE, b""
-        try:
-            settings = parse_settings(tlvs)
-        except DecodeError as exc:
-            bad_type = exc.field == "setting_type"
-            return (Status.INVALID_PARAMETER if bad_type else Status.INVALID_LENGTH), b""
+        settings = read_settings(tlvs)
+        if isinstance(settings, Status):
+            return settings, b""
         if any(len(v) != 1 for v in settings.values()):
             return Status.INVALID_PARAMETER, b""
         acc = kind == MeasurementType.ACC

@@ -1,7 +1,8 @@
 """Firmware of the crampsense reference band, simulated (profile: ``docs/reference-band.md``).
 
-The simulator sends exactly the documented bytes (it uses the encoders of
-:mod:`crampsense.devices.reference_band`), with the band's real timing and quirks:
+The simulator sends the documented bytes with its own encoders (``encode_*`` below, written
+from the profile, independent of the host's decoder in :mod:`crampsense.devices.reference_band`),
+with the band's real timing and quirks:
 
 - a free-running µs counter that starts at ``clock_offset_us`` at power-on, runs ``drift_ppm``
   fast relative to the simulated clock and wraps every 2**32 µs; packet timestamps are its low
@@ -34,6 +35,7 @@ import numpy.typing as npt
 
 from crampsense.devices.reference_band import (
     ACC_CHANNELS,
+    ACC_MG_PER_LSB,
     BATTERY_LEVEL_UUID,
     BATTERY_SERVICE_UUID,
     CONTROL_UUID,
@@ -42,6 +44,7 @@ from crampsense.devices.reference_band import (
     EMG_CHANNELS,
     EMG_RATES_HZ,
     EMG_UUID,
+    EMG_UV_PER_LSB,
     FLAG_BATTERY_LOW,
     FLAG_CLOCK_NOT_SET,
     FLAG_LEAD_OFF_GL,
@@ -50,23 +53,20 @@ from crampsense.devices.reference_band import (
     IMU_RATES_HZ,
     IMU_UUID,
     PROTOCOL_VERSION,
+    RESPONSE_BIT,
     SERVICE_UUID,
+    SKIN_TEMP_C_PER_LSB,
     STATUS_UUID,
     TICK_MODULO,
     BandConfig,
     Opcode,
     Status,
     StreamId,
-    acc_mg_to_counts,
-    emg_uv_to_counts,
-    encode_config_response,
-    encode_data_packets,
-    encode_response,
-    encode_status_packet,
-    samples_per_packet,
 )
+from crampsense.errors import DecodeError
 from firmware_sims.peripheral import (
     ATT_ATTRIBUTE_NOT_FOUND,
+    ATT_HEADER_BYTES,
     ATT_READ_NOT_PERMITTED,
     ATT_WRITE_NOT_PERMITTED,
     Advertisement,
@@ -86,6 +86,14 @@ __all__ = [
     "SOURCE_BLOCK_S",
     "STATUS_PERIOD_S",
     "ReferenceBand",
+    "acc_mg_to_counts",
+    "emg_uv_to_counts",
+    "encode_config_response",
+    "encode_data_packet",
+    "encode_data_packets",
+    "encode_response",
+    "encode_status_packet",
+    "samples_per_packet",
 ]
 
 logger = logging.getLogger(__name__)
@@ -120,6 +128,175 @@ _START_LEN: Final = 6
 _SET_TIME_LEN: Final = 10
 _BARE_LEN: Final = 2
 
+
+
+# ------------------------------------------------------------------ the wire (firmware side)
+# Written from docs/reference-band.md (sections 4-7), not with the host's codec in
+# crampsense.devices.reference_band: a simulator that borrowed the decoder's codec could not
+# catch a codec bug. Only spec constants (UUIDs, opcodes, flags, scales) are shared.
+
+#: Every data packet's header: version/stream, u16 sequence, u32 device time (µs), flags, n.
+_HEADER: Final = struct.Struct("<BHIBB")
+#: Status body after the header: u8 battery percent, i16 skin temperature (0.01 °C).
+_STATUS: Final = struct.Struct("<Bh")
+#: GET_CONFIG payload after the status byte: firmware major/minor/patch, state, EMG rate, IMU
+#: rate, EMG nV per count, accelerometer ±g; the channel names follow.
+_CONFIG: Final = struct.Struct("<BBBBHHHB")
+_I16_MIN: Final = -(2**15)
+_I16_MAX: Final = 2**15 - 1
+#: The ATT minimum MTU every LE link supports; n is a u8.
+_MIN_MTU: Final = 23
+_MAX_SAMPLES: Final = 255
+_STREAM_CHANNELS: Final = {StreamId.EMG: len(EMG_CHANNELS), StreamId.ACC: len(ACC_CHANNELS)}
+
+
+def samples_per_packet(mtu: int, n_channels: int) -> int:
+    """As many samples as fit one notification: ``(MTU − 3 − 9) / (2·c)``, 1-255.
+
+    Examples
+    --------
+    >>> samples_per_packet(23, 2), samples_per_packet(247, 2), samples_per_packet(247, 3)
+    (2, 58, 39)
+    """
+    room = max(mtu, _MIN_MTU) - ATT_HEADER_BYTES - _HEADER.size
+    return max(1, min(_MAX_SAMPLES, room // (2 * n_channels)))
+
+
+def _to_counts(
+    values: npt.ArrayLike, unit_per_count: float
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
+    """Counts rounded and clipped to i16 (NaN sent as 0), and per sample whether any channel
+    was clipped."""
+    scaled = np.nan_to_num(
+        np.rint(np.asarray(values, dtype=np.float64) / unit_per_count),
+        nan=0.0, posinf=_I16_MAX, neginf=_I16_MIN,
+    )
+    clipped = (scaled < _I16_MIN) | (scaled > _I16_MAX)
+    saturated = np.asarray(clipped.any(axis=0) if clipped.ndim == 2 else clipped, dtype=np.bool_)
+    return np.clip(scaled, _I16_MIN, _I16_MAX).astype(np.int16), saturated
+
+
+def emg_uv_to_counts(
+    emg_uv: npt.ArrayLike,
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
+    """EMG (µV, shape (channels, n)) to i16 counts of 0.25 µV, and the per-sample saturation."""
+    return _to_counts(emg_uv, EMG_UV_PER_LSB)
+
+
+def acc_mg_to_counts(
+    acc_mg: npt.ArrayLike,
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
+    """Acceleration (mg, shape (3, n)) to i16 counts of 8000/32768 mg (±8 g), clipping."""
+    return _to_counts(acc_mg, ACC_MG_PER_LSB)
+
+
+def encode_data_packets(
+    stream: StreamId,
+    sequences: npt.ArrayLike,
+    device_ticks: npt.ArrayLike,
+    flags: npt.ArrayLike,
+    counts: npt.NDArray[np.int16],
+    *,
+    samples_per_packet: int,
+) -> list[bytes]:
+    """EMG or accelerometer packets, ``samples_per_packet`` samples each, all at once.
+
+    ``counts`` (channels, packets × samples_per_packet) holds consecutive packets back to
+    back; sequences, device times and flags (one per packet) are reduced modulo their fields.
+    """
+    n_ch = _STREAM_CHANNELS.get(stream)
+    if n_ch is None:
+        msg = f"stream {stream!r} has no int16 samples; use encode_status_packet for status"
+        raise DecodeError(msg, offset=0, field="stream")
+    seq = np.asarray(sequences, dtype=np.int64).ravel()
+    n_pk, spp = seq.size, int(samples_per_packet)
+    arr = np.asarray(counts)
+    if not 1 <= spp <= _MAX_SAMPLES or arr.shape != (n_ch, n_pk * spp):
+        msg = (
+            f"counts of shape {arr.shape} do not fill {n_pk} packets of {spp} samples × "
+            f"{n_ch} channels; pass shape ({n_ch}, {n_pk * spp}) and 1-255 samples per packet"
+        )
+        raise DecodeError(msg, offset=_HEADER.size, field="samples")
+    head = np.zeros(n_pk, dtype=[("vs", "u1"), ("seq", "<u2"), ("ticks", "<u4"),
+                                 ("flags", "u1"), ("n", "u1")])
+    head["vs"] = PROTOCOL_VERSION << 4 | stream
+    head["seq"] = seq % 2**16
+    head["ticks"] = np.asarray(device_ticks, dtype=np.int64).ravel() % TICK_MODULO
+    head["flags"] = np.asarray(flags, dtype=np.int64).ravel() % 256
+    head["n"] = spp
+    # samples interleaved within a packet: s0c0 s0c1 ... s1c0 s1c1 ...
+    body = arr.reshape(n_ch, n_pk, spp).transpose(1, 2, 0).astype("<i2").reshape(n_pk, -1)
+    rows = np.concatenate(
+        [head.view(np.uint8).reshape(n_pk, _HEADER.size), body.view(np.uint8)], axis=1
+    )
+    return [row.tobytes() for row in rows]
+
+
+def encode_data_packet(
+    stream: StreamId,
+    sequence: int,
+    device_ticks: int,
+    flags: int,
+    counts: npt.NDArray[np.int16],
+) -> bytes:
+    """One EMG or accelerometer packet from i16 ``counts`` of shape (channels, n).
+
+    Examples
+    --------
+    The profile's first worked example (EMG at MTU 23, 1 ms before the timestamp wraps):
+
+    >>> c = np.array([[400, 404], [-201, -200]], dtype=np.int16)
+    >>> encode_data_packet(StreamId.EMG, 513, 4294966296, 0, c).hex(" ")
+    '11 01 02 18 fc ff ff 00 02 90 01 37 ff 94 01 38 ff'
+    """
+    arr = np.asarray(counts)
+    n = arr.shape[1] if arr.ndim == 2 else 0
+    (packet,) = encode_data_packets(
+        stream, [sequence], [device_ticks], [flags], arr, samples_per_packet=n
+    )
+    return packet
+
+
+def encode_status_packet(
+    sequence: int, device_ticks: int, flags: int, battery_percent: int, skin_temp_c: float
+) -> bytes:
+    """A status packet (12 bytes): header with n = 1, battery (0-100 %), skin temperature.
+
+    Examples
+    --------
+    >>> encode_status_packet(7, 10_000_000, FLAG_LEAD_OFF_GM, 87, 32.5).hex(" ")
+    '13 07 00 80 96 98 00 01 01 57 b2 0c'
+    """
+    head = _HEADER.pack(PROTOCOL_VERSION << 4 | StreamId.STATUS, sequence % 2**16,
+                        device_ticks % TICK_MODULO, flags & 0xFF, 1)
+    battery = min(max(int(battery_percent), 0), 100)
+    temp = int(np.clip(np.rint(skin_temp_c / SKIN_TEMP_C_PER_LSB), _I16_MIN, _I16_MAX))
+    return head + _STATUS.pack(battery, temp)
+
+
+def encode_response(opcode: int, status: Status, payload: bytes = b"") -> bytes:
+    """A control indication ``[version][0x80 | opcode][status][payload]``."""
+    return bytes([PROTOCOL_VERSION, RESPONSE_BIT | opcode & 0x7F, status]) + payload
+
+
+def encode_config_response(cfg: BandConfig) -> bytes:
+    """The GET_CONFIG OK response (19 bytes with the default channel names ``gm,gl``).
+
+    Raises
+    ------
+    DecodeError
+        A firmware string that is not ``major.minor.patch`` of 0-255 each, or a rate that
+        does not fit its u16.
+    """
+    state = (0x01 if cfg.streaming else 0) | (0x02 if cfg.clock_set else 0)
+    try:
+        major, minor, patch = (int(p) for p in cfg.firmware.split("."))
+        body = _CONFIG.pack(major, minor, patch, state, cfg.emg_fs_hz, cfg.imu_fs_hz,
+                            round(cfg.emg_uv_per_lsb * 1000), cfg.acc_range_g)
+    except (ValueError, struct.error) as exc:
+        msg = f"firmware {cfg.firmware!r} or a rate does not fit GET_CONFIG; use e.g. '1.0.0'"
+        raise DecodeError(msg, offset=3, field="firmware") from exc
+    return encode_response(Opcode.GET_CONFIG, Status.OK, body + ",".join(cfg.channels).encode())
 
 
 class _Buffered:

@@ -21,7 +21,6 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
 from firmware_sims.heart_rate import HeartRateStrap
 from firmware_sims.peripheral import (
-    CCCD_UUID,
     Advertisement,
     AttError,
     CharDef,
@@ -32,10 +31,7 @@ from firmware_sims.peripheral import (
 from firmware_sims.world import SimulatedWorld
 
 from crampsense.clock import FakeClock
-from crampsense.devices.heart_rate import (
-    HEART_RATE_MEASUREMENT_UUID,
-    HEART_RATE_SERVICE_UUID,
-)
+from crampsense.devices.gatt import CCCD_UUID, HEART_RATE_MEASUREMENT_UUID, HEART_RATE_SERVICE_UUID
 from crampsense.errors import ConfigError, DeviceError, DeviceNotFoundError
 
 T = TypeVar("T")

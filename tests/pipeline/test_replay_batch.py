@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from firmware_sims.bedroom import BAND_LEFT, HR_STRAP, bedroom
+from firmware_sims.heart_rate import encode_heart_rate_measurement
 from firmware_sims.night import NightSpec, generate_night
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,12 +31,8 @@ from crampsense.clock import FakeClock, datetime_from_ns
 from crampsense.devices import heart_rate as hr_module
 from crampsense.devices import reference_band as rb
 from crampsense.devices.base import DeviceProtocol, PacketBatch
-from crampsense.devices.heart_rate import (
-    BATTERY_LEVEL_UUID,
-    HEART_RATE_MEASUREMENT_UUID,
-    HeartRateProtocol,
-    encode_heart_rate_measurement,
-)
+from crampsense.devices.gatt import BATTERY_LEVEL_UUID, HEART_RATE_MEASUREMENT_UUID
+from crampsense.devices.heart_rate import HeartRateProtocol
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
 from crampsense.errors import CorruptFileError, DecodeError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
@@ -44,6 +41,7 @@ from crampsense.pipeline.replay import decode_session
 from crampsense.storage.session_log import SessionReader, SessionWriter
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy
+from firmware_sims import reference_band as band_fw
 
 EMG_FS_HZ = 500
 NIGHT_S = 600.0
@@ -208,7 +206,7 @@ def _garbage(frames: list[Frame]) -> list[Frame]:
         return dataclasses.replace(good, payload=payload, characteristic_uuid=uuid,
                                    device_address=address)
 
-    status = rb.encode_status_packet(3, 1000, 0, 80, 31.0)
+    status = band_fw.encode_status_packet(3, 1000, 0, 80, 31.0)
     bad = [
         like(b""),
         like(p[:5]),  # shorter than the header
@@ -362,7 +360,7 @@ def _band_packet(draw: st.DrawFn, stream: rb.StreamId, n: int) -> bytes:
         draw(st.lists(st.integers(-32768, 32767), min_size=n * n_ch, max_size=n * n_ch)),
         dtype=np.int16,
     ).reshape(n_ch, n)
-    return rb.encode_data_packet(stream, draw(st.integers(0, 65535)),
+    return band_fw.encode_data_packet(stream, draw(st.integers(0, 65535)),
                                  draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 255)),
                                  counts)
 
@@ -386,7 +384,7 @@ def _band_payloads(draw: st.DrawFn) -> tuple[rb.StreamId, list[bytes]]:
     payloads: list[bytes] = []
     for _ in range(draw(st.integers(0, 40))):
         if stream is rb.StreamId.STATUS:
-            p = rb.encode_status_packet(draw(st.integers(0, 65535)),
+            p = band_fw.encode_status_packet(draw(st.integers(0, 65535)),
                                         draw(st.integers(0, 2**32 - 1)),
                                         draw(st.integers(0, 255)), draw(st.integers(0, 100)),
                                         draw(st.floats(-300.0, 300.0)))
@@ -594,7 +592,7 @@ def test_add_many_rejects_what_add_rejects() -> None:
 
 
 def test_status_batch_lead_off_columns_follow_the_flags() -> None:
-    packets = [rb.encode_status_packet(k, 1000 * k, flags, 50, 30.0)
+    packets = [band_fw.encode_status_packet(k, 1000 * k, flags, 50, 30.0)
                for k, flags in enumerate([0, 1, 2, 3] * 4)]
     batches = _assert_batches_match_decode(rb.ReferenceBandProtocol(), rb.STATUS_UUID, packets)
     (status,) = batches

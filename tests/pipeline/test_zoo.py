@@ -7,9 +7,10 @@ Verity Sense and H10, an OpenBCI Ganglion, a Movesense and a heart-rate strap on
   each with its placement and configuration, ``record --simulate --world zoo`` records all six
   into one session log that ``replay`` decodes without a single undecodable frame;
 - known signals: each simulator measures its contract case's known signal
-  (``firmware_sims.families``); the session is recorded through bleak and IngestSession,
-  replayed, and every stream is compared with what its simulator was given: values within
-  the wire format's resolution, units canonical, per-sample times within 0.1 s, no loss.
+  (``firmware_sims/zoo.py``, cases in ``tests/devices/families.py``); the session is
+  recorded through bleak and IngestSession, replayed, and every stream is compared with what
+  its simulator was given: values within the wire format's resolution, units canonical,
+  per-sample times within 0.1 s, no loss.
 """
 
 from __future__ import annotations
@@ -28,13 +29,6 @@ from firmware_sims.bedroom import (
     ZOO_POLAR_H10,
     ZOO_POLAR_SENSE,
 )
-from firmware_sims.families import (
-    CANONICAL_UNITS,
-    case,
-    match_irregular,
-    match_timeline,
-    run_firmware,
-)
 
 from clihelp import run_cli
 from crampsense.pipeline.legs import choose_leg_sources
@@ -43,6 +37,13 @@ from crampsense.pipeline.replay import (
     decode_session,
 )
 from crampsense.storage.session_log import SessionReader
+from devices.families import (
+    CANONICAL_UNITS,
+    case,
+    match_irregular,
+    match_timeline,
+    run_firmware,
+)
 from zoohelp import record_known_zoo
 
 #: Simulated seconds of the known-signal recording.

@@ -70,13 +70,10 @@ import numpy as np
 import numpy.typing as npt
 
 from crampsense.devices.base import Capability, DeviceProtocol, GattWrite, PacketBatch
-from crampsense.devices.heart_rate import (
-    DEVICE_INFORMATION_SERVICE_UUID,
-    DEVICE_INFORMATION_UUIDS,
-)
+from crampsense.devices.gatt import DEVICE_INFORMATION_SERVICE_UUID, DEVICE_INFORMATION_UUIDS
 from crampsense.devices.timeline import TimelineBuilder
 from crampsense.errors import ConfigError, DecodeError
-from crampsense.models import PLACEMENTS, Frame, SampleBlock
+from crampsense.models import ACC_UNIT, EMG_UNIT, G_MG, PLACEMENTS, Frame, SampleBlock
 
 __all__ = [
     "ACC_CHANNELS",
@@ -110,16 +107,8 @@ __all__ = [
     "bits_for_id",
     "decode_deltas",
     "decode_fields",
-    "encode_impedance_packet",
-    "encode_message_packets",
-    "encode_raw_packet",
-    "encode_sample_packets",
     "firmware_from_software_revision",
-    "fw2_delta_fields",
-    "fw3_absolute_fields",
-    "pack_fields",
     "parse_channel_map",
-    "uv_to_counts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -187,9 +176,6 @@ FLAG_CHAIN_GAP: Final = 0x02
 EMG_CHANNELS: Final = ("ch1", "ch2", "ch3", "ch4")
 ACC_CHANNELS: Final = ("x", "y", "z")
 _I24_MAX: Final = 2**23 - 1
-_I24_MIN: Final = -(2**23)
-_RAW_PADDING: Final = b"ABCDEFG"
-_STANDARD_GRAVITY_MG: Final = 1000.0
 
 # --------------------------------------------------------------------------- channel map
 
@@ -317,41 +303,6 @@ def decode_fields(rows: npt.NDArray[np.uint8], bits: int) -> npt.NDArray[np.int6
     return out
 
 
-def pack_fields(
-    packet_ids: npt.ArrayLike,
-    fields: npt.ArrayLike,
-    bits: int,
-    aux: npt.ArrayLike | None = None,
-) -> npt.NDArray[np.uint8]:
-    """Pack 8 fields per packet into 20-byte packets (the inverse of :func:`decode_fields`).
-
-    Parameters
-    ----------
-    packet_ids : array_like of int, shape (n_packets,)
-        Byte 0 of each packet.
-    fields : array_like of int, shape (n_packets, 8)
-        Values; only their low ``bits`` bits are sent (two's complement for negatives).
-    bits : {18, 19}
-    aux : array_like of int, shape (n_packets,), optional
-        Byte 19 of 18-bit packets (accelerometer), as int8 or uint8; 0 when omitted.
-
-    Returns
-    -------
-    ndarray of uint8, shape (n_packets, 20)
-    """
-    ids = np.asarray(packet_ids, dtype=np.int64).ravel()
-    vals = np.asarray(fields, dtype=np.int64).reshape(ids.size, 2 * N_CHANNELS)
-    out = np.zeros((ids.size, PACKET_BYTES + 1), dtype=np.int64)
-    out[:, 0] = ids & 0xFF
-    for f, (byte, shift, mask) in enumerate(_field_layout(bits)):
-        window = (vals[:, f] & mask) << shift
-        for j in range(4):
-            out[:, byte + j] |= (window >> (24 - 8 * j)) & 0xFF
-    if aux is not None and bits == 18:
-        out[:, PACKET_BYTES - 1] = np.asarray(aux, dtype=np.int64).ravel() & 0xFF
-    return out[:, :PACKET_BYTES].astype(np.uint8)
-
-
 def _signed_bit0(fields: npt.NDArray[np.int64], bits: int) -> npt.NDArray[np.int64]:
     """Firmware-2 deltas: bit 0 set means negative (sign-extend from ``bits``)."""
     out: npt.NDArray[np.int64] = fields - ((fields & 1) << bits)
@@ -392,150 +343,6 @@ def _check_length(payload: bytes) -> None:
             "notification was truncated or is not from a Ganglion"
         )
         raise DecodeError(msg, offset=min(len(payload), PACKET_BYTES), field="payload_length")
-
-
-# --------------------------------------------------------------------------- encoders
-
-
-def uv_to_counts(emg_uv: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """µV to 24-bit ADC counts (rounded, clipped at the int24 range; NaN sent as 0)."""
-    scaled = np.rint(np.nan_to_num(np.asarray(emg_uv, dtype=np.float64)) / UV_PER_COUNT)
-    return np.clip(scaled, _I24_MIN, _I24_MAX).astype(np.int64)
-
-
-def encode_raw_packet(counts: npt.ArrayLike) -> bytes:
-    """Firmware 2's packet 0: ID 0, 4 × int24 big-endian, then the padding ``ABCDEFG``.
-
-    Examples
-    --------
-    >>> encode_raw_packet([1, -1, 256, -8388608]).hex(" ")
-    '00 00 00 01 ff ff ff 00 01 00 80 00 00 41 42 43 44 45 46 47'
-    """
-    c = np.asarray(counts, dtype=np.int64).ravel()
-    if c.size != N_CHANNELS:
-        msg = f"a raw packet holds {N_CHANNELS} channels, got {c.size}; pass one sample"
-        raise DecodeError(msg, offset=1, field="raw_sample")
-    body = b"".join(int(v & 0xFFFFFF).to_bytes(3, "big") for v in c.tolist())
-    return b"\x00" + body + _RAW_PADDING
-
-
-def fw2_delta_fields(
-    counts: npt.ArrayLike, previous: npt.ArrayLike
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """What firmware 2 sends for ``counts``, and what a decoder rebuilds from it.
-
-    The firmware computes ``delta = last - current`` against the *true* previous sample
-    (open loop), overwrites bit 0 with the sign, and keeps the low 18/19 bits. Decoding gives
-    the delta with bit 0 forced to the sign, so the rebuilt samples walk away from the truth
-    by at most one count per sample (0.0019 µV each), as on the board.
-
-    Parameters
-    ----------
-    counts : array_like of int, shape (4, n)
-        True ADC counts, n even (two per packet).
-    previous : array_like of int, shape (4,)
-        The true sample before ``counts[:, 0]`` (the raw packet's, or the last one sent).
-
-    Returns
-    -------
-    fields : ndarray of int64, shape (n // 2, 8)
-        Per packet the 8 deltas as the firmware leaves them (bit 0 = sign), for
-        :func:`encode_sample_packets`.
-    rebuilt : ndarray of int64, shape (4, n)
-        The samples a decoder reconstructs when it starts from ``previous``.
-    """
-    c = np.asarray(counts, dtype=np.int64)
-    prev = np.asarray(previous, dtype=np.int64).reshape(N_CHANNELS, 1)
-    true_prev = np.concatenate([prev, c[:, :-1]], axis=1)
-    delta = true_prev - c
-    sent = np.where(delta < 0, delta | 1, delta & ~np.int64(1))
-    rebuilt = prev - np.cumsum(sent, axis=1)
-    n = c.shape[1]
-    fields = sent.T.reshape(n // 2, 2 * N_CHANNELS)
-    return fields, rebuilt
-
-
-def fw3_absolute_fields(
-    counts: npt.ArrayLike, bits: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """What firmware 3 sends for ``counts`` (the top ``bits`` bits), and the decoded counts.
-
-    Returns
-    -------
-    fields : ndarray of int64, shape (n // 2, 8)
-    rebuilt : ndarray of int64, shape (4, n)
-        ``field << (24 - bits)``: the counts rounded down to a multiple of 64 (18-bit) or 32.
-    """
-    c = np.asarray(counts, dtype=np.int64)
-    shift = 24 - bits
-    top = c >> shift
-    rebuilt = top << shift
-    n = c.shape[1]
-    return top.T.reshape(n // 2, 2 * N_CHANNELS), rebuilt
-
-
-def encode_sample_packets(
-    packet_ids: npt.ArrayLike,
-    fields: npt.ArrayLike,
-    *,
-    firmware: int,
-    aux: npt.ArrayLike | None = None,
-) -> list[bytes]:
-    """Encode 18/19-bit sample packets; the width follows each ID (see :func:`bits_for_id`).
-
-    Parameters
-    ----------
-    packet_ids : array_like of int, shape (n_packets,)
-    fields : array_like of int, shape (n_packets, 8)
-        From :func:`fw2_delta_fields` or :func:`fw3_absolute_fields`.
-    firmware : {2, 3}
-    aux : array_like of int, shape (n_packets,), optional
-        Accelerometer byte of 18-bit packets.
-
-    Raises
-    ------
-    DecodeError
-        An ID that is not an 18/19-bit packet of that firmware.
-    """
-    ids = np.asarray(packet_ids, dtype=np.int64).ravel()
-    vals = np.asarray(fields, dtype=np.int64).reshape(ids.size, 2 * N_CHANNELS)
-    aux_arr = np.zeros(ids.size, np.int64) if aux is None else np.asarray(aux, np.int64).ravel()
-    bits = np.array([bits_for_id(int(i), firmware) for i in np.unique(ids).tolist()])
-    if bool(np.any(bits == 24)):
-        msg = "packet 0 of firmware 2 is raw; encode it with encode_raw_packet"
-        raise DecodeError(msg, offset=0, field="packet_id")
-    width = np.where((ids <= 100) if firmware == 2 else (ids < 100), 18, 19)
-    out = np.zeros((ids.size, PACKET_BYTES), dtype=np.uint8)
-    for w in (18, 19):
-        sel = width == w
-        if sel.any():
-            out[sel] = pack_fields(ids[sel], vals[sel], w, aux_arr[sel])
-    buf = out.tobytes()
-    return [buf[i * PACKET_BYTES : (i + 1) * PACKET_BYTES] for i in range(ids.size)]
-
-
-def encode_impedance_packet(channel: int, value: int) -> bytes:
-    """Impedance of ``channel`` (1-4, 5 = reference): ID 200 + channel, ASCII digits, ``Z``.
-
-    Examples
-    --------
-    >>> encode_impedance_packet(2, 1234)
-    b'\\xca1234Z'
-    """
-    if not 1 <= channel <= 5 or value < 0:
-        msg = f"impedance channel {channel} / value {value} invalid; channels are 1-5, values >= 0"
-        raise DecodeError(msg, offset=0, field="impedance")
-    return bytes([200 + channel]) + str(int(value)).encode("ascii") + b"Z"
-
-
-def encode_message_packets(text: str) -> list[bytes]:
-    """An ASCII message as packets of up to 19 characters: ID 206 parts, ID 207 last."""
-    data = text.encode("ascii", errors="replace")
-    chunks = [data[i : i + PACKET_BYTES - 1] for i in range(0, max(len(data), 1), 19)]
-    return [
-        bytes([MESSAGE_END_ID if i == len(chunks) - 1 else MESSAGE_PART_ID]) + chunk
-        for i, chunk in enumerate(chunks)
-    ]
 
 
 def firmware_from_software_revision(software: str) -> int:
@@ -637,9 +444,9 @@ class GanglionProtocol(DeviceProtocol):
         return any(name.startswith(p) for p in NAME_PREFIXES)
 
     def capabilities(self) -> tuple[Capability, ...]:
-        caps = [Capability("emg", EMG_CHANNELS, "uV", float(FS_HZ))]
+        caps = [Capability("emg", EMG_CHANNELS, EMG_UNIT, float(FS_HZ))]
         if self.accelerometer:
-            caps.append(Capability("acc", ACC_CHANNELS, "mg", float(ACC_FS_HZ)))
+            caps.append(Capability("acc", ACC_CHANNELS, ACC_UNIT, float(ACC_FS_HZ)))
         return tuple(caps)
 
     def control_uuids(self) -> tuple[str, ...]:
@@ -769,7 +576,7 @@ class GanglionProtocol(DeviceProtocol):
         emg_uv = _counts_to_uv(res.counts)
         blocks = [
             SampleBlock(
-                frame.device_address, "emg", EMG_CHANNELS, "uV", float(FS_HZ), emg_uv,
+                frame.device_address, "emg", EMG_CHANNELS, EMG_UNIT, float(FS_HZ), emg_uv,
                 device_ticks=int(res.ticks[0]), sequence=int(res.seq[0] % SEQ_MODULO),
                 flags=int(res.flags[0]),
             )
@@ -777,7 +584,7 @@ class GanglionProtocol(DeviceProtocol):
         if res.acc_index.size:
             blocks.append(
                 SampleBlock(
-                    frame.device_address, "acc", ACC_CHANNELS, "mg", float(ACC_FS_HZ),
+                    frame.device_address, "acc", ACC_CHANNELS, ACC_UNIT, float(ACC_FS_HZ),
                     self._acc_mg(res.acc_counts), device_ticks=int(res.ticks[0]),
                     sequence=None, flags=0,
                 )
@@ -785,7 +592,7 @@ class GanglionProtocol(DeviceProtocol):
         return blocks
 
     def _acc_mg(self, acc_counts: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        scale = self.acc_g_per_count * _STANDARD_GRAVITY_MG
+        scale = self.acc_g_per_count * G_MG
         return (acc_counts.T.astype(np.float64) * scale).astype(np.float32)
 
     def decode_batch(
@@ -826,7 +633,7 @@ class GanglionProtocol(DeviceProtocol):
         res = self._chain_decode(self._bound, rows, host[index])
         out = [
             PacketBatch(
-                stream="emg", channels=EMG_CHANNELS, unit="uV", fs_hz=float(FS_HZ),
+                stream="emg", channels=EMG_CHANNELS, unit=EMG_UNIT, fs_hz=float(FS_HZ),
                 index=index, values=_counts_to_uv(res.counts), n_samples=res.n,
                 sequence=res.seq % SEQ_MODULO, device_ticks=res.ticks, flags=res.flags,
             )
@@ -835,7 +642,7 @@ class GanglionProtocol(DeviceProtocol):
             a = res.acc_index
             out.append(
                 PacketBatch(
-                    stream="acc", channels=ACC_CHANNELS, unit="mg", fs_hz=float(ACC_FS_HZ),
+                    stream="acc", channels=ACC_CHANNELS, unit=ACC_UNIT, fs_hz=float(ACC_FS_HZ),
                     index=index[a], values=self._acc_mg(res.acc_counts),
                     n_samples=np.ones(a.size, np.int64),
                     sequence=np.full(a.size, -1, np.int64), device_ticks=res.ticks[a],

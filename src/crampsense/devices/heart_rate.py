@@ -25,7 +25,6 @@ References
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -34,64 +33,32 @@ import numpy as np
 import numpy.typing as npt
 
 from crampsense.devices.base import Capability, DeviceProtocol, GattWrite, PacketBatch
+from crampsense.devices.gatt import (
+    BATTERY_LEVEL_UUID,
+    DEVICE_INFORMATION_UUIDS,
+    HEART_RATE_MEASUREMENT_UUID,
+    HEART_RATE_SERVICE_UUID,
+    decode_battery_level,
+)
 from crampsense.errors import DecodeError
 from crampsense.models import Frame, SampleBlock
 
 __all__ = [
-    "BATTERY_LEVEL_UUID",
-    "BATTERY_SERVICE_UUID",
     "BODY_SENSOR_LOCATIONS",
-    "BODY_SENSOR_LOCATION_UUID",
-    "DEVICE_INFORMATION_SERVICE_UUID",
-    "DEVICE_INFORMATION_UUIDS",
     "FLAG_CONTACT_DETECTED",
     "FLAG_CONTACT_SUPPORTED",
     "FLAG_ENERGY_PRESENT",
     "FLAG_HR_U16",
     "FLAG_RR_PRESENT",
-    "HEART_RATE_MEASUREMENT_UUID",
-    "HEART_RATE_SERVICE_UUID",
     "RR_TICKS_PER_S",
     "HeartRateMeasurement",
     "HeartRateProtocol",
-    "decode_battery_level",
     "decode_body_sensor_location",
-    "decode_dis_string",
     "decode_heart_rate_measurement",
-    "encode_heart_rate_measurement",
-    "sig_uuid",
 ]
 
 logger = logging.getLogger(__name__)
 
-
-def sig_uuid(short: int) -> str:
-    """The lower-case 128-bit form of a 16-bit Bluetooth SIG UUID.
-
-    Examples
-    --------
-    >>> sig_uuid(0x2A37)
-    '00002a37-0000-1000-8000-00805f9b34fb'
-    """
-    return f"0000{short:04x}-0000-1000-8000-00805f9b34fb"
-
-
-HEART_RATE_SERVICE_UUID: Final = sig_uuid(0x180D)
-HEART_RATE_MEASUREMENT_UUID: Final = sig_uuid(0x2A37)
-BODY_SENSOR_LOCATION_UUID: Final = sig_uuid(0x2A38)
-BATTERY_SERVICE_UUID: Final = sig_uuid(0x180F)
-BATTERY_LEVEL_UUID: Final = sig_uuid(0x2A19)
-DEVICE_INFORMATION_SERVICE_UUID: Final = sig_uuid(0x180A)
-
-#: Device Information Service string characteristics, field name -> UUID ([2]_).
-DEVICE_INFORMATION_UUIDS: Final[Mapping[str, str]] = {
-    "manufacturer": sig_uuid(0x2A29),
-    "model": sig_uuid(0x2A24),
-    "serial": sig_uuid(0x2A25),
-    "hardware": sig_uuid(0x2A27),
-    "firmware": sig_uuid(0x2A26),
-    "software": sig_uuid(0x2A28),
-}
 
 #: Body Sensor Location (0x2A38) values ([1]_); other values are reserved.
 BODY_SENSOR_LOCATIONS: Final[Mapping[int, str]] = {
@@ -112,12 +79,6 @@ FLAG_RR_PRESENT: Final = 0x10
 
 #: RR intervals are counted in 1/1024 s ticks (the spec's resolution, ~0.98 ms).
 RR_TICKS_PER_S: Final = 1024
-#: Largest value of a u16 field (heart rate in u16 form, energy, one RR interval).
-_U16_MAX: Final = 0xFFFF
-#: Largest heart rate that fits the compact u8 form (bpm).
-_U8_MAX: Final = 0xFF
-#: Largest Battery Level value; 101-255 are reserved ([2]_).
-BATTERY_MAX_PERCENT: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +98,7 @@ class HeartRateMeasurement:
     rr_ticks : tuple of int
         RR intervals as sent, in 1/1024 s, oldest first.
     hr_u16 : bool
-        The heart rate was sent in the u16 form (kept so that re-encoding is byte-exact).
+        The heart rate was sent in the u16 form (as sent).
     """
 
     heart_rate_bpm: int
@@ -259,114 +220,6 @@ def decode_heart_rate_measurement(payload: bytes | bytearray) -> HeartRateMeasur
     )
 
 
-def rr_ticks_from_s(rr_intervals_s: Sequence[float]) -> tuple[int, ...]:
-    """Seconds to 1/1024 s ticks (rounded to nearest), validated to fit a u16.
-
-    Raises
-    ------
-    DecodeError
-        An interval is negative, not finite or longer than 65535/1024 s (64 s).
-    """
-    ticks: list[int] = []
-    for i, s in enumerate(rr_intervals_s):
-        t = round(s * RR_TICKS_PER_S) if math.isfinite(s) else -1
-        if not 0 <= t <= _U16_MAX:
-            msg = (
-                f"RR interval {s!r} s cannot be encoded; allowed are 0 to "
-                f"{_U16_MAX / RR_TICKS_PER_S:.3f} s"
-            )
-            raise DecodeError(msg, offset=i, field="rr_interval")
-        ticks.append(t)
-    return tuple(ticks)
-
-
-def encode_heart_rate_measurement(
-    heart_rate_bpm: int,
-    *,
-    contact_detected: bool | None = None,
-    energy_expended_kj: int | None = None,
-    rr_intervals_s: Sequence[float] = (),
-    rr_ticks: Sequence[int] | None = None,
-    hr_u16: bool = False,
-) -> bytes:
-    """Encode a Heart Rate Measurement (``0x2A37``) value, the inverse of the decoder.
-
-    Parameters
-    ----------
-    heart_rate_bpm : int
-        Heart rate in bpm (0-65535); values above 255 force the u16 form.
-    contact_detected : bool or None
-        ``None``: contact sensing not supported; otherwise the contact state.
-    energy_expended_kj : int or None
-        Energy expended in kJ (0-65535), or ``None`` to leave the field out.
-    rr_intervals_s : sequence of float
-        RR intervals in seconds, oldest first (rounded to 1/1024 s). Ignored if ``rr_ticks``.
-    rr_ticks : sequence of int or None
-        RR intervals already in 1/1024 s ticks.
-    hr_u16 : bool
-        Send the heart rate as u16 even if it fits a u8.
-
-    Returns
-    -------
-    bytes
-        The notification value. The caller must keep it within ``mtu - 3`` bytes (a default
-        MTU of 23 leaves room for 8 RR intervals with a u8 rate and no energy field).
-
-    Raises
-    ------
-    DecodeError
-        A value does not fit its field (``field`` names it).
-
-    Examples
-    --------
-    >>> encode_heart_rate_measurement(72, contact_detected=True, rr_ticks=[1079, 775]).hex()
-    '164837040703'
-    """
-    if not 0 <= heart_rate_bpm <= _U16_MAX:
-        msg = f"heart rate {heart_rate_bpm} bpm does not fit a u16; allowed are 0 to {_U16_MAX}"
-        raise DecodeError(msg, offset=1, field="heart_rate")
-    if energy_expended_kj is not None and not 0 <= energy_expended_kj <= _U16_MAX:
-        msg = f"energy expended {energy_expended_kj} kJ does not fit a u16; allowed 0 to {_U16_MAX}"
-        raise DecodeError(msg, offset=2, field="energy_expended")
-    ticks = tuple(rr_ticks) if rr_ticks is not None else rr_ticks_from_s(rr_intervals_s)
-    for i, t in enumerate(ticks):
-        if not 0 <= t <= _U16_MAX:
-            msg = f"RR interval {t} ticks does not fit a u16; allowed are 0 to {_U16_MAX}"
-            raise DecodeError(msg, offset=i, field="rr_interval")
-    m = HeartRateMeasurement(
-        heart_rate_bpm=int(heart_rate_bpm),
-        contact_supported=contact_detected is not None,
-        contact_detected=bool(contact_detected),
-        energy_expended_kj=energy_expended_kj,
-        rr_ticks=ticks,
-        hr_u16=hr_u16 or heart_rate_bpm > _U8_MAX,
-    )
-    out = bytearray([m.flags])
-    out += m.heart_rate_bpm.to_bytes(2 if m.hr_u16 else 1, "little")
-    if energy_expended_kj is not None:
-        out += energy_expended_kj.to_bytes(2, "little")
-    out += np.asarray(ticks, dtype="<u2").tobytes()
-    return bytes(out)
-
-
-def decode_battery_level(payload: bytes | bytearray) -> int:
-    """Decode Battery Level (``0x2A19``): one u8, percent 0-100.
-
-    Raises
-    ------
-    DecodeError
-        Not exactly one byte, or a reserved value above 100.
-    """
-    if len(payload) != 1:
-        msg = f"battery level must be 1 byte, got {len(payload)}; not a 0x2A19 value"
-        raise DecodeError(msg, offset=min(len(payload), 1), field="battery_level")
-    level = payload[0]
-    if level > BATTERY_MAX_PERCENT:
-        msg = f"battery level {level} is a reserved value; allowed are 0 to 100 percent"
-        raise DecodeError(msg, offset=0, field="battery_level")
-    return level
-
-
 def decode_body_sensor_location(payload: bytes | bytearray) -> str:
     """Decode Body Sensor Location (``0x2A38``) to a name (``"chest"``, ...).
 
@@ -383,21 +236,6 @@ def decode_body_sensor_location(payload: bytes | bytearray) -> str:
         msg = f"body sensor location {payload[0]} is reserved; known values are 0 to 6"
         raise DecodeError(msg, offset=0, field="body_sensor_location")
     return name
-
-
-def decode_dis_string(payload: bytes | bytearray, field: str = "device_information") -> str:
-    """Decode a Device Information string (UTF-8; trailing NUL padding removed).
-
-    Raises
-    ------
-    DecodeError
-        The bytes are not UTF-8.
-    """
-    try:
-        return bytes(payload).decode("utf-8").rstrip("\x00")
-    except UnicodeDecodeError as exc:
-        msg = f"device information {field!r} is not UTF-8 ({exc.reason}); read it again"
-        raise DecodeError(msg, offset=exc.start, field=field) from exc
 
 
 #: Measurements of one layout (flags byte and length) are decoded together only when at least

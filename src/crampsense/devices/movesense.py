@@ -67,7 +67,7 @@ import numpy.typing as npt
 from crampsense.devices.base import Capability, DeviceProtocol, GattWrite, PacketBatch
 from crampsense.devices.timeline import TimelineBuilder
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
-from crampsense.models import Frame, SampleBlock
+from crampsense.models import ACC_UNIT, G_MG, Frame, SampleBlock
 
 __all__ = [
     "ACC_CHANNELS",
@@ -89,15 +89,12 @@ __all__ = [
     "Resource",
     "Response",
     "encode_command",
-    "encode_data_message",
     "encode_hello",
-    "encode_response",
     "encode_subscribe",
     "encode_unsubscribe",
     "mps2_to_mg",
     "parse_resource",
     "parse_response",
-    "split_message",
 ]
 
 logger = logging.getLogger(__name__)
@@ -192,11 +189,11 @@ def mps2_to_mg(values: npt.ArrayLike) -> npt.NDArray[np.float32]:
     # which detection treats as invalid, like a gap.
     with np.errstate(over="ignore", invalid="ignore"):
         v = np.asarray(values, dtype=np.float64)
-        out: npt.NDArray[np.float32] = (v * (1000.0 / MPS2_PER_G)).astype(np.float32)
+        out: npt.NDArray[np.float32] = (v * (G_MG / MPS2_PER_G)).astype(np.float32)
     return out
 
 
-# --------------------------------------------------------------------------- encoders
+# --------------------------------------------------------------------------- commands
 
 
 def encode_command(command: Command, reference: int, data: bytes = b"") -> bytes:
@@ -230,45 +227,6 @@ def encode_subscribe(reference: int, path: str) -> bytes:
 
 def encode_unsubscribe(reference: int) -> bytes:
     return encode_command(Command.UNSUBSCRIBE, reference)
-
-
-def encode_response(reference: int, status: int) -> bytes:
-    """A type-1 response with a little-endian u16 HTTP status."""
-    return bytes([NotificationType.RESPONSE, reference]) + struct.pack("<H", status)
-
-
-def encode_data_message(
-    reference: int, timestamp_ms: int, samples: npt.ArrayLike, resource: Resource
-) -> bytes:
-    """A whole (unsplit) type-2 data message.
-
-    Parameters
-    ----------
-    reference : int
-    timestamp_ms : int
-        Sensor time of the first sample (ms, reduced modulo 2**32).
-    samples : array_like of float, shape (n, 3) for Acc or (n, 6) for IMU6
-        m/s² (acc) then deg/s (gyro) per sample; sent as float32, IMU6 as two blocks.
-    resource : Resource
-    """
-    s = np.asarray(samples, dtype="<f4").reshape(-1, resource.floats_per_sample)
-    body = s.tobytes() if resource.kind == "Acc" else s[:, :3].tobytes() + s[:, 3:].tobytes()
-    head = bytes([NotificationType.DATA, reference]) + _TIMESTAMP.pack(timestamp_ms % TICK_MODULO)
-    return head + body
-
-
-def split_message(message: bytes, max_payload: int) -> list[bytes]:
-    """Split a type-2 message into notifications of at most ``max_payload`` bytes: the first
-    part keeps type 2, each further part is ``[3][reference]`` plus the next bytes."""
-    if len(message) <= max_payload:
-        return [message]
-    parts = [message[:max_payload]]
-    rest = message[max_payload:]
-    room = max(1, max_payload - _HEADER)
-    while rest:
-        parts.append(bytes([NotificationType.DATA_PART2, message[1]]) + rest[:room])
-        rest = rest[room:]
-    return parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +302,7 @@ class MovesenseProtocol(DeviceProtocol):
 
     def capabilities(self) -> tuple[Capability, ...]:
         fs = float(self.resource.rate_hz)
-        caps = [Capability("acc", ACC_CHANNELS, "mg", fs)]
+        caps = [Capability("acc", ACC_CHANNELS, ACC_UNIT, fs)]
         if self.resource.kind == "IMU6":
             caps.append(Capability("gyro", GYRO_CHANNELS, "dps", fs))
         return tuple(caps)
@@ -398,7 +356,7 @@ class MovesenseProtocol(DeviceProtocol):
         ticks, values = self._values(message)
         fs = float(self.resource.rate_hz)
         out = [
-            SampleBlock(address, "acc", ACC_CHANNELS, "mg", fs, mps2_to_mg(values[:, :3].T),
+            SampleBlock(address, "acc", ACC_CHANNELS, ACC_UNIT, fs, mps2_to_mg(values[:, :3].T),
                         device_ticks=ticks)
         ]
         if self.resource.kind == "IMU6":
@@ -545,7 +503,7 @@ class MovesenseProtocol(DeviceProtocol):
                                values=v, n_samples=counts, sequence=none, device_ticks=ticks,
                                flags=zeros)
 
-        out = [batch("acc", ACC_CHANNELS, "mg", mps2_to_mg(acc.reshape(k * n, 3).T))]
+        out = [batch("acc", ACC_CHANNELS, ACC_UNIT, mps2_to_mg(acc.reshape(k * n, 3).T))]
         if gyro is not None:
             out.append(batch("gyro", GYRO_CHANNELS, "dps",
                              gyro.reshape(k * n, 3).T.astype(np.float32)))

@@ -3,8 +3,9 @@
 crampsense uses a Polar sensor worn on the calf or the ankle as a leg accelerometer (all three
 models) and, on the H10, as an ECG (heart-rate context). This module is the executable form of
 the PMD facts in ``shared/design/PROTOCOLS.md`` section 1 (public Polar documentation,
-re-implemented here, not copied): UUIDs, pure encoders (the firmware simulator uses them, so it
-sends exactly these bytes), decoders, and the :class:`PolarPmdProtocol` the transport drives.
+re-implemented here, not copied), host side only: UUIDs, command encoders, decoders, and the
+:class:`PolarPmdProtocol` the transport drives. The sensor's side (feature read, responses,
+data frames) is encoded by ``firmware_sims/polar.py``, written apart from these decoders.
 
 Wire summary (little-endian)::
 
@@ -52,7 +53,7 @@ from crampsense.devices.base import (
 )
 from crampsense.devices.timeline import TimelineBuilder
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
-from crampsense.models import Frame, SampleBlock
+from crampsense.models import ACC_UNIT, ECG_UNIT, Frame, SampleBlock
 
 __all__ = [
     "ACC_CHANNELS",
@@ -79,14 +80,7 @@ __all__ = [
     "Status",
     "decode_pmd_frame",
     "device_ns_to_unix_ns",
-    "encode_acc_frame",
-    "encode_delta_frame",
-    "encode_ecg_frame",
-    "encode_features",
     "encode_get_settings",
-    "encode_measurement_stopped",
-    "encode_raw_frame",
-    "encode_response",
     "encode_settings",
     "encode_start",
     "encode_start_acc",
@@ -245,7 +239,7 @@ def raw_resolution_bits(measurement_type: int, frame_type: int) -> tuple[int, in
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """What one Polar model offers over PMD (mirrored by ``configs/devices/polar-*.toml``).
+    """What one Polar model offers over PMD (mirrored by ``devices/profiles/polar-pmd.toml``).
 
     Attributes
     ----------
@@ -418,20 +412,6 @@ def spread_sample_times_ns(
 # --------------------------------------------------------------------------- control point
 
 
-def encode_features(features: Sequence[int]) -> bytes:
-    """The control point's read value: ``0F [bitmap byte 1] [bitmap byte 2]``.
-
-    Examples
-    --------
-    >>> encode_features([MeasurementType.ECG, MeasurementType.ACC]).hex(" ")
-    '0f 05 00'
-    """
-    bitmap = 0
-    for t in features:
-        bitmap |= 1 << int(t)
-    return bytes([FEATURES_READ, bitmap & 0xFF, (bitmap >> 8) & 0xFF])
-
-
 def parse_features(payload: bytes | bytearray) -> frozenset[MeasurementType]:
     """The measurement types a control-point read reports.
 
@@ -557,19 +537,6 @@ def encode_stop(measurement_type: int) -> bytes:
     return bytes([Opcode.STOP, int(measurement_type)])
 
 
-def encode_response(
-    opcode: int, measurement_type: int, status: int, params: bytes = b"", *, more: int = 0
-) -> bytes:
-    """A response indication ``F0 [opcode][type][status][more][params]``."""
-    return bytes([RESPONSE_CODE, opcode & 0xFF, measurement_type & 0xFF, status & 0xFF,
-                  more & 0xFF]) + bytes(params)
-
-
-def encode_measurement_stopped(types: Sequence[int]) -> bytes:
-    """The unsolicited ``01 [types...]`` indication."""
-    return bytes([MEASUREMENT_STOPPED, *(int(t) & 0xFF for t in types)])
-
-
 def parse_measurement_stopped(payload: bytes) -> tuple[int, ...]:
     """The measurement types of a ``01 [types...]`` indication (empty if it is not one)."""
     payload = bytes(payload)
@@ -677,168 +644,6 @@ def _le_ints(raw: npt.NDArray[np.uint8], width: int) -> npt.NDArray[np.int64]:
     weights = np.int64(1) << (np.int64(8) * np.arange(width, dtype=np.int64))
     out: npt.NDArray[np.int64] = (raw.astype(np.int64) * weights).sum(axis=-1)
     return out
-
-
-def _le_bytes(values: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.uint8]:
-    """Two's-complement little-endian bytes: values (...,) -> (..., width)."""
-    shifts = np.int64(8) * np.arange(width, dtype=np.int64)
-    out: npt.NDArray[np.uint8] = ((values[..., None] >> shifts) & 0xFF).astype(np.uint8)
-    return out
-
-
-def _check_range(samples: npt.NDArray[np.int64], bits: int, field: str) -> None:
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if samples.size and (int(samples.min()) < lo or int(samples.max()) > hi):
-        msg = (
-            f"sample values {int(samples.min())}..{int(samples.max())} do not fit {bits}-bit "
-            f"signed fields ({lo}..{hi}); clip them first"
-        )
-        raise DecodeError(msg, offset=DATA_HEADER_BYTES, field=field)
-
-
-def _header(measurement_type: int, timestamp_ns: int, frame_type_byte: int) -> bytes:
-    if not 0 <= int(timestamp_ns) < TIMESTAMP_MODULO:
-        msg = f"timestamp {timestamp_ns} ns does not fit a u64; pass ns since 2000-01-01"
-        raise DecodeError(msg, offset=1, field="timestamp")
-    return struct.pack("<BQB", int(measurement_type), int(timestamp_ns), frame_type_byte)
-
-
-def encode_raw_frame(
-    measurement_type: int, timestamp_ns: int, frame_type: int, samples: npt.ArrayLike
-) -> bytes:
-    """Encode a raw (uncompressed) data frame.
-
-    Parameters
-    ----------
-    measurement_type : int
-        ``MeasurementType.ACC`` or ``.ECG``.
-    timestamp_ns : int
-        Device time of the last sample (ns since 2000-01-01).
-    frame_type : int
-        ACC 0/1/2 (int8/16/24), ECG 0 (int24).
-    samples : array_like of int, shape (n_channels, n)
-        Integer samples (mG / µV).
-
-    Raises
-    ------
-    DecodeError
-        An unknown format, a wrong channel count, or values that do not fit.
-    """
-    fmt = raw_resolution_bits(measurement_type, frame_type)
-    if fmt is None:
-        msg = f"no raw format for measurement {measurement_type} frame type {frame_type}"
-        raise DecodeError(msg, offset=9, field="frame_type")
-    n_ch, bits = fmt
-    arr = np.asarray(samples, dtype=np.int64)
-    if arr.ndim != 2 or arr.shape[0] != n_ch:
-        msg = f"samples of shape {arr.shape} for a {n_ch}-channel frame; pass ({n_ch}, n)"
-        raise DecodeError(msg, offset=DATA_HEADER_BYTES, field="samples")
-    _check_range(arr, bits, "samples")
-    body = _le_bytes(arr.T.ravel(), bits // 8).tobytes()
-    return _header(measurement_type, timestamp_ns, frame_type & _FRAME_TYPE_MASK) + body
-
-
-def encode_acc_frame(timestamp_ns: int, samples_mg: npt.ArrayLike, frame_type: int = 1) -> bytes:
-    """A raw ACC frame (3 × int8/int16/int24 mG per sample for frame type 0/1/2).
-
-    Examples
-    --------
-    >>> encode_acc_frame(2_000_000_000, [[-9, -8], [-1, -2], [999, 997]]).hex(" ")
-    '02 00 94 35 77 00 00 00 00 01 f7 ff ff ff e7 03 f8 ff fe ff e5 03'
-    """
-    return encode_raw_frame(MeasurementType.ACC, timestamp_ns, frame_type, samples_mg)
-
-
-def encode_ecg_frame(timestamp_ns: int, samples_uv: npt.ArrayLike) -> bytes:
-    """A raw ECG frame (frame type 0: int24 µV per sample); ``samples_uv`` shape (n,)."""
-    arr = np.asarray(samples_uv, dtype=np.int64).reshape(1, -1)
-    return encode_raw_frame(MeasurementType.ECG, timestamp_ns, 0, arr)
-
-
-def _bits_needed(values: npt.NDArray[np.int64]) -> int:
-    """Smallest two's-complement width holding every value (at least 1)."""
-    if values.size == 0:
-        return 1
-    mag = np.where(values < 0, -values - 1, values)
-    top = int(mag.max())
-    return top.bit_length() + 1
-
-
-def encode_delta_frame(
-    measurement_type: int,
-    timestamp_ns: int,
-    frame_type: int,
-    samples: npt.ArrayLike,
-    *,
-    resolution_bits: int | None = None,
-    block_samples: int = 16,
-    min_delta_bits: int = 1,
-) -> bytes:
-    """Encode a delta-compressed data frame (frame type byte ``0x80 | frame_type``).
-
-    Layout: the first sample as the reference (``channels × ceil(resolution / 8)`` bytes,
-    two's complement), then blocks of ``[delta bits][count]`` and ``count × channels``
-    deltas of ``delta bits`` each, channels interleaved per sample, packed
-    least-significant bit first into ``ceil(bits × channels × count / 8)`` bytes. Each block
-    uses the fewest bits its deltas need.
-
-    Parameters
-    ----------
-    measurement_type, timestamp_ns, frame_type
-        As for :func:`encode_raw_frame`.
-    samples : array_like of int, shape (n_channels, n), n >= 1
-        Integer samples.
-    resolution_bits : int or None
-        Reference-sample resolution; ``None`` takes the raw format's (ACC type 1: 16).
-    block_samples : int
-        Samples per block (1-255).
-    min_delta_bits : int
-        Narrowest delta width to use (a device may use wider fields than needed; the
-        SDK's test vector uses 6 bits for deltas that fit 4).
-
-    Raises
-    ------
-    DecodeError
-        Bad shape, values that do not fit ``resolution_bits``, or a bad block size.
-
-    Examples
-    --------
-    The SDK's compressed test vector, but for its last byte: the device leaves garbage in the
-    padding bits after the last delta (``08``), the encoder zeros (``00``)::
-
-    >>> samples = [[-15, -20], [20, 17], [1008, 1008]]
-    >>> encode_delta_frame(2, 101, 1, samples, min_delta_bits=6).hex(" ")
-    '02 65 00 00 00 00 00 00 00 81 f1 ff 14 00 f0 03 06 01 7b 0f 00'
-    """
-    arr = np.asarray(samples, dtype=np.int64)
-    fmt = raw_resolution_bits(measurement_type, frame_type)
-    if resolution_bits is None:
-        if fmt is None:
-            msg = f"no default resolution for measurement {measurement_type} type {frame_type}"
-            raise DecodeError(msg, offset=9, field="frame_type")
-        resolution_bits = fmt[1]
-    if arr.ndim != 2 or arr.shape[1] < 1 or (fmt is not None and arr.shape[0] != fmt[0]):
-        msg = f"samples of shape {arr.shape}; pass (n_channels, n >= 1) integer samples"
-        raise DecodeError(msg, offset=DATA_HEADER_BYTES, field="samples")
-    if not 1 <= block_samples <= 255:
-        msg = f"block_samples {block_samples} is outside 1-255 (the count is a u8)"
-        raise DecodeError(msg, offset=DATA_HEADER_BYTES, field="sample_count")
-    _check_range(arr, int(resolution_bits), "reference_sample")
-    n_ch, n = arr.shape
-    width = math.ceil(int(resolution_bits) / 8)
-    out = bytearray(_header(measurement_type, timestamp_ns, _COMPRESSED_BIT | frame_type))
-    out += _le_bytes(arr[:, 0], width).tobytes()
-    deltas = np.diff(arr, axis=1).T  # (n - 1, n_ch), interleaved by sample
-    for a in range(0, n - 1, block_samples):
-        block = deltas[a : a + block_samples]
-        bits = max(_bits_needed(block), int(min_delta_bits))
-        count = block.shape[0]
-        flat = block.ravel() & ((np.int64(1) << np.int64(bits)) - 1)
-        bit_matrix = ((flat[:, None] >> np.arange(bits, dtype=np.int64)) & 1).astype(np.uint8)
-        packed = np.packbits(bit_matrix.ravel(), bitorder="little")
-        out += bytes([bits, count]) + packed.tobytes()
-    del n_ch
-    return bytes(out)
 
 
 def _decode_delta_body(
@@ -1090,9 +895,9 @@ class PolarPmdProtocol(DeviceProtocol):
         return self.for_name(device_info.get("model"))
 
     def capabilities(self) -> tuple[Capability, ...]:
-        caps = [Capability("acc", ACC_CHANNELS, "mg", float(self.acc_fs_hz))]
+        caps = [Capability("acc", ACC_CHANNELS, ACC_UNIT, float(self.acc_fs_hz))]
         if self.ecg:
-            caps.append(Capability("ecg", ECG_CHANNELS, "uV", float(self.ecg_fs_hz)))
+            caps.append(Capability("ecg", ECG_CHANNELS, ECG_UNIT, float(self.ecg_fs_hz)))
         return tuple(caps)
 
     def control_uuids(self) -> tuple[str, ...]:
@@ -1213,8 +1018,8 @@ class PolarPmdProtocol(DeviceProtocol):
 
     def _stream_of(self, mtype: int) -> tuple[str, tuple[str, ...], str, float, float]:
         if mtype == MeasurementType.ACC:
-            return "acc", ACC_CHANNELS, "mg", float(self.acc_fs_hz), self.acc_factor
-        return "ecg", ECG_CHANNELS, "uV", float(self.ecg_fs_hz), 1.0
+            return "acc", ACC_CHANNELS, ACC_UNIT, float(self.acc_fs_hz), self.acc_factor
+        return "ecg", ECG_CHANNELS, ECG_UNIT, float(self.ecg_fs_hz), 1.0
 
     def decode(self, frame: Frame) -> list[SampleBlock]:
         """Decode a data notification; control-point indications give ``[]``.

@@ -4,8 +4,9 @@ A BLE microcontroller with a two-channel surface-EMG front end (medial and later
 gastrocnemius, ``gm``/``gl``), a 6-axis IMU of which the accelerometer is streamed, skin
 temperature, electrode-contact (lead-off) sensing and a battery. The full profile, with byte
 tables and worked examples, is ``docs/reference-band.md``; this module is its executable form:
-UUIDs, pure encoders (used by the firmware simulator, so the simulator sends exactly the
-documented bytes), decoders, and the :class:`ReferenceBandProtocol` the transport drives.
+host side only: UUIDs, command encoders, decoders, and the :class:`ReferenceBandProtocol` the
+transport drives. The band's side (data, status and response packets) is encoded by
+``firmware_sims/reference_band.py``, written apart from these decoders.
 
 Wire summary (little-endian; protocol version 1)::
 
@@ -41,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crampsense.devices.base import Capability, DeviceProtocol, GattWrite, PacketBatch
-from crampsense.devices.heart_rate import (
+from crampsense.devices.gatt import (
     BATTERY_LEVEL_UUID,
     BATTERY_SERVICE_UUID,
     DEVICE_INFORMATION_SERVICE_UUID,
@@ -49,7 +50,7 @@ from crampsense.devices.heart_rate import (
 )
 from crampsense.devices.timeline import TimelineBuilder
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
-from crampsense.models import Frame, SampleBlock
+from crampsense.models import ACC_UNIT, EMG_UNIT, G_MG, Frame, SampleBlock
 
 __all__ = [
     "ACC_CHANNELS",
@@ -91,22 +92,14 @@ __all__ = [
     "ReferenceBandProtocol",
     "Status",
     "StreamId",
-    "acc_mg_to_counts",
     "band_uuid",
     "decode_data_packet",
-    "emg_uv_to_counts",
-    "encode_config_response",
-    "encode_data_packet",
-    "encode_data_packets",
     "encode_get_config",
-    "encode_response",
     "encode_set_time",
     "encode_start",
-    "encode_status_packet",
     "encode_stop",
     "parse_config",
     "parse_response",
-    "samples_per_packet",
 ]
 
 logger = logging.getLogger(__name__)
@@ -214,7 +207,7 @@ EMG_NV_PER_LSB: Final = 250
 #: Accelerometer full scale (±g): enough for kicks and getting up, finer than ±16 g.
 ACC_RANGE_G: Final = 8
 #: Accelerometer scale: full scale over the int16 half-range, 0.244140625 mg per count.
-ACC_MG_PER_LSB: Final = ACC_RANGE_G * 1000.0 / 32768.0
+ACC_MG_PER_LSB: Final = ACC_RANGE_G * G_MG / 32768.0
 #: Skin temperature scale (°C per count of the int16 field).
 SKIN_TEMP_C_PER_LSB: Final = 0.01
 
@@ -236,17 +229,11 @@ _ACC_SCALE_F32: Final = np.float32(ACC_MG_PER_LSB)
 DATA_HEADER: Final = struct.Struct("<BHIBB")
 #: Status payload after the header: battery %, skin temperature (0.01 °C).
 _STATUS_BODY: Final = struct.Struct("<Bh")
-#: ATT notification header; a notification carries at most ``mtu - 3`` bytes.
-_ATT_HEADER_BYTES: Final = 3
-#: The ATT minimum MTU every LE link supports.
-_MIN_MTU: Final = 23
 #: Sample count is a u8.
 _MAX_SAMPLES_PER_PACKET: Final = 255
 #: Times SET_TIME accepts (Unix µs): 2020-01-01 to 2100-01-01; anything else is a broken clock.
 _MIN_UNIX_US: Final = 1_577_836_800 * 10**6
 _MAX_UNIX_US: Final = 4_102_444_800 * 10**6
-_I16_MIN: Final = -32768
-_I16_MAX: Final = 32767
 _BATTERY_MAX_PERCENT: Final = 100
 
 _CHANNELS_BY_STREAM: Final[Mapping[StreamId, tuple[str, ...]]] = {
@@ -264,57 +251,6 @@ _STREAM_BY_UUID: Final[Mapping[str, StreamId]] = {
 # --------------------------------------------------------------------------- data packets
 
 
-def samples_per_packet(mtu: int, n_channels: int) -> int:
-    """How many samples of ``n_channels`` int16 channels fit one notification at ``mtu``.
-
-    Examples
-    --------
-    >>> samples_per_packet(23, 2), samples_per_packet(247, 2), samples_per_packet(247, 3)
-    (2, 58, 39)
-    """
-    room = max(mtu, _MIN_MTU) - _ATT_HEADER_BYTES - DATA_HEADER.size
-    return max(1, min(_MAX_SAMPLES_PER_PACKET, room // (2 * n_channels)))
-
-
-def _to_counts(
-    values: npt.ArrayLike, per_lsb: float
-) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
-    scaled = np.rint(np.asarray(values, dtype=np.float64) / per_lsb)
-    scaled = np.nan_to_num(scaled, nan=0.0, posinf=_I16_MAX, neginf=_I16_MIN)
-    clipped = (scaled > _I16_MAX) | (scaled < _I16_MIN)
-    counts = np.clip(scaled, _I16_MIN, _I16_MAX).astype(np.int16)
-    per_sample: npt.NDArray[np.bool_] = np.asarray(
-        clipped.any(axis=0) if clipped.ndim == 2 else clipped, dtype=np.bool_
-    )
-    return counts, per_sample
-
-
-def emg_uv_to_counts(
-    emg_uv: npt.ArrayLike,
-) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
-    """EMG in µV to int16 counts at :data:`EMG_UV_PER_LSB`, clipping at the int16 range.
-
-    Parameters
-    ----------
-    emg_uv : array_like, shape (n_channels, n)
-        EMG in µV.
-
-    Returns
-    -------
-    counts : ndarray of int16, shape (n_channels, n)
-    saturated : ndarray of bool, shape (n,)
-        True where any channel was clipped (NaN is sent as 0).
-    """
-    return _to_counts(emg_uv, EMG_UV_PER_LSB)
-
-
-def acc_mg_to_counts(
-    acc_mg: npt.ArrayLike,
-) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
-    """Acceleration in mg to int16 counts at :data:`ACC_MG_PER_LSB` (±8 g), clipping."""
-    return _to_counts(acc_mg, ACC_MG_PER_LSB)
-
-
 def _packet_dtype(n_values: int) -> np.dtype[np.void]:
     return np.dtype(
         [
@@ -326,115 +262,6 @@ def _packet_dtype(n_values: int) -> np.dtype[np.void]:
             ("samples", "<i2", (n_values,)),
         ]
     )
-
-
-def encode_data_packets(
-    stream: StreamId,
-    sequences: npt.ArrayLike,
-    device_ticks: npt.ArrayLike,
-    flags: npt.ArrayLike,
-    counts: npt.NDArray[np.int16],
-    *,
-    samples_per_packet: int,
-) -> list[bytes]:
-    """Encode many EMG or accelerometer packets at once (vectorised).
-
-    Parameters
-    ----------
-    stream : StreamId
-        ``EMG`` or ``ACC``.
-    sequences, device_ticks, flags : array_like of int, shape (n_packets,)
-        Per packet; reduced modulo 65536, 2**32 and 256.
-    counts : ndarray of int16, shape (n_channels, n_packets * samples_per_packet)
-        Samples, consecutive packets back to back.
-    samples_per_packet : int
-        1-255.
-
-    Returns
-    -------
-    list of bytes
-        One notification value per packet, ``9 + 2 * n_channels * samples_per_packet`` bytes.
-
-    Raises
-    ------
-    DecodeError
-        Shapes that do not agree, or a status stream (``field`` names what).
-    """
-    if stream not in (StreamId.EMG, StreamId.ACC):
-        msg = f"stream {stream!r} has no int16 samples; use encode_status_packet for status"
-        raise DecodeError(msg, offset=0, field="stream")
-    seq = np.asarray(sequences, dtype=np.int64).ravel()
-    n_pk = seq.size
-    n_ch = len(_CHANNELS_BY_STREAM[stream])
-    spp = int(samples_per_packet)
-    arr = np.asarray(counts)
-    if not 1 <= spp <= _MAX_SAMPLES_PER_PACKET or arr.shape != (n_ch, n_pk * spp):
-        msg = (
-            f"counts of shape {arr.shape} do not fill {n_pk} packets of {spp} samples × "
-            f"{n_ch} channels; pass shape ({n_ch}, {n_pk * spp}) and 1-255 samples per packet"
-        )
-        raise DecodeError(msg, offset=DATA_HEADER.size, field="samples")
-    out = np.zeros(n_pk, dtype=_packet_dtype(n_ch * spp))
-    out["vs"] = (PROTOCOL_VERSION << 4) | int(stream)
-    out["seq"] = np.mod(seq, SEQ_MODULO)
-    out["ticks"] = np.mod(np.asarray(device_ticks, dtype=np.int64).ravel(), TICK_MODULO)
-    out["flags"] = np.mod(np.asarray(flags, dtype=np.int64).ravel(), 256)
-    out["count"] = spp
-    # (n_ch, n_pk*spp) -> (n_pk, spp, n_ch) -> interleaved by sample within each packet
-    out["samples"] = arr.astype(np.int16).reshape(n_ch, n_pk, spp).transpose(1, 2, 0).reshape(
-        n_pk, spp * n_ch
-    )
-    buf = out.tobytes()
-    size = out.dtype.itemsize
-    return [buf[i * size : (i + 1) * size] for i in range(n_pk)]
-
-
-def encode_data_packet(
-    stream: StreamId,
-    sequence: int,
-    device_ticks: int,
-    flags: int,
-    counts: npt.NDArray[np.int16],
-) -> bytes:
-    """Encode one EMG or accelerometer packet from int16 ``counts`` (n_channels, n).
-
-    Examples
-    --------
-    >>> c = np.array([[400, 404], [-201, -200]], dtype=np.int16)
-    >>> encode_data_packet(StreamId.EMG, 513, 4294966296, 0, c).hex(" ")
-    '11 01 02 18 fc ff ff 00 02 90 01 37 ff 94 01 38 ff'
-    """
-    arr = np.asarray(counts)
-    n = arr.shape[1] if arr.ndim == 2 else 0
-    return encode_data_packets(
-        stream, [sequence], [device_ticks], [flags], arr, samples_per_packet=n
-    )[0]
-
-
-def encode_status_packet(
-    sequence: int,
-    device_ticks: int,
-    flags: int,
-    battery_percent: int,
-    skin_temp_c: float,
-) -> bytes:
-    """Encode a status packet (12 bytes).
-
-    Examples
-    --------
-    >>> encode_status_packet(7, 10_000_000, FLAG_LEAD_OFF_GM, 87, 32.5).hex(" ")
-    '13 07 00 80 96 98 00 01 01 57 b2 0c'
-    """
-    battery = min(max(int(battery_percent), 0), _BATTERY_MAX_PERCENT)
-    temp = int(np.clip(round(skin_temp_c / SKIN_TEMP_C_PER_LSB), _I16_MIN, _I16_MAX))
-    head = DATA_HEADER.pack(
-        (PROTOCOL_VERSION << 4) | StreamId.STATUS,
-        sequence % SEQ_MODULO,
-        device_ticks % TICK_MODULO,
-        flags & 0xFF,
-        1,
-    )
-    return head + _STATUS_BODY.pack(battery, temp)
 
 
 _STREAM_BY_NIBBLE: Final[Mapping[int, StreamId]] = {int(s): s for s in StreamId}
@@ -621,7 +448,7 @@ def _decode_samples_group(
     raw = arr["samples"].reshape(index.size, count, n_ch).transpose(2, 0, 1)
     values = raw.astype(np.float32, order="C").reshape(n_ch, index.size * count)
     values *= _EMG_SCALE_F32 if stream is StreamId.EMG else _ACC_SCALE_F32
-    name, unit = ("emg", "uV") if stream is StreamId.EMG else ("acc", "mg")
+    name, unit = ("emg", EMG_UNIT) if stream is StreamId.EMG else ("acc", ACC_UNIT)
     return PacketBatch(
         stream=name, channels=_CHANNELS_BY_STREAM[stream], unit=unit, fs_hz=fs_hz, index=index,
         values=values, n_samples=np.full(index.size, count, dtype=np.int64),
@@ -661,11 +488,6 @@ def encode_set_time(unix_us: int, *, version: int = PROTOCOL_VERSION) -> bytes:
 def encode_get_config(*, version: int = PROTOCOL_VERSION) -> bytes:
     """GET_CONFIG: ``[ver][04]``."""
     return _command(Opcode.GET_CONFIG, b"", version)
-
-
-def encode_response(opcode: int, status: Status, payload: bytes = b"") -> bytes:
-    """A control-point response: ``[ver][0x80|opcode][status][payload]``."""
-    return bytes([PROTOCOL_VERSION, RESPONSE_BIT | (opcode & 0x7F), int(status)]) + payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -757,40 +579,13 @@ class BandConfig:
 
     @property
     def acc_mg_per_lsb(self) -> float:
-        return self.acc_range_g * 1000.0 / 32768.0
+        return self.acc_range_g * G_MG / 32768.0
 
 
 #: GET_CONFIG payload after the status: fw major/minor/patch, state, rates, nV/LSB, ±g.
 _CONFIG_BODY: Final = struct.Struct("<BBBBHHHB")
 _STATE_STREAMING: Final = 0x01
 _STATE_CLOCK_SET: Final = 0x02
-
-
-def encode_config_response(cfg: BandConfig) -> bytes:
-    """The full GET_CONFIG response (19 bytes for the default channel names).
-
-    Raises
-    ------
-    DecodeError
-        A firmware string that is not ``major.minor.patch`` of 0-255 each.
-    """
-    try:
-        major, minor, patch = (int(p) for p in cfg.firmware.split("."))
-        head = _CONFIG_BODY.pack(
-            major,
-            minor,
-            patch,
-            (_STATE_STREAMING if cfg.streaming else 0) | (_STATE_CLOCK_SET if cfg.clock_set else 0),
-            cfg.emg_fs_hz,
-            cfg.imu_fs_hz,
-            round(cfg.emg_uv_per_lsb * 1000),
-            cfg.acc_range_g,
-        )
-    except (ValueError, struct.error) as exc:
-        msg = f"firmware {cfg.firmware!r} or a rate does not fit GET_CONFIG; use e.g. '1.0.0'"
-        raise DecodeError(msg, offset=3, field="firmware") from exc
-    names = ",".join(cfg.channels).encode("ascii")
-    return encode_response(Opcode.GET_CONFIG, Status.OK, head + names)
 
 
 def parse_config(payload: bytes) -> BandConfig:
@@ -871,8 +666,8 @@ class ReferenceBandProtocol(DeviceProtocol):
 
     def capabilities(self) -> tuple[Capability, ...]:
         return (
-            Capability("emg", EMG_CHANNELS, "uV", float(self.emg_fs_hz)),
-            Capability("acc", ACC_CHANNELS, "mg", float(self.imu_fs_hz)),
+            Capability("emg", EMG_CHANNELS, EMG_UNIT, float(self.emg_fs_hz)),
+            Capability("acc", ACC_CHANNELS, ACC_UNIT, float(self.imu_fs_hz)),
             Capability("status", STATUS_CHANNELS, "mixed", None),
         )
 
@@ -924,9 +719,9 @@ class ReferenceBandProtocol(DeviceProtocol):
             return []
         stream, seq, ticks, flags, values = decode_data_packet(frame.payload, uuid)
         if stream == StreamId.EMG:
-            name, unit, fs = "emg", "uV", float(self.emg_fs_hz)
+            name, unit, fs = "emg", EMG_UNIT, float(self.emg_fs_hz)
         elif stream == StreamId.ACC:
-            name, unit, fs = "acc", "mg", float(self.imu_fs_hz)
+            name, unit, fs = "acc", ACC_UNIT, float(self.imu_fs_hz)
         else:
             return [
                 SampleBlock(

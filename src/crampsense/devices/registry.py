@@ -6,27 +6,32 @@ scanned device; :func:`protocol_for` builds the protocol of a paired one.
 
 Families are tried most specific first: a crampsense reference band, a Polar sensor, a
 Ganglion or a Movesense is recognised by its own service or name before the generic Heart Rate
-Service, which many devices expose next to their own. Every family but the heart-rate one is
-optional here: it is registered when its module is importable.
+Service, which many devices expose next to their own. The table is explicit: every family
+module is imported here, so a broken family fails at import, not silently at scan time.
 
-Device profiles (``configs/devices/<family>.toml``) document each family's streams, rates,
-units, scales and channel maps; :func:`load_profiles` reads and validates them and
+Device profiles (``crampsense/devices/profiles/<family>.toml``, package data read with
+:mod:`importlib.resources`, so an installed wheel has them too) document each family's
+streams, rates, units, scales and channel maps; :func:`load_profiles` reads and validates them and
 :func:`check_profile` checks one against its protocol's :meth:`capabilities
 <crampsense.devices.base.DeviceProtocol.capabilities>`, so a profile cannot drift from the code.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any, Final
 
 from crampsense.devices.base import DeviceProtocol
+from crampsense.devices.ganglion import GanglionProtocol
 from crampsense.devices.heart_rate import HeartRateProtocol
+from crampsense.devices.movesense import MovesenseProtocol
+from crampsense.devices.polar import PolarPmdProtocol
+from crampsense.devices.reference_band import ReferenceBandProtocol
 from crampsense.errors import ConfigError, DeviceError
 from crampsense.models import PLACEMENTS
 
@@ -46,18 +51,19 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Family key -> protocol class, in the order :func:`identify` tries them.
-FAMILIES: dict[str, type[DeviceProtocol]] = {}
-
-#: Optional family modules (module path, class name), registered when importable, most specific
-#: first: :func:`identify` tries them in this order, all before the generic Heart Rate Service,
-#: which Polar straps and many other devices advertise next to their own service.
-_OPTIONAL: tuple[tuple[str, str], ...] = (
-    ("crampsense.devices.reference_band", "ReferenceBandProtocol"),
-    ("crampsense.devices.polar", "PolarPmdProtocol"),
-    ("crampsense.devices.ganglion", "GanglionProtocol"),
-    ("crampsense.devices.movesense", "MovesenseProtocol"),
-)
+#: Family key -> protocol class, in the order :func:`identify` tries them: most specific first,
+#: the generic Heart Rate Service last (Polar straps and many other devices advertise it next to
+#: their own service).
+FAMILIES: dict[str, type[DeviceProtocol]] = {
+    cls.family: cls
+    for cls in (
+        ReferenceBandProtocol,
+        PolarPmdProtocol,
+        GanglionProtocol,
+        MovesenseProtocol,
+        HeartRateProtocol,
+    )
+}
 
 
 def register(cls: type[DeviceProtocol], *, first: bool = False) -> None:
@@ -70,41 +76,6 @@ def register(cls: type[DeviceProtocol], *, first: bool = False) -> None:
         FAMILIES.update(rest)
     else:
         FAMILIES[key] = cls
-
-
-def _load_optional() -> None:
-    """Register every importable optional family in front of the ones already known.
-
-    A module that is absent is skipped quietly (its family is not written yet, or not
-    installed); one that exists but fails to import is skipped with a warning naming why.
-    """
-    loaded: list[type[DeviceProtocol]] = []
-    for module_name, class_name in _OPTIONAL:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                logger.debug("device family module %s not present; skipped", module_name)
-            else:
-                # The module exists but cannot import (a missing dependency or a bug): keep the
-                # other families usable and say why. tests/test_heart_rate.py fails on this.
-                logger.warning("device family module %s is broken and skipped: %s",
-                               module_name, exc)
-            continue
-        except Exception as exc:  # noqa: BLE001 - a broken family must not break the others
-            logger.warning("device family module %s is broken and skipped: %s", module_name, exc)
-            continue
-        cls = getattr(module, class_name, None)
-        if isinstance(cls, type) and issubclass(cls, DeviceProtocol):
-            loaded.append(cls)
-        else:
-            logger.warning("%s has no DeviceProtocol class %s; skipped", module_name, class_name)
-    for cls in reversed(loaded):
-        register(cls, first=True)
-
-
-register(HeartRateProtocol)
-_load_optional()
 
 
 def families() -> tuple[str, ...]:
@@ -159,9 +130,8 @@ def protocol_for(family: str, **options: Any) -> DeviceProtocol:
 
 # --------------------------------------------------------------------------- device profiles
 
-#: Where the repository keeps the device profiles (``configs/devices``), when running from a
-#: checkout; installed copies pass their own directory to :func:`load_profiles`.
-PROFILE_DIR: Final = Path(__file__).resolve().parents[3] / "configs" / "devices"
+#: The device profiles shipped with the package (``crampsense/devices/profiles/*.toml``).
+PROFILE_DIR: Final[Traversable] = files("crampsense.devices") / "profiles"
 
 #: Top-level profile keys and the types they take (a documented, closed set: a typo is an
 #: error, not a silently ignored setting).
@@ -263,13 +233,13 @@ class StreamProfile:
 
 @dataclass(frozen=True, slots=True)
 class DeviceProfile:
-    """A validated device profile (``configs/devices/<family>.toml``).
+    """A validated device profile (``devices/profiles/<family>.toml``).
 
     Attributes
     ----------
     family, display_name : str
-    path : Path
-        The file it was read from.
+    path : Traversable
+        The file it was read from (a :class:`~pathlib.Path` for an installed package).
     data_uuids, control_uuids, match_service_uuids : tuple of str
         Lower-case UUIDs.
     default_placement : str or None
@@ -281,7 +251,7 @@ class DeviceProfile:
 
     family: str
     display_name: str
-    path: Path
+    path: Traversable
     data_uuids: tuple[str, ...]
     control_uuids: tuple[str, ...]
     match_service_uuids: tuple[str, ...]
@@ -290,12 +260,19 @@ class DeviceProfile:
     raw: Mapping[str, Any]
 
 
-def _profile_error(path: Path, key: str, what: str) -> ConfigError:
-    return ConfigError(f"device profile {path.name}: {what}", key=f"{path.stem}.{key}")
+def _stem(path: Traversable) -> str:
+    return path.name.removesuffix(".toml")
+
+
+def _profile_error(path: Traversable, key: str, what: str) -> ConfigError:
+    return ConfigError(f"device profile {path.name}: {what}", key=f"{_stem(path)}.{key}")
 
 
 def _check_types(
-    path: Path, table: Mapping[str, Any], allowed: Mapping[str, tuple[type, ...]], prefix: str
+    path: Traversable,
+    table: Mapping[str, Any],
+    allowed: Mapping[str, tuple[type, ...]],
+    prefix: str,
 ) -> None:
     for key, value in table.items():
         types = allowed.get(key)
@@ -309,7 +286,7 @@ def _check_types(
             raise _profile_error(path, prefix + key, msg)
 
 
-def _uuids(path: Path, doc: Mapping[str, Any], key: str) -> tuple[str, ...]:
+def _uuids(path: Traversable, doc: Mapping[str, Any], key: str) -> tuple[str, ...]:
     values = doc.get(key, [])
     if not all(isinstance(v, str) for v in values):
         msg = f"{key} must be a list of UUID strings, got {values!r}"
@@ -317,7 +294,7 @@ def _uuids(path: Path, doc: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(v.lower() for v in values)
 
 
-def _fs(path: Path, key: str, value: Any) -> float | None:
+def _fs(path: Traversable, key: str, value: Any) -> float | None:
     if value == IRREGULAR:
         return None
     if isinstance(value, str):
@@ -329,13 +306,13 @@ def _fs(path: Path, key: str, value: Any) -> float | None:
     return float(value)
 
 
-def load_profile(path: Path) -> DeviceProfile:
+def load_profile(path: Traversable) -> DeviceProfile:
     """Read and validate one device profile.
 
     Parameters
     ----------
-    path : Path
-        A ``configs/devices/<family>.toml`` file.
+    path : Traversable
+        A ``<family>.toml`` profile (a :class:`~pathlib.Path` or a package resource).
 
     Returns
     -------
@@ -352,12 +329,12 @@ def load_profile(path: Path) -> DeviceProfile:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         msg = f"cannot read device profile {path} ({exc}); fix the file or restore it from git"
-        raise ConfigError(msg, key=path.stem) from exc
+        raise ConfigError(msg, key=_stem(path)) from exc
     _check_types(path, doc, _PROFILE_KEYS, "")
     for key in _REQUIRED_KEYS:
         if key not in doc:
             raise _profile_error(path, key, f"the required key {key!r} is missing; add it")
-    if doc["family"] != path.stem:
+    if doc["family"] != _stem(path):
         msg = f"family {doc['family']!r} does not match the file name; name it {doc['family']}.toml"
         raise _profile_error(path, "family", msg)
     placement = doc.get("default_placement")
@@ -406,10 +383,10 @@ def load_profile(path: Path) -> DeviceProfile:
     )
 
 
-def load_profiles(directory: Path | None = None) -> dict[str, DeviceProfile]:
+def load_profiles(directory: Traversable | None = None) -> dict[str, DeviceProfile]:
     """Every ``*.toml`` profile in ``directory`` (default :data:`PROFILE_DIR`), by family.
 
-    A missing directory gives ``{}`` (an installed copy without the repository's configs).
+    A missing directory gives ``{}``.
 
     Raises
     ------
@@ -419,7 +396,10 @@ def load_profiles(directory: Path | None = None) -> dict[str, DeviceProfile]:
     folder = PROFILE_DIR if directory is None else directory
     if not folder.is_dir():
         return {}
-    return {p.family: p for p in map(load_profile, sorted(folder.glob("*.toml")))}
+    tomls = sorted(
+        (f for f in folder.iterdir() if f.name.endswith(".toml")), key=lambda f: f.name
+    )
+    return {p.family: p for p in map(load_profile, tomls)}
 
 
 def check_profile(profile: DeviceProfile, protocol: DeviceProtocol | None = None) -> None:

@@ -22,7 +22,7 @@ from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakError
 
 from crampsense.devices.base import DeviceProtocol
-from crampsense.devices.heart_rate import DEVICE_INFORMATION_UUIDS
+from crampsense.devices.gatt import DEVICE_INFORMATION_UUIDS
 from crampsense.devices.registry import identify
 from crampsense.errors import DeviceError, DeviceNotFoundError
 from crampsense.transport.base import DEFAULT_SCAN_TIMEOUT_S, FoundDevice, Transport

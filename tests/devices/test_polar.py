@@ -32,12 +32,14 @@ import crampsense.transport.ingest as ingest
 from crampsense.clock import FakeClock
 from crampsense.devices import polar as pd
 from crampsense.devices.base import ControlEvent
+from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import DeviceInfo, Frame
 from crampsense.transport.ingest import IngestSession
+from firmware_sims import polar as polar_fw
 from ingesthelp import ListSink, ingest_world
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADDR = "A0:9E:1A:00:00:10"
 HOST0_S = 1_736_980_200  # 2025-01-15T22:30:00Z
 
@@ -89,7 +91,7 @@ def test_raw_acc_vector_decodes_exactly() -> None:
     assert block.values.T.tolist() == [[-9, -1, 999], [-8, -2, 997]]
     # device_ticks: the first sample, one nominal 52 Hz period before the frame timestamp
     assert block.device_ticks == 2_000_000_000 - round(1e9 / 52)
-    assert pd.encode_acc_frame(2_000_000_000, f.samples).hex(" ") == RAW_VECTOR
+    assert polar_fw.encode_acc_frame(2_000_000_000, f.samples).hex(" ") == RAW_VECTOR
 
 
 def test_compressed_acc_vector_decodes_exactly() -> None:
@@ -97,7 +99,7 @@ def test_compressed_acc_vector_decodes_exactly() -> None:
     assert (f.timestamp_ns, f.frame_type, f.compressed) == (101, 1, True)
     assert f.samples.T.tolist() == [[-15, 20, 1008], [-20, 17, 1008]]
     # our encoder writes the same fields; only the device's padding bits differ
-    ours = pd.encode_delta_frame(2, 101, 1, f.samples, min_delta_bits=6)
+    ours = polar_fw.encode_delta_frame(2, 101, 1, f.samples, min_delta_bits=6)
     assert ours[:-1] == bytes.fromhex(DELTA_VECTOR)[:-1]
     assert pd.decode_pmd_frame(ours).samples.tolist() == f.samples.tolist()
 
@@ -136,7 +138,7 @@ def test_features_and_settings_codec() -> None:
     assert pd.parse_features(bytes.fromhex("0f 05 00")) == {
         pd.MeasurementType.ECG, pd.MeasurementType.ACC}
     sense = pd.MODELS["verity-sense"].features
-    assert pd.parse_features(pd.encode_features(sorted(sense))) == sense
+    assert pd.parse_features(polar_fw.encode_features(sorted(sense))) == sense
     with pytest.raises(ProtocolError, match="not a feature read"):
         pd.parse_features(b"\xf0\x01")
     tlv = pd.encode_settings([(pd.SettingType.SAMPLE_RATE, [25, 50, 100, 200]),
@@ -163,9 +165,9 @@ def test_acc_raw_and_delta_round_trip(frame_type: int, bits: int) -> None:
     walk = np.cumsum(rng.integers(-lim // 8, lim // 8, (3, 60)), axis=1)
     samples = np.clip(walk, -lim, lim - 1)
     samples[:, 0] = [-lim, lim - 1, 0]  # the extremes of the resolution
-    raw = pd.encode_raw_frame(pd.MeasurementType.ACC, 123_456_789, frame_type, samples)
+    raw = polar_fw.encode_raw_frame(pd.MeasurementType.ACC, 123_456_789, frame_type, samples)
     assert len(raw) == 10 + 3 * (bits // 8) * 60
-    delta = pd.encode_delta_frame(pd.MeasurementType.ACC, 123_456_789, frame_type, samples,
+    delta = polar_fw.encode_delta_frame(pd.MeasurementType.ACC, 123_456_789, frame_type, samples,
                                   block_samples=7)
     for payload in (raw, delta):
         f = pd.decode_pmd_frame(payload)
@@ -173,20 +175,20 @@ def test_acc_raw_and_delta_round_trip(frame_type: int, bits: int) -> None:
         assert f.samples.tolist() == samples.tolist()
     assert pd.decode_pmd_frame(delta).compressed
     with pytest.raises(DecodeError, match="do not fit"):
-        pd.encode_raw_frame(pd.MeasurementType.ACC, 0, frame_type, samples + lim)
+        polar_fw.encode_raw_frame(pd.MeasurementType.ACC, 0, frame_type, samples + lim)
 
 
 def test_ecg_raw_and_delta_round_trip() -> None:
     t = np.arange(130) / 130.0
     uv = np.rint(synthetic_ecg_uv(t, seed=4)).astype(np.int64)
     assert 900 < uv.max() < 1500  # an R wave
-    raw = pd.encode_ecg_frame(5_000_000_000, uv)
+    raw = polar_fw.encode_ecg_frame(5_000_000_000, uv)
     proto = pd.PolarPmdProtocol("h10")
     (block,) = proto.decode(_frame(raw))
     assert (block.stream, block.unit, block.channels, block.fs_hz) == ("ecg", "uV", ("ecg",), 130)
     assert block.values[0].tolist() == uv.tolist()
     # delta-compressed ECG, 14-bit reference sample (the resolution the protocol asks for)
-    delta = pd.encode_delta_frame(pd.MeasurementType.ECG, 5_000_000_000, 0, uv.reshape(1, -1),
+    delta = polar_fw.encode_delta_frame(pd.MeasurementType.ECG, 5_000_000_000, 0, uv.reshape(1, -1),
                                   resolution_bits=14)
     assert len(delta) < len(raw)
     (block,) = proto.decode(_frame(delta))
@@ -239,7 +241,7 @@ ERRORS = [s for s in pd.Status if s not in (pd.Status.SUCCESS, pd.Status.ALREADY
 @pytest.mark.parametrize("status", ERRORS, ids=[s.name for s in ERRORS])
 def test_every_error_status_raises_with_its_name_and_advice(status: pd.Status) -> None:
     proto = pd.PolarPmdProtocol()
-    payload = pd.encode_response(pd.Opcode.START, pd.MeasurementType.ACC, status)
+    payload = polar_fw.encode_response(pd.Opcode.START, pd.MeasurementType.ACC, status)
     with pytest.raises(ProtocolError) as info:
         proto.check_response(pd.CONTROL_UUID, payload)
     text = str(info.value)
@@ -266,7 +268,7 @@ def test_settings_answer_is_checked_against_the_configuration() -> None:
     offered = pd.encode_settings([(pd.SettingType.SAMPLE_RATE, [52]),
                                   (pd.SettingType.RESOLUTION, [16]),
                                   (pd.SettingType.RANGE, [8])])
-    answer = pd.encode_response(pd.Opcode.GET_SETTINGS, pd.MeasurementType.ACC, 0, offered)
+    answer = polar_fw.encode_response(pd.Opcode.GET_SETTINGS, pd.MeasurementType.ACC, 0, offered)
     pd.PolarPmdProtocol("verity-sense").check_response(pd.CONTROL_UUID, answer)
     with pytest.raises(ProtocolError, match=r"sample_rate 52, not 200.*polar.acc_fs_hz"):
         pd.PolarPmdProtocol("h10").check_response(pd.CONTROL_UUID, answer)
@@ -274,7 +276,7 @@ def test_settings_answer_is_checked_against_the_configuration() -> None:
 
 def test_measurement_stopped_asks_for_a_restart() -> None:
     proto = pd.PolarPmdProtocol()
-    event = proto.on_control(pd.CONTROL_UUID, pd.encode_measurement_stopped([0, 2]))
+    event = proto.on_control(pd.CONTROL_UUID, polar_fw.encode_measurement_stopped([0, 2]))
     assert event == ControlEvent("restart", "Polar sensor stopped measurement: ECG, ACC")
     assert proto.on_control(pd.CONTROL_UUID, bytes.fromhex("f0 02 02 00 00")) is None
     assert proto.on_control(pd.DATA_UUID, b"\x01\x02") is None
@@ -336,7 +338,7 @@ def test_metadata_rebuilds_the_protocol() -> None:
 
 
 def test_profile_agrees_with_the_models() -> None:
-    doc = tomllib.loads((ROOT / "configs" / "devices" / "polar-pmd.toml").read_text())
+    doc = tomllib.loads((PROFILE_DIR / "polar-pmd.toml").read_text())
     assert doc["family"] == pd.PolarPmdProtocol.family
     assert doc["data_uuids"] == [pd.DATA_UUID]
     assert doc["control_uuids"] == [pd.CONTROL_UUID]
@@ -374,9 +376,9 @@ def test_spread_sample_times() -> None:
 def test_batch_decode_equals_decode() -> None:
     rng = np.random.default_rng(1)
     proto = pd.PolarPmdProtocol("h10")
-    payloads = [pd.encode_acc_frame(10**18 + i * 10**8, rng.integers(-8000, 8000, (3, 36)))
+    payloads = [polar_fw.encode_acc_frame(10**18 + i * 10**8, rng.integers(-8000, 8000, (3, 36)))
                 for i in range(20)]
-    payloads += [pd.encode_ecg_frame(10**18 + i * 10**8, rng.integers(-2000, 2000, 73))
+    payloads += [polar_fw.encode_ecg_frame(10**18 + i * 10**8, rng.integers(-2000, 2000, 73))
                  for i in range(10)]
     payloads.insert(3, payloads[0][:-2])  # malformed: left to decode
     payloads.insert(5, bytes.fromhex(DELTA_VECTOR))  # compressed: left to decode

@@ -21,11 +21,13 @@ from hypothesis import strategies as st
 from crampsense.clock import FakeClock
 from crampsense.devices import ganglion as gg
 from crampsense.devices.base import GattWrite, PacketBatch
+from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
+from firmware_sims import ganglion as fw
 from ingesthelp import ListSink, ingest_world
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADDR = "GA:00:00:00:00:01"
 HOST0_NS = 1_736_980_200 * 10**9
 #: The PROTOCOLS.md vector (OpenBCI NodeJS Ganglion tests): a 19-bit delta packet, ID 106.
@@ -58,7 +60,7 @@ def test_protocols_vector_decodes_to_the_deltas_it_encodes() -> None:
 
 def test_sign_in_bit_zero_and_a_negative_delta() -> None:
     fields = np.array([[3, 2**18 - 1, 4, 2**17 + 1, 0, 1, 2, 2**18 - 2]])
-    pkt = gg.pack_fields([5], fields, 18).tobytes()
+    pkt = fw.encode_sample_packets([5], fields, firmware=2)[0]  # ID 5: 18-bit fields
     assert gg.decode_fields(np.frombuffer(pkt, np.uint8).reshape(1, 20), 18).tolist() == (
         fields.tolist()
     )
@@ -70,7 +72,7 @@ def test_sign_in_bit_zero_and_a_negative_delta() -> None:
 
 
 def test_raw_packet_and_scale() -> None:
-    pkt = gg.encode_raw_packet([1, -1, 256, -(2**23)])
+    pkt = fw.encode_raw_packet([1, -1, 256, -(2**23)])
     assert pkt.hex(" ") == "00 00 00 01 ff ff ff 00 01 00 80 00 00 41 42 43 44 45 46 47"
     assert pytest.approx(0.0018699, abs=5e-8) == gg.UV_PER_COUNT
     assert pytest.approx(1.2e6 / (8388607 * 1.5 * 51)) == gg.UV_PER_COUNT
@@ -86,14 +88,14 @@ def test_raw_packet_and_scale() -> None:
 
 def test_fw3_absolute_fields_shift_and_accelerometer_mapping() -> None:
     counts = np.array([[640, -640, 6400, -64], [1, 2, 3, 4], [-7, 8, 9, 10], [0, 0, 0, 0]]).T
-    fields, rebuilt = gg.fw3_absolute_fields(counts.T if counts.shape[0] != 4 else counts, 18)
+    fields, rebuilt = fw.fw3_absolute_fields(counts.T if counts.shape[0] != 4 else counts, 18)
     assert np.all(rebuilt % 64 == 0)
     proto = gg.GanglionProtocol(firmware=3)
     ids = [10, 11, 12]  # ID%10: 0 -> Z inverted, 1 -> Y, 2 -> X
     aux = [5, -6, 7]
     c = np.tile(np.array([[6400], [-6400], [64], [0]]), (1, 6))
-    f, rb = gg.fw3_absolute_fields(c, 18)
-    pkts = gg.encode_sample_packets(ids, f, firmware=3, aux=aux)
+    f, rb = fw.fw3_absolute_fields(c, 18)
+    pkts = fw.encode_sample_packets(ids, f, firmware=3, aux=aux)
     blocks = [b for i, p in enumerate(pkts)
               for b in proto.decode(Frame(ADDR, gg.RECEIVE_UUID, p, HOST0_NS + i * 10**7, 0))]
     emg = [b for b in blocks if b.stream == "emg"]
@@ -110,9 +112,9 @@ def test_fw3_absolute_fields_shift_and_accelerometer_mapping() -> None:
 
 def test_impedance_and_message_packets() -> None:
     proto = gg.GanglionProtocol()
-    (z,) = proto.decode(Frame(ADDR, gg.RECEIVE_UUID, gg.encode_impedance_packet(5, 731), 0, 0))
+    (z,) = proto.decode(Frame(ADDR, gg.RECEIVE_UUID, fw.encode_impedance_packet(5, 731), 0, 0))
     assert (z.stream, z.channels, float(z.values[0, 0])) == ("impedance", ("ref",), 731.0)
-    for p in gg.encode_message_packets("OpenBCI Ganglion v2.0.1 with a long text $$$"):
+    for p in fw.encode_message_packets("OpenBCI Ganglion v2.0.1 with a long text $$$"):
         assert proto.decode(Frame(ADDR, gg.RECEIVE_UUID, p, 0, 0)) == []
 
 
@@ -151,11 +153,11 @@ def _stream_fw2(
 ) -> tuple[list[bytes], npt.NDArray[np.int64]]:
     """Packet 0 plus delta packets for ``counts`` (4, 1 + 2k); returns payloads and what the
     decoder must rebuild."""
-    raw = gg.encode_raw_packet(counts[:, 0])
-    fields, rebuilt = gg.fw2_delta_fields(counts[:, 1:], counts[:, 0])
+    raw = fw.encode_raw_packet(counts[:, 0])
+    fields, rebuilt = fw.fw2_delta_fields(counts[:, 1:], counts[:, 0])
     k = fields.shape[0]
     ids = (0 if accel else 100) + np.arange(k) % 100 + 1
-    pkts = [raw, *gg.encode_sample_packets(ids, fields, firmware=2, aux=aux)]
+    pkts = [raw, *fw.encode_sample_packets(ids, fields, firmware=2, aux=aux)]
     return pkts, np.concatenate([counts[:, :1], rebuilt], axis=1)
 
 
@@ -188,9 +190,9 @@ def test_fw2_round_trip_is_exact_to_the_firmware_rounding(accel: bool) -> None:
 def test_fw3_round_trip_19_bit() -> None:
     rng = np.random.default_rng(8)
     counts = rng.integers(-(2**23), 2**23, size=(4, 400))
-    fields, rebuilt = gg.fw3_absolute_fields(counts, 19)
+    fields, rebuilt = fw.fw3_absolute_fields(counts, 19)
     ids = 100 + np.arange(200) % 100
-    pkts = gg.encode_sample_packets(ids, fields, firmware=3)
+    pkts = fw.encode_sample_packets(ids, fields, firmware=3)
     got = _emg(_per_frame(gg.GanglionProtocol(firmware=3), _frames(pkts)))
     assert np.array_equal(got, (rebuilt * gg.UV_PER_COUNT).astype(np.float32))
     assert np.max(np.abs(rebuilt - counts)) < 32
@@ -206,7 +208,7 @@ def _messy_stream(seed: int) -> tuple[list[Frame], gg.GanglionProtocol]:
     frames = _frames(pkts)
     frames.insert(40, frames[39])  # duplicate (bleak double callback)
     del frames[90]  # one lost packet
-    frames.insert(120, Frame(ADDR, gg.RECEIVE_UUID, gg.encode_impedance_packet(1, 9), 0, 0))
+    frames.insert(120, Frame(ADDR, gg.RECEIVE_UUID, fw.encode_impedance_packet(1, 9), 0, 0))
     frames.insert(150, Frame(ADDR, gg.RECEIVE_UUID, VECTOR_106[:7], 0, 0))
     later = [Frame(f.device_address, f.characteristic_uuid, f.payload,
                    f.host_time_ns + 3 * 10**9, f.host_monotonic_ns + 3 * 10**9)
@@ -364,7 +366,7 @@ def test_identity_and_commands() -> None:
 
 
 def test_device_profile_agrees_with_the_protocol() -> None:
-    cfg = tomllib.loads((ROOT / "configs" / "devices" / "openbci-ganglion.toml").read_text())
+    cfg = tomllib.loads((PROFILE_DIR / "openbci-ganglion.toml").read_text())
     proto = gg.GanglionProtocol()
     assert cfg["family"] == proto.family
     assert cfg["match_service_uuids"] == [gg.SERVICE_UUID]
@@ -510,7 +512,7 @@ def test_property_batch_on_a_fresh_protocol_equals_in_order_decode(data: st.Data
         st.sampled_from(_SEEDS),
         st.binary(min_size=20, max_size=20),
         st.binary(max_size=24),
-        st.builds(gg.encode_impedance_packet, st.integers(1, 5),
+        st.builds(fw.encode_impedance_packet, st.integers(1, 5),
                   st.integers(0, 99_999)),
     )
     payloads = data.draw(st.lists(one, max_size=40))

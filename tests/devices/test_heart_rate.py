@@ -14,10 +14,10 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakGATTProtocolError
 from firmware_sims.heart_rate import (
-    HEART_RATE_CONTROL_POINT_UUID,
     SLEEP_HR_MAX_BPM,
     SLEEP_HR_MIN_BPM,
     HeartRateStrap,
+    encode_heart_rate_measurement,
     sleeping_hr_bpm,
 )
 from firmware_sims.world import SimulatedWorld
@@ -26,25 +26,28 @@ from hypothesis import strategies as st
 
 from crampsense.clock import FakeClock
 from crampsense.devices import registry
-from crampsense.devices.heart_rate import (
+from crampsense.devices.gatt import (
     BATTERY_LEVEL_UUID,
     BODY_SENSOR_LOCATION_UUID,
     DEVICE_INFORMATION_UUIDS,
-    FLAG_CONTACT_DETECTED,
+    HEART_RATE_CONTROL_POINT_UUID,
     HEART_RATE_MEASUREMENT_UUID,
     HEART_RATE_SERVICE_UUID,
+    decode_battery_level,
+    decode_dis_string,
+)
+from crampsense.devices.heart_rate import (
+    FLAG_CONTACT_DETECTED,
     HeartRateMeasurement,
     HeartRateProtocol,
-    decode_battery_level,
     decode_body_sensor_location,
-    decode_dis_string,
     decode_heart_rate_measurement,
-    encode_heart_rate_measurement,
 )
+from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError, DeviceError
 from crampsense.models import Frame
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STRAP = "HR:00:00:00:00:01"
 T0 = datetime(2025, 1, 10, 22, 0, tzinfo=UTC)
 
@@ -246,7 +249,7 @@ def test_registry_registers_the_reference_band_when_its_module_exists() -> None:
 
 
 def test_device_profile_agrees_with_the_protocol() -> None:
-    profile = tomllib.loads((ROOT / "configs" / "devices" / "heart-rate.toml").read_text())
+    profile = tomllib.loads((PROFILE_DIR / "heart-rate.toml").read_text())
     proto = HeartRateProtocol()
     assert profile["family"] == proto.family
     assert profile["data_uuids"] == list(proto.data_uuids())

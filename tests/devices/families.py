@@ -4,11 +4,14 @@ A :class:`FamilyCase` says, for one device family, how to build its protocol and
 simulator that measures a *known* signal, which streams it must deliver (unit, channels,
 rate, characteristic), what the simulator was given (:class:`Truth`), how to encode packets
 directly for round trips, and which malformed packets must be rejected with what field.
-``tests/test_device_contract.py`` runs the same checks over every case in :data:`CASES`;
-``tests/test_decoder_fuzz.py`` fuzzes every case's decoders with its real packets.
+``tests/devices/test_device_contract.py`` runs the same checks over every case in :data:`CASES`;
+``tests/devices/test_decoder_fuzz.py`` fuzzes every case's decoders with its real packets.
 
-Families whose modules are not importable (not written yet, or broken) are left out of
-:data:`CASES` with a log line, the way :mod:`crampsense.devices.registry` leaves them out.
+The known signals and the simulators that measure them live in :mod:`firmware_sims.zoo`
+(the shipped ``record --simulate --world zoo`` uses them too); this module, a test asset,
+adds what the tests check them against. Round-trip packets come from the simulators' own
+encoders (``gs``, ``ms``, ``ps``, ``bs``: firmware_sims.ganglion, .movesense, .polar,
+.reference_band), written apart from the decoders they test.
 
 :func:`run_firmware` drives a simulator directly through a :class:`HarnessLink` (no bleak, no
 event loop): subscribe, read the Device Information strings, configure the protocol, send its
@@ -23,27 +26,46 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from firmware_sims.ganglion import Ganglion
+from firmware_sims.heart_rate import HeartRateStrap, encode_heart_rate_measurement, sleeping_hr_bpm
+from firmware_sims.peripheral import ATT_HEADER_BYTES, AttError, SimulatedPeripheral
+from firmware_sims.polar import PolarSensor, synthetic_ecg_uv
+from firmware_sims.zoo import (
+    BAND_EMG_FS_HZ,
+    BAND_IMU_FS_HZ,
+    MOVESENSE_RESOURCE,
+    WALL0,
+    WALL0_NS,
+    KnownSignal,
+    known_band,
+    known_ganglion,
+    known_hr_strap,
+    known_movesense,
+    known_polar,
+)
 
-from crampsense.clock import ns_from_datetime
+from crampsense.devices import ganglion as gd
+from crampsense.devices import movesense as mv
+from crampsense.devices import polar as pd
+from crampsense.devices import reference_band as rb
 from crampsense.devices.base import DeviceProtocol
-from crampsense.devices.heart_rate import (
+from crampsense.devices.gatt import (
     DEVICE_INFORMATION_UUIDS,
     HEART_RATE_MEASUREMENT_UUID,
-    RR_TICKS_PER_S,
-    HeartRateProtocol,
     decode_dis_string,
-    encode_heart_rate_measurement,
 )
+from crampsense.devices.heart_rate import RR_TICKS_PER_S, HeartRateProtocol
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
 from crampsense.errors import DecodeError
-from crampsense.models import Frame, SampleBlock
-from firmware_sims.heart_rate import HeartRateStrap, sleeping_hr_bpm
-from firmware_sims.peripheral import ATT_HEADER_BYTES, AttError, SimulatedPeripheral
+from crampsense.models import ACC_UNIT, ECG_UNIT, EMG_UNIT, Frame, SampleBlock
+from firmware_sims import ganglion as gs
+from firmware_sims import movesense as ms
+from firmware_sims import polar as ps
+from firmware_sims import reference_band as bs
 
 __all__ = [
     "CANONICAL_UNITS",
@@ -72,10 +94,10 @@ logger = logging.getLogger(__name__)
 #: The unit every family must decode each stream into, whatever its wire format: detection
 #: and the summary read EMG in µV and acceleration in mg, with no per-family conversions.
 CANONICAL_UNITS: Final[Mapping[str, str]] = {
-    "emg": "uV",
-    "ecg": "uV",
-    "exg": "uV",
-    "acc": "mg",
+    "emg": EMG_UNIT,
+    "ecg": ECG_UNIT,
+    "exg": EMG_UNIT,
+    "acc": ACC_UNIT,
     "hr": "bpm",
     "rr": "s",
     "ppi": "s",
@@ -84,107 +106,11 @@ CANONICAL_UNITS: Final[Mapping[str, str]] = {
     "status": "mixed",
 }
 
-#: Wall-clock time of simulated monotonic 0 in every contract run (a winter night, UTC).
-WALL0: Final = datetime(2025, 1, 15, 22, 30, tzinfo=UTC)
-WALL0_NS: Final = ns_from_datetime(WALL0)
 #: Harness pump step (s): as the world's default, finer than any packet interval that matters.
 HARNESS_TICK_S: Final = 0.05
 #: MTU the harness negotiates when the simulator asks for more: bleak's usual on BlueZ with
 #: an MTU exchange, and enough for Polar's PMD (232).
 HARNESS_MTU: Final = 247
-
-
-# --------------------------------------------------------------------------- known signal
-
-
-class KnownSignal:
-    """A :class:`~firmware_sims.peripheral.SignalSource` with a closed-form, known signal.
-
-    EMG channel ``c`` is a sum of three sines of seeded frequencies (10-45 Hz, below every
-    family's Nyquist rate at 100 Hz and up) and amplitudes (15-40 µV: small enough that
-    sample-to-sample steps fit the Ganglion's 18-bit deltas, large enough to be hundreds of
-    counts on the reference band); the accelerometer is gravity along z plus slow seeded
-    sines (±150 mg at 0.05-0.2 Hz: under 190 mg/s, so sensors that take the three axes a few
-    ms apart, or the source sample before, still read it within a few mg). Incommensurate
-    frequencies make every window of a few samples unique, so a decoded stretch can be
-    located in the truth without ambiguity.
-
-    Parameters
-    ----------
-    emg_fs_hz, acc_fs_hz : float
-        Rates at which sample ``i`` is taken (at ``i / fs`` simulated seconds).
-    duration_s : float
-        Length of the recording.
-    emg_channels : tuple of str
-        EMG channel names (any number).
-    seed : int
-        Seed of the frequencies, amplitudes and phases.
-    """
-
-    def __init__(
-        self,
-        emg_fs_hz: float,
-        acc_fs_hz: float,
-        duration_s: float,
-        *,
-        emg_channels: tuple[str, ...] = ("gm", "gl"),
-        seed: int = 0,
-    ) -> None:
-        self._emg_fs_hz = float(emg_fs_hz)
-        self._acc_fs_hz = float(acc_fs_hz)
-        self._duration_s = float(duration_s)
-        self._channels = tuple(emg_channels)
-        rng = np.random.default_rng([seed, 7])
-        n_ch = len(self._channels)
-        self._emg_f = rng.uniform(10.0, 45.0, (n_ch, 3))
-        self._emg_a = rng.uniform(15.0, 40.0, (n_ch, 3))
-        self._emg_p = rng.uniform(0.0, 2 * np.pi, (n_ch, 3))
-        self._acc_f = rng.uniform(0.05, 0.2, (3, 2))
-        self._acc_a = rng.uniform(40.0, 75.0, (3, 2))
-        self._acc_p = rng.uniform(0.0, 2 * np.pi, (3, 2))
-
-    @property
-    def emg_fs_hz(self) -> float:
-        return self._emg_fs_hz
-
-    @property
-    def acc_fs_hz(self) -> float:
-        return self._acc_fs_hz
-
-    @property
-    def emg_channels(self) -> tuple[str, ...]:
-        return self._channels
-
-    @property
-    def duration_s(self) -> float:
-        return self._duration_s
-
-    def emg_at(self, t_s: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """EMG (µV) at times ``t_s`` (s), shape (n_channels, n)."""
-        t = np.asarray(t_s, dtype=np.float64).reshape(1, 1, -1)
-        phase = 2 * np.pi * self._emg_f[..., None] * t + self._emg_p[..., None]
-        out: npt.NDArray[np.float64] = np.sum(self._emg_a[..., None] * np.sin(phase), axis=1)
-        return out
-
-    def acc_at(self, t_s: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """Acceleration (mg) at times ``t_s`` (s), shape (3, n): gravity on z plus sines."""
-        t = np.asarray(t_s, dtype=np.float64).reshape(1, 1, -1)
-        phase = 2 * np.pi * self._acc_f[..., None] * t + self._acc_p[..., None]
-        out: npt.NDArray[np.float64] = np.sum(self._acc_a[..., None] * np.sin(phase), axis=1)
-        out[2] += 1000.0
-        return out
-
-    def emg_uv(self, start: int, n: int) -> npt.NDArray[np.float32]:
-        idx = np.arange(start, start + n, dtype=np.float64)
-        return self.emg_at(idx / self._emg_fs_hz).astype(np.float32)
-
-    def acc_mg(self, start: int, n: int) -> npt.NDArray[np.float32]:
-        idx = np.arange(start, start + n, dtype=np.float64)
-        return self.acc_at(idx / self._acc_fs_hz).astype(np.float32)
-
-    def lead_off(self, start: int, n: int) -> npt.NDArray[np.bool_]:
-        del start
-        return np.zeros(n, dtype=np.bool_)
 
 
 # --------------------------------------------------------------------------- case types
@@ -681,15 +607,7 @@ def _host_times(n_samples: npt.NDArray[np.int64], fs_hz: float) -> npt.NDArray[n
 # --------------------------------------------------------------------------- heart rate
 
 
-#: The contract strap's trace seed.
-_HR_SEED: Final = 11
-
-
 def _hr_case() -> FamilyCase:
-    def simulator(address: str, duration_s: float) -> SimulatedPeripheral:
-        return HeartRateStrap(address, "HR strap (contract)", seed=_HR_SEED,
-                              duration_s=duration_s)
-
     def truth(sim: SimulatedPeripheral, stream: str) -> Truth:
         if not isinstance(sim, HeartRateStrap):
             msg = f"heart-rate truth needs a HeartRateStrap, got {type(sim).__name__}"
@@ -742,7 +660,7 @@ def _hr_case() -> FamilyCase:
         name="heart-rate",
         family="heart-rate",
         protocol=HeartRateProtocol,
-        simulator=simulator,
+        simulator=known_hr_strap,
         streams=(
             StreamCase("hr", "bpm", ("hr",), None, HEART_RATE_MEASUREMENT_UUID, 0.0, False),
             StreamCase("rr", "s", ("rr",), None, HEART_RATE_MEASUREMENT_UUID,
@@ -758,23 +676,10 @@ def _hr_case() -> FamilyCase:
 # --------------------------------------------------------------------------- reference band
 
 
-#: Rates of the contract band (Hz): the recorder's default EMG rate for clinical leg EMG and
-#: the band's default accelerometer rate.
-_BAND_EMG_FS_HZ: Final = 500
-_BAND_IMU_FS_HZ: Final = 50
-
-
 def _band_case() -> FamilyCase:
-    from crampsense.devices import reference_band as rb  # noqa: PLC0415
-    from firmware_sims.reference_band import ReferenceBand  # noqa: PLC0415
 
     def protocol() -> DeviceProtocol:
-        return rb.ReferenceBandProtocol(emg_fs_hz=_BAND_EMG_FS_HZ, imu_fs_hz=_BAND_IMU_FS_HZ)
-
-    def simulator(address: str, duration_s: float) -> SimulatedPeripheral:
-        source = KnownSignal(_BAND_EMG_FS_HZ, _BAND_IMU_FS_HZ, duration_s, seed=1)
-        # a counter 20 s before its u32 wrap: every contract run crosses it
-        return ReferenceBand(address, source, clock_offset_us=2**32 - 20_000_000)
+        return rb.ReferenceBandProtocol(emg_fs_hz=BAND_EMG_FS_HZ, imu_fs_hz=BAND_IMU_FS_HZ)
 
     def truth(sim: SimulatedPeripheral, stream: str) -> Truth:
         source = getattr(sim, "source", None)
@@ -791,13 +696,13 @@ def _band_case() -> FamilyCase:
     def encode(stream: str, rng: np.random.Generator, n_packets: int) -> EncodedRun:
         sid = rb.StreamId.EMG if stream == "emg" else rb.StreamId.ACC
         n_ch = 2 if stream == "emg" else 3
-        fs = _BAND_EMG_FS_HZ if stream == "emg" else _BAND_IMU_FS_HZ
+        fs = BAND_EMG_FS_HZ if stream == "emg" else BAND_IMU_FS_HZ
         spp = int(rng.integers(1, 40))
         counts = rng.integers(-32768, 32768, (n_ch, n_packets * spp)).astype(np.int16)
         seq0 = int(rng.integers(0, rb.SEQ_MODULO))
         tick0 = int(rng.integers(0, rb.TICK_MODULO))
         ticks = tick0 + (np.arange(n_packets) * spp * rb.TICK_HZ) // fs
-        payloads = rb.encode_data_packets(
+        payloads = bs.encode_data_packets(
             sid, seq0 + np.arange(n_packets), ticks, np.zeros(n_packets), counts,
             samples_per_packet=spp,
         )
@@ -808,7 +713,7 @@ def _band_case() -> FamilyCase:
                           _host_times(n, fs))
 
     def malformed() -> list[Malformed]:
-        good = rb.encode_data_packet(
+        good = bs.encode_data_packet(
             rb.StreamId.EMG, 1, 1000, 0, np.array([[1, 2], [3, 4]], dtype=np.int16)
         )
         return [
@@ -825,18 +730,18 @@ def _band_case() -> FamilyCase:
         name="crampsense-band",
         family="crampsense-band",
         protocol=protocol,
-        simulator=simulator,
+        simulator=known_band,
         streams=(
-            StreamCase("emg", "uV", rb.EMG_CHANNELS, float(_BAND_EMG_FS_HZ), rb.EMG_UUID,
+            StreamCase("emg", "uV", rb.EMG_CHANNELS, float(BAND_EMG_FS_HZ), rb.EMG_UUID,
                        rb.EMG_UV_PER_LSB),
-            StreamCase("acc", "mg", rb.ACC_CHANNELS, float(_BAND_IMU_FS_HZ), rb.IMU_UUID,
+            StreamCase("acc", "mg", rb.ACC_CHANNELS, float(BAND_IMU_FS_HZ), rb.IMU_UUID,
                        rb.ACC_MG_PER_LSB),
         ),
         truth=truth,
         encode=encode,
         malformed=malformed,
         placement="left-calf",
-        options={"emg_fs_hz": _BAND_EMG_FS_HZ, "imu_fs_hz": _BAND_IMU_FS_HZ},
+        options={"emg_fs_hz": BAND_EMG_FS_HZ, "imu_fs_hz": BAND_IMU_FS_HZ},
     )
 
 
@@ -851,8 +756,6 @@ _POLAR_T0_NS: Final = (1_736_546_400 - 946_684_800) * 10**9
 
 
 def _polar_case(model: str) -> FamilyCase:
-    from crampsense.devices import polar as pd  # noqa: PLC0415
-    from firmware_sims.polar import PolarSensor, synthetic_ecg_uv  # noqa: PLC0415
 
     spec = pd.MODELS[model]
     acc_fs = float(spec.acc_default_hz)
@@ -862,8 +765,7 @@ def _polar_case(model: str) -> FamilyCase:
         return pd.PolarPmdProtocol(model)
 
     def simulator(address: str, duration_s: float) -> SimulatedPeripheral:
-        source = KnownSignal(_BAND_EMG_FS_HZ, acc_fs, duration_s, seed=2)
-        return PolarSensor(address, source, model=model, ecg_seed=3)
+        return known_polar(address, duration_s, model=model)
 
     def truth(sim: SimulatedPeripheral, stream: str) -> Truth:
         if not isinstance(sim, PolarSensor) or not isinstance(sim.source, KnownSignal):
@@ -895,19 +797,19 @@ def _polar_case(model: str) -> FamilyCase:
         for i in range(n_packets):
             chunk = counts[:, i * spf : (i + 1) * spf]
             if stream == "ecg":
-                payloads.append(pd.encode_ecg_frame(int(ts[i]), chunk[0]))
+                payloads.append(ps.encode_ecg_frame(int(ts[i]), chunk[0]))
             elif spec.acc_frame_type & 0x80:
-                payloads.append(pd.encode_delta_frame(pd.MeasurementType.ACC, int(ts[i]), 1,
+                payloads.append(ps.encode_delta_frame(pd.MeasurementType.ACC, int(ts[i]), 1,
                                                       chunk))
             else:
-                payloads.append(pd.encode_acc_frame(int(ts[i]), chunk))
+                payloads.append(ps.encode_acc_frame(int(ts[i]), chunk))
         n = np.full(n_packets, spf, dtype=np.int64)
         return EncodedRun(pd.DATA_UUID, payloads, counts.astype(np.float64), n,
                           _host_times(n, fs))
 
     def malformed() -> list[Malformed]:
-        acc = pd.encode_acc_frame(_POLAR_T0_NS, [[1, 2], [3, 4], [5, 6]])
-        delta = pd.encode_delta_frame(pd.MeasurementType.ACC, _POLAR_T0_NS, 1,
+        acc = ps.encode_acc_frame(_POLAR_T0_NS, [[1, 2], [3, 4], [5, 6]])
+        delta = ps.encode_delta_frame(pd.MeasurementType.ACC, _POLAR_T0_NS, 1,
                                       [[1, 2, 3], [3, 4, 5], [5, 6, 9]])
         u = pd.DATA_UUID
         return [
@@ -952,8 +854,6 @@ _GANGLION_ACC_TOLERANCE: Final = 16.0
 
 
 def _ganglion_case(firmware: int) -> FamilyCase:
-    from crampsense.devices import ganglion as gd  # noqa: PLC0415
-    from firmware_sims.ganglion import Ganglion  # noqa: PLC0415
 
     fs = float(gd.FS_HZ)
     lsb = gd.UV_PER_COUNT
@@ -967,9 +867,7 @@ def _ganglion_case(firmware: int) -> FamilyCase:
         return gd.GanglionProtocol(firmware)
 
     def simulator(address: str, duration_s: float) -> SimulatedPeripheral:
-        left = KnownSignal(fs, fs, duration_s, seed=4)
-        right = KnownSignal(fs, fs, duration_s, seed=5)
-        return Ganglion(address, left, right, firmware=firmware)
+        return known_ganglion(address, duration_s, firmware=firmware)
 
     def truth(sim: SimulatedPeripheral, stream: str) -> Truth:
         if not isinstance(sim, Ganglion) or not isinstance(sim.left, KnownSignal):
@@ -1001,8 +899,8 @@ def _ganglion_case(firmware: int) -> FamilyCase:
                 [digit == 0, digit == 1, digit == 2],
                 [-acc_counts[2, reading], acc_counts[1, reading], acc_counts[0, reading]], 0,
             )
-            fields, rebuilt = gd.fw3_absolute_fields(counts, 18)
-            payloads = gd.encode_sample_packets(ids, fields, firmware=3, aux=aux)
+            fields, rebuilt = gs.fw3_absolute_fields(counts, 18)
+            payloads = gs.encode_sample_packets(ids, fields, firmware=3, aux=aux)
             n = np.full(n_packets, 2, dtype=np.int64)
             emg = rebuilt
         else:
@@ -1014,9 +912,9 @@ def _ganglion_case(firmware: int) -> FamilyCase:
                 [acc_counts[0, reading], acc_counts[1, reading], acc_counts[2, reading]], 0,
             )
             first = counts[:, :1]
-            fields, rebuilt = gd.fw2_delta_fields(counts[:, 1 : 2 * n_packets - 1], first[:, 0])
-            payloads = [gd.encode_raw_packet(first[:, 0]),
-                        *gd.encode_sample_packets(ids, fields, firmware=2, aux=aux)]
+            fields, rebuilt = gs.fw2_delta_fields(counts[:, 1 : 2 * n_packets - 1], first[:, 0])
+            payloads = [gs.encode_raw_packet(first[:, 0]),
+                        *gs.encode_sample_packets(ids, fields, firmware=2, aux=aux)]
             n = np.array([1] + [2] * (n_packets - 1), dtype=np.int64)
             emg = np.concatenate([first, rebuilt], axis=1)
         host = _host_times(n, fs)
@@ -1034,7 +932,7 @@ def _ganglion_case(firmware: int) -> FamilyCase:
 
     def malformed() -> list[Malformed]:
         u = gd.RECEIVE_UUID
-        good = gd.encode_sample_packets([5], np.zeros((1, 8), np.int64), firmware=firmware)[0]
+        good = gs.encode_sample_packets([5], np.zeros((1, 8), np.int64), firmware=firmware)[0]
         bad_id = 220 if firmware == 2 else 200
         return [
             Malformed(u, b"", "packet_id", "empty"),
@@ -1074,17 +972,12 @@ _MOVESENSE_TOLERANCE: Final = 0.01
 
 
 def _movesense_case() -> FamilyCase:
-    from crampsense.devices import movesense as mv  # noqa: PLC0415
-    from firmware_sims.movesense import Movesense  # noqa: PLC0415
 
-    resource = mv.parse_resource("/Meas/Acc/52")
+    resource = mv.parse_resource(MOVESENSE_RESOURCE)
     fs = float(resource.rate_hz)
 
     def protocol() -> DeviceProtocol:
         return mv.MovesenseProtocol(resource.path)
-
-    def simulator(address: str, duration_s: float) -> SimulatedPeripheral:
-        return Movesense(address, KnownSignal(fs, fs, duration_s, seed=6))
 
     def truth(sim: SimulatedPeripheral, stream: str) -> Truth:
         source = getattr(sim, "source", None)
@@ -1101,7 +994,7 @@ def _movesense_case() -> FamilyCase:
         t0_ms = int(rng.integers(0, mv.TICK_MODULO))
         ticks = t0_ms + np.rint(np.arange(n_packets) * per * 1000.0 / fs).astype(np.int64)
         payloads = [
-            mv.encode_data_message(mv.ACC_REFERENCE, int(ticks[i]),
+            ms.encode_data_message(mv.ACC_REFERENCE, int(ticks[i]),
                                    mps2[i * per : (i + 1) * per], resource)
             for i in range(n_packets)
         ]
@@ -1111,7 +1004,7 @@ def _movesense_case() -> FamilyCase:
 
     def malformed() -> list[Malformed]:
         u = mv.NOTIFY_UUID
-        good = mv.encode_data_message(mv.ACC_REFERENCE, 1000, np.ones((2, 3)), resource)
+        good = ms.encode_data_message(mv.ACC_REFERENCE, 1000, np.ones((2, 3)), resource)
         return [
             Malformed(u, b"", "packet_type", "empty"),
             Malformed(u, b"\x02", "packet_type", "no reference"),
@@ -1128,7 +1021,7 @@ def _movesense_case() -> FamilyCase:
         name="movesense",
         family="movesense",
         protocol=protocol,
-        simulator=simulator,
+        simulator=known_movesense,
         streams=(
             StreamCase("acc", "mg", mv.ACC_CHANNELS, fs, mv.NOTIFY_UUID, _MOVESENSE_TOLERANCE),
         ),
@@ -1142,30 +1035,19 @@ def _movesense_case() -> FamilyCase:
 
 # --------------------------------------------------------------------------- registry
 
-#: Case builders by case name, in the registry's order; each is tried at import.
-_BUILDERS: Final[tuple[tuple[str, Callable[[], FamilyCase]], ...]] = (
-    ("crampsense-band", _band_case),
-    ("polar-pmd-h10", lambda: _polar_case("h10")),
-    ("polar-pmd-verity-sense", lambda: _polar_case("verity-sense")),
-    ("openbci-ganglion-fw2", lambda: _ganglion_case(2)),
-    ("openbci-ganglion-fw3", lambda: _ganglion_case(3)),
-    ("movesense", _movesense_case),
-    ("heart-rate", _hr_case),
-)
-
-
-def _build_cases() -> dict[str, FamilyCase]:
-    cases: dict[str, FamilyCase] = {}
-    for name, build in _BUILDERS:
-        try:
-            cases[name] = build()
-        except ImportError as exc:
-            logger.info("no contract case %s: %s", name, exc)
-    return cases
-
-
-#: Every case whose family's modules import, by case name.
-CASES: Final[dict[str, FamilyCase]] = _build_cases()
+#: Every contract case by case name, in the registry's order.
+CASES: Final[dict[str, FamilyCase]] = {
+    c.name: c
+    for c in (
+        _band_case(),
+        _polar_case("h10"),
+        _polar_case("verity-sense"),
+        _ganglion_case(2),
+        _ganglion_case(3),
+        _movesense_case(),
+        _hr_case(),
+    )
+}
 
 
 def case(name: str) -> FamilyCase:

@@ -1,4 +1,4 @@
-"""Hypothesis fuzzing of every family's decoders (cases in ``firmware_sims/families.py``).
+"""Hypothesis fuzzing of every family's decoders (cases in ``tests/devices/families.py``).
 
 Random bytes and mutated real packets (flipped bits, overwritten, inserted and deleted bytes,
 cuts, splices of two packets) on every characteristic a family reads:
@@ -22,13 +22,13 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from firmware_sims.families import CASES, WALL0_NS, FamilyCase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crampsense.devices.base import DeviceProtocol, PacketBatch
 from crampsense.errors import DecodeError
 from crampsense.models import Frame, SampleBlock
+from devices.families import CASES, WALL0_NS, FamilyCase
 
 ADDRESS = "C5:A3:00:00:0F:01"
 CASE_IDS = sorted(CASES)

@@ -34,11 +34,13 @@ from crampsense.clock import FakeClock
 from crampsense.devices import reference_band as rb
 from crampsense.devices import registry
 from crampsense.devices.base import GattWrite
+from crampsense.devices.registry import PROFILE_DIR
 from crampsense.devices.timeline import StreamTimeline
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import Frame, SampleBlock
+from firmware_sims import reference_band as fw
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "reference-band.md"
 ADDR = "CB:00:00:00:00:01"
 HOST0_NS = 1_736_980_200 * 10**9  # 2025-01-15T22:30:00Z
@@ -243,22 +245,22 @@ def test_doc_data_examples_decode_exactly() -> None:
 
 def test_encoders_reproduce_the_doc_examples() -> None:
     c = np.array([[400, 404], [-201, -200]], dtype=np.int16)
-    assert rb.encode_data_packet(rb.StreamId.EMG, 513, 4294966296, 0, c) == _x("emg-mtu23")
-    counts, sat = rb.emg_uv_to_counts([[102.0, 103.0], [-49.75, -49.5]])
+    assert fw.encode_data_packet(rb.StreamId.EMG, 513, 4294966296, 0, c) == _x("emg-mtu23")
+    counts, sat = fw.emg_uv_to_counts([[102.0, 103.0], [-49.75, -49.5]])
     assert not sat.any()
-    assert rb.encode_data_packet(rb.StreamId.EMG, 514, 4294966296 + 2000, 0, counts) == _x(
+    assert fw.encode_data_packet(rb.StreamId.EMG, 514, 4294966296 + 2000, 0, counts) == _x(
         "emg-after-wrap"
     )
-    counts, sat = rb.emg_uv_to_counts([[9000.0, 7500.0], [-9000.0, -1250.0]])
+    counts, sat = fw.emg_uv_to_counts([[9000.0, 7500.0], [-9000.0, -1250.0]])
     assert sat.tolist() == [True, False]
-    assert rb.encode_data_packet(rb.StreamId.EMG, 0, 123456789, rb.FLAG_SATURATED, counts) == _x(
+    assert fw.encode_data_packet(rb.StreamId.EMG, 0, 123456789, rb.FLAG_SATURATED, counts) == _x(
         "emg-saturated"
     )
-    counts, _ = rb.acc_mg_to_counts([[0.0], [-1000.0], [1000.0]])
-    assert rb.encode_data_packet(rb.StreamId.ACC, 5, 10**6, rb.FLAG_CLOCK_NOT_SET, counts) == _x(
+    counts, _ = fw.acc_mg_to_counts([[0.0], [-1000.0], [1000.0]])
+    assert fw.encode_data_packet(rb.StreamId.ACC, 5, 10**6, rb.FLAG_CLOCK_NOT_SET, counts) == _x(
         "acc-clock-not-set"
     )
-    assert rb.encode_status_packet(7, 10**7, rb.FLAG_LEAD_OFF_GM, 87, 32.5) == _x(
+    assert fw.encode_status_packet(7, 10**7, rb.FLAG_LEAD_OFF_GM, 87, 32.5) == _x(
         "status-lead-off"
     )
     unix_us = int(datetime(2025, 1, 15, 22, 30, tzinfo=UTC).timestamp()) * 10**6
@@ -303,30 +305,30 @@ def test_encode_decode_round_trip_within_one_lsb(
 ) -> None:
     rng = np.random.default_rng(seed)
     emg = rng.uniform(-8191.0, 8191.0, size=(2, n))
-    counts, sat = rb.emg_uv_to_counts(emg)
+    counts, sat = fw.emg_uv_to_counts(emg)
     assert not sat.any()
-    pkt = rb.encode_data_packet(rb.StreamId.EMG, seq, ticks, flags, counts)
+    pkt = fw.encode_data_packet(rb.StreamId.EMG, seq, ticks, flags, counts)
     assert len(pkt) == 9 + 4 * n
     stream, s, t, f, values = rb.decode_data_packet(pkt, rb.EMG_UUID)
     assert (stream, s, t, f) == (rb.StreamId.EMG, seq, ticks, flags)
     assert values.dtype == np.float32
     assert np.max(np.abs(values - emg)) <= rb.EMG_UV_PER_LSB / 2 + 1e-3
     acc = rng.uniform(-7990.0, 7990.0, size=(3, n))
-    counts, _ = rb.acc_mg_to_counts(acc)
+    counts, _ = fw.acc_mg_to_counts(acc)
     _, _, _, _, values = rb.decode_data_packet(
-        rb.encode_data_packet(rb.StreamId.ACC, seq, ticks, flags, counts), rb.IMU_UUID
+        fw.encode_data_packet(rb.StreamId.ACC, seq, ticks, flags, counts), rb.IMU_UUID
     )
     assert np.max(np.abs(values - acc)) <= rb.ACC_MG_PER_LSB / 2 + 1e-3
 
 
 def test_scales_in_uv_and_mg() -> None:
     one_count = np.array([[1], [-4]], dtype=np.int16)
-    *_, values = rb.decode_data_packet(rb.encode_data_packet(rb.StreamId.EMG, 0, 0, 0, one_count))
+    *_, values = rb.decode_data_packet(fw.encode_data_packet(rb.StreamId.EMG, 0, 0, 0, one_count))
     np.testing.assert_array_equal(values, [[0.25], [-1.0]])
     g = np.array([[4096], [-4096], [32767]], dtype=np.int16)
-    *_, values = rb.decode_data_packet(rb.encode_data_packet(rb.StreamId.ACC, 0, 0, 0, g))
+    *_, values = rb.decode_data_packet(fw.encode_data_packet(rb.StreamId.ACC, 0, 0, 0, g))
     np.testing.assert_allclose(values[:, 0], [1000.0, -1000.0, 7999.755859375])
-    counts, sat = rb.emg_uv_to_counts([[1e6, np.nan], [-1e6, 0.0]])
+    counts, sat = fw.emg_uv_to_counts([[1e6, np.nan], [-1e6, 0.0]])
     assert counts.tolist() == [[32767, 0], [-32768, 0]]
     assert sat.tolist() == [True, False]
 
@@ -747,7 +749,7 @@ def test_registry_identifies_the_band_first() -> None:
 
 
 def test_device_profile_agrees_with_the_protocol() -> None:
-    cfg = tomllib.loads((ROOT / "configs" / "devices" / "crampsense-band.toml").read_text())
+    cfg = tomllib.loads((PROFILE_DIR / "crampsense-band.toml").read_text())
     proto = rb.ReferenceBandProtocol()
     assert cfg["family"] == proto.family
     assert cfg["protocol_version"] == rb.PROTOCOL_VERSION

@@ -18,11 +18,13 @@ from firmware_sims.world import SimulatedWorld
 from crampsense.clock import FakeClock
 from crampsense.devices import movesense as ms
 from crampsense.devices.base import GattWrite
+from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
+from firmware_sims import movesense as fw
 from ingesthelp import ListSink, ingest_world
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADDR = "MS:00:00:00:00:01"
 HOST0_NS = 1_736_980_200 * 10**9
 
@@ -59,7 +61,7 @@ def test_imu6_blocks_are_acc_then_gyro_arrays() -> None:
     proto = ms.MovesenseProtocol("/Meas/IMU6/104")
     res = ms.parse_resource("/Meas/IMU6/104")
     samples = np.array([[1.0, 2.0, 3.0, 10.0, 20.0, 30.0], [4.0, 5.0, 6.0, 40.0, 50.0, 60.0]])
-    msg = ms.encode_data_message(proto.reference, 7, samples, res)
+    msg = fw.encode_data_message(proto.reference, 7, samples, res)
     floats = struct.unpack("<12f", msg[6:])
     assert floats == (1, 2, 3, 4, 5, 6, 10, 20, 30, 40, 50, 60), "acc block, then gyro block"
     acc, gyro = proto.decode(_f(msg))
@@ -70,8 +72,8 @@ def test_imu6_blocks_are_acc_then_gyro_arrays() -> None:
 def test_continuation_joins_the_first_part() -> None:
     proto = ms.MovesenseProtocol("/Meas/IMU6/104")
     samples = np.arange(48, dtype=np.float64).reshape(8, 6)
-    msg = ms.encode_data_message(proto.reference, 99, samples, proto.resource)
-    parts = ms.split_message(msg, 158)
+    msg = fw.encode_data_message(proto.reference, 99, samples, proto.resource)
+    parts = fw.split_message(msg, 158)
     assert [p[0] for p in parts] == [2, 3]
     assert len(parts[0]) == 158
     assert proto.decode(_f(parts[0])) == []
@@ -104,9 +106,9 @@ def test_responses_and_check_response() -> None:
     assert proto.decode(_f(b"\x01\x01Hello")) == []
     assert ms.parse_response(b"\x01\x41\xc8\x00").status == 200
     assert ms.parse_response(b"\x01\x41\x01\xfb").status == 507, "the big-endian reading"
-    proto.check_response(ms.NOTIFY_UUID, ms.encode_response(0x41, 200))
+    proto.check_response(ms.NOTIFY_UUID, fw.encode_response(0x41, 200))
     with pytest.raises(ProtocolError, match="404"):
-        proto.check_response(ms.NOTIFY_UUID, ms.encode_response(0x41, 404))
+        proto.check_response(ms.NOTIFY_UUID, fw.encode_response(0x41, 404))
 
 
 @pytest.mark.parametrize(
@@ -149,12 +151,12 @@ def _messy(resource: str, mtu: int) -> list[Frame]:
     res = ms.parse_resource(resource)
     proto = ms.MovesenseProtocol(resource)
     rng = np.random.default_rng(5)
-    payloads: list[bytes] = [b"\x01\x01Hello", ms.encode_response(proto.reference, 200)]
+    payloads: list[bytes] = [b"\x01\x01Hello", fw.encode_response(proto.reference, 200)]
     per = proto.samples_per_message()
     for m in range(120):
         values = rng.normal(size=(per, res.floats_per_sample))
-        msg = ms.encode_data_message(proto.reference, 1000 + m * 77, values, res)
-        payloads.extend(ms.split_message(msg, mtu - 3))
+        msg = fw.encode_data_message(proto.reference, 1000 + m * 77, values, res)
+        payloads.extend(fw.split_message(msg, mtu - 3))
     payloads.insert(30, payloads[29][:5])  # malformed
     del payloads[60]  # lose one notification
     return [_f(p, i) for i, p in enumerate(payloads)]
@@ -203,7 +205,7 @@ def test_protocol_identity_metadata_and_profile() -> None:
         ms.MovesenseProtocol("/Meas/ECG/128")
     with pytest.raises(ConfigError):
         ms.MovesenseProtocol("/Meas/Acc/50")
-    cfg = tomllib.loads((ROOT / "configs" / "devices" / "movesense.toml").read_text())
+    cfg = tomllib.loads((PROFILE_DIR / "movesense.toml").read_text())
     assert cfg["family"] == proto.family
     assert cfg["match_service_uuids"] == [ms.SERVICE_UUID]
     assert tuple(cfg["data_uuids"]) == proto.data_uuids()

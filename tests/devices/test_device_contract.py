@@ -1,4 +1,4 @@
-"""One contract every device family passes (cases in ``firmware_sims/families.py``).
+"""One contract every device family passes (cases in ``tests/devices/families.py``).
 
 For every family whose modules import, and every stream it must deliver:
 
@@ -22,7 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from firmware_sims.families import (
+from firmware_sims.peripheral import SimulatedPeripheral
+
+from crampsense.devices import registry
+from crampsense.devices.base import DeviceProtocol
+from crampsense.errors import ConfigError, DecodeError
+from crampsense.models import Frame, SampleBlock
+from devices.families import (
     CANONICAL_UNITS,
     CASES,
     WALL0_NS,
@@ -35,12 +41,6 @@ from firmware_sims.families import (
     match_timeline,
     run_firmware,
 )
-from firmware_sims.peripheral import SimulatedPeripheral
-
-from crampsense.devices import registry
-from crampsense.devices.base import DeviceProtocol
-from crampsense.errors import ConfigError, DecodeError
-from crampsense.models import Frame, SampleBlock
 
 ADDRESS = "C5:A3:00:00:0C:01"
 #: Simulated seconds per contract run: long enough for every family's slowest stream to send
@@ -137,7 +137,7 @@ def test_metadata_rebuilds_the_protocol(family: str) -> None:
 def test_device_profile_agrees_with_the_protocol(family: str) -> None:
     c = CASES[family]
     profiles = registry.load_profiles()
-    assert c.family in profiles, f"configs/devices/{c.family}.toml is missing"
+    assert c.family in profiles, f"devices/profiles/{c.family}.toml is missing"
     registry.check_profile(profiles[c.family])  # against the family's default options
     assert profiles[c.family].default_placement is not None
 
