@@ -26,10 +26,10 @@ from firmware_sims.world import SimulatedWorld
 
 from crampsense.clock import FakeClock
 from crampsense.devices.base import Capability, ControlEvent, DeviceProtocol, GattWrite
+from crampsense.devices.gatt import DEVICE_INFORMATION_UUIDS, sig_uuid
 from crampsense.errors import ProtocolError
 from crampsense.models import DeviceInfo, Frame, MarkKind, SampleBlock
 from crampsense.transport import ingest
-from crampsense.transport.ble import DEVICE_INFORMATION_KEYS
 from crampsense.transport.ingest import IngestSession, needs_pairing
 from ingesthelp import ingest_world
 
@@ -37,7 +37,7 @@ ADDRESS: Final = "C5:70:00:00:00:01"
 SERVICE: Final = "7e570000-0000-4000-8000-00000000c0de"
 CONTROL: Final = "7e570001-0000-4000-8000-00000000c0de"
 DATA: Final = "7e570002-0000-4000-8000-00000000c0de"
-DIS: Final = "0000180a-0000-1000-8000-00805f9b34fb"
+DIS: Final = sig_uuid(0x180A)
 START, STOP = b"\x01", b"\x02"
 STOPPED_ON_ITS_OWN, LOW_BATTERY = b"\xee", b"\xef"
 PACKET_PERIOD_NS: Final = 100_000_000
@@ -69,14 +69,14 @@ class ToyDevice(SimulatedPeripheral):
                 CharDef(CONTROL, ("write", "indicate"), encrypted=self.encrypted_control),
                 CharDef(DATA, ("notify",)),
             )),
-            ServiceDef(DIS, (CharDef(DEVICE_INFORMATION_KEYS["firmware"], ("read",)),)),
+            ServiceDef(DIS, (CharDef(DEVICE_INFORMATION_UUIDS["firmware"], ("read",)),)),
         )
 
     def advertisement(self) -> Advertisement:
         return Advertisement(local_name="toy", service_uuids=(SERVICE,))
 
     def read(self, char_uuid: str) -> bytes:
-        if char_uuid == DEVICE_INFORMATION_KEYS["firmware"]:
+        if char_uuid == DEVICE_INFORMATION_UUIDS["firmware"]:
             return self.firmware.encode()
         raise AttError(0x02, "not readable")
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
-    "DEVICE_INFORMATION_KEYS",
     "BleTransport",
     "describe_streams",
     "read_device_information",
@@ -39,11 +38,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Device Information Service strings (Bluetooth SIG 0x180A), by the keys
-#: :meth:`~crampsense.devices.base.DeviceProtocol.configure` receives; the devices' own table
-#: (:data:`crampsense.devices.heart_rate.DEVICE_INFORMATION_UUIDS`), so both read the same UUIDs.
-DEVICE_INFORMATION_KEYS: Final[Mapping[str, str]] = DEVICE_INFORMATION_UUIDS
 
 
 def describe_streams(protocol: DeviceProtocol) -> tuple[str, ...]:
@@ -172,8 +166,8 @@ async def read_device_information(
 ) -> dict[str, str]:
     """The Device Information strings a connected device has, by key (``"firmware"``, ...).
 
-    Keys are those of :data:`DEVICE_INFORMATION_KEYS`; absent or unreadable strings are left
-    out (an empty dict for a device without the service).
+    Keys are those of :data:`crampsense.devices.gatt.DEVICE_INFORMATION_UUIDS`; absent or
+    unreadable strings are left out (an empty dict for a device without the service).
     """
-    raw = await read_strings(client, list(DEVICE_INFORMATION_KEYS.values()), timeout_s=timeout_s)
-    return {key: raw[uuid] for key, uuid in DEVICE_INFORMATION_KEYS.items() if uuid in raw}
+    raw = await read_strings(client, list(DEVICE_INFORMATION_UUIDS.values()), timeout_s=timeout_s)
+    return {key: raw[uuid] for key, uuid in DEVICE_INFORMATION_UUIDS.items() if uuid in raw}
