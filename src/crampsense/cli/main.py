@@ -432,6 +432,10 @@ from crampsense.cli.evaluate import evaluate  # noqa: E402 - registered after th
 
 cli.add_command(evaluate)
 
+from crampsense.cli import imports as _imports  # noqa: E402
+
+cli.add_command(_imports.run)
+
 
 # --- entry point ------------------------------------------------------------------------------
 
