@@ -435,6 +435,12 @@ cli.add_command(evaluate)
 from crampsense.cli import imports as _imports  # noqa: E402
 
 cli.add_command(_imports.run)
+from crampsense.cli import trends as _trends  # noqa: E402
+
+cli.add_command(_trends.run)
+from crampsense.cli import demo_history as _demo_history  # noqa: E402
+
+cli.add_command(_demo_history.run)
 
 
 # --- entry point ------------------------------------------------------------------------------

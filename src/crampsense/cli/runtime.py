@@ -358,10 +358,16 @@ def replay_session(
 
 
 def store_night(analysis: SessionAnalysis, root: Path) -> Path:
-    """Write the night's events as a Hive-partitioned Parquet table."""
-    return write_night_table(
+    """Write the night's events (and the tables reports and trends read) as Hive-partitioned
+    Parquet tables."""
+    from crampsense.summaries.history import store_night_history, wake_bouts_of  # noqa: PLC0415
+
+    path = write_night_table(
         root, PARTICIPANT, analysis.night.label_date, "events", analysis.results.events
     )
+    store_night_history(root, PARTICIPANT, analysis.night, tz=datetime.now(UTC).astimezone().tzinfo
+                        or UTC, wake=wake_bouts_of(analysis.results))
+    return path
 
 
 def replay_and_summarise(

@@ -1,0 +1,211 @@
+"""The nights kept for reports and trends, next to each night's events table.
+
+Every replayed night already stores its detected events as
+``nights/participant=<p>/night=<YYYY-MM-DD>/events.parquet``. This module stores three small
+tables beside it, so that reports and trends never need to replay a session:
+
+- ``night``: one row: ``start``, ``end`` (Datetime UTC), ``legs`` (List[str]),
+  ``session_path`` (str), ``lost_frames`` (Int64);
+- ``gaps``: ``leg``, ``start``, ``end`` (UTC), ``reason``: uncovered time, never "no cramp";
+- ``sleep``: per leg with an accelerometer: ``leg``, ``onset``, ``offset`` (UTC, null when no
+  sleep period was found), ``sleep_s``, ``wake_bouts``, ``wake_s``;
+- ``wake``: the wake bouts inside the sleep period: ``leg``, ``start``, ``end`` (UTC).
+
+Written atomically and owner-only (:mod:`crampsense.storage.nights`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Final
+
+import polars as pl
+
+from crampsense.detection import CrampResults
+from crampsense.errors import StorageError
+from crampsense.models import CoverageGap, CrampEvent, Leg, Night, Severity, SleepSummary
+from crampsense.storage.files import read_parquet_checked
+from crampsense.storage.nights import night_dir, read_night_tables, write_night_table
+from crampsense.summaries.daily import label_date, local_naive
+
+__all__ = [
+    "HISTORY_TABLES",
+    "WakeBouts",
+    "load_night",
+    "nights_history",
+    "store_night_history",
+    "wake_bouts_of",
+]
+
+#: The tables this module writes per night (besides ``events``).
+HISTORY_TABLES: Final = ("night", "gaps", "sleep", "wake")
+#: Wake bouts per leg: (start, end) UTC pairs.
+WakeBouts = Mapping[str, Sequence[tuple[datetime, datetime]]]
+_UTC: Final = pl.Datetime("us", "UTC")
+
+
+def _tables(night: Night, wake: WakeBouts) -> dict[str, pl.DataFrame]:
+    return {
+        "night": pl.DataFrame(
+            {"start": [night.start], "end": [night.end], "legs": [list(night.legs)],
+             "session_path": [night.session_path], "lost_frames": [night.lost_frames]},
+            schema={"start": _UTC, "end": _UTC, "legs": pl.List(pl.String),
+                    "session_path": pl.String, "lost_frames": pl.Int64},
+        ),
+        "gaps": pl.DataFrame(
+            [(g.leg, g.start, g.end, g.reason) for g in night.gaps],
+            schema={"leg": pl.String, "start": _UTC, "end": _UTC, "reason": pl.String},
+            orient="row",
+        ),
+        "sleep": pl.DataFrame(
+            [(s.leg, s.onset, s.offset, s.sleep_s, s.wake_bouts, s.wake_s) for s in night.sleep],
+            schema={"leg": pl.String, "onset": _UTC, "offset": _UTC, "sleep_s": pl.Float64,
+                    "wake_bouts": pl.Int64, "wake_s": pl.Float64},
+            orient="row",
+        ),
+        "wake": pl.DataFrame(
+            [(leg, a, b) for leg, bouts in wake.items() for a, b in bouts],
+            schema={"leg": pl.String, "start": _UTC, "end": _UTC}, orient="row",
+        ),
+    }
+
+
+def wake_bouts_of(results: CrampResults) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Wake bouts per leg from detection results (their times are seconds from the start)."""
+    out: dict[str, list[tuple[datetime, datetime]]] = {}
+    for leg, period in results.sleep.items():
+        out[leg] = [(results.start + timedelta(seconds=float(a)),
+                     results.start + timedelta(seconds=float(b)))
+                    for a, b in period.wake_bouts.select("start_s", "end_s").iter_rows()]
+    return out
+
+
+def store_night_history(
+    root: Path, participant: str, night: Night, *, tz: tzinfo, wake: WakeBouts | None = None
+) -> Path:
+    """Write the :data:`HISTORY_TABLES` of ``night`` (its events are written elsewhere).
+
+    Returns
+    -------
+    Path
+        The night's folder.
+    """
+    day = label_date(night.start, tz).isoformat()
+    for name, df in _tables(night, wake or {}).items():
+        write_night_table(root, participant, day, name, df)
+    return night_dir(root, participant, day)
+
+
+def _events(df: pl.DataFrame) -> tuple[CrampEvent, ...]:
+    out = []
+    for r in df.iter_rows(named=True):
+        out.append(CrampEvent(
+            onset=r["onset"], offset=r["offset"], leg=r["leg"],
+            channels=tuple(r.get("channels") or ()), peak_rel=float(r.get("peak_rel") or 0.0),
+            mean_rel=float(r.get("mean_rel") or 0.0),
+            severity=Severity[str(r["severity"]).upper()],
+            confidence=float(r.get("confidence") or 0.0), kind=r.get("kind") or "cramp",
+            evidence=r.get("evidence") or "emg", woke=bool(r.get("woke")),
+            got_up=bool(r.get("got_up")), stretched=bool(r.get("stretched")),
+        ))
+    return tuple(sorted(out, key=lambda e: e.onset))
+
+
+def load_night(root: Path, participant: str, night_date: str) -> tuple[Night, WakeBouts]:
+    """Rebuild a stored night (and its wake bouts) without replaying its session.
+
+    Raises
+    ------
+    StorageError
+        No stored night of that date (the message says how to make one).
+    """
+    folder = night_dir(root, participant, night_date)
+    if not (folder / "night.parquet").is_file():
+        raise StorageError(
+            f"no stored night {night_date} in {folder.parent}; replay its session with "
+            "`crampsense replay SESSION` (or make a demo history with `crampsense demo-history`)"
+        )
+    meta = read_parquet_checked(folder / "night.parquet").row(0, named=True)
+    events = (read_parquet_checked(folder / "events.parquet")
+              if (folder / "events.parquet").is_file() else pl.DataFrame())
+    tables = {n: read_parquet_checked(folder / f"{n}.parquet") for n in ("gaps", "sleep", "wake")
+              if (folder / f"{n}.parquet").is_file()}
+    gaps = tuple(CoverageGap(r["start"], r["end"], r["leg"], r["reason"])
+                 for r in tables.get("gaps", pl.DataFrame()).iter_rows(named=True))
+    sleep = tuple(SleepSummary(r["leg"], r["onset"], r["offset"], r["sleep_s"], r["wake_bouts"],
+                               r["wake_s"])
+                  for r in tables.get("sleep", pl.DataFrame()).iter_rows(named=True))
+    wake: dict[str, list[tuple[datetime, datetime]]] = {}
+    for r in tables.get("wake", pl.DataFrame()).iter_rows(named=True):
+        wake.setdefault(r["leg"], []).append((r["start"], r["end"]))
+    legs: tuple[Leg, ...] = tuple(meta["legs"] or ())
+    night = Night(
+        start=meta["start"], end=meta["end"], events=_events(events) if events.height else (),
+        gaps=gaps, legs=legs, session_path=meta["session_path"] or "",
+        lost_frames=int(meta["lost_frames"] or 0), sleep=sleep,
+    )
+    return night, wake
+
+
+def nights_history(root: Path, *, tz: tzinfo) -> pl.DataFrame:
+    """Every stored night as one row, for trends and the report's calendar.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``participant``, ``night_date`` (Date: the evening it starts), ``wake_date`` (Date),
+        ``duration_h``, ``covered_h`` (the least-covered monitored leg), ``sleep_h`` (mean over
+        legs with a sleep period; null without), ``cramps`` (UInt32, kind "cramp"),
+        ``possible_cramps`` (UInt32), ``cramp_minutes``; sorted by night.
+    """
+    nights = read_night_tables(root, "night")
+    schema = {"participant": pl.String(), "night_date": pl.Date(), "wake_date": pl.Date(),
+              "duration_h": pl.Float64(), "covered_h": pl.Float64(), "sleep_h": pl.Float64(),
+              "cramps": pl.UInt32(), "possible_cramps": pl.UInt32(),
+              "cramp_minutes": pl.Float64()}
+    if nights.is_empty() or "start" not in nights.columns:
+        return pl.DataFrame(schema=schema)
+    key = ["participant", "night"]
+    events = read_night_tables(root, "events")
+    if events.is_empty() or "kind" not in events.columns:
+        counts = nights.select(key).with_columns(cramps=pl.lit(0), possible_cramps=pl.lit(0),
+                                                 cramp_minutes=pl.lit(0.0))
+    else:
+        counts = events.group_by(key).agg(
+            (pl.col("kind") == "cramp").sum().alias("cramps"),
+            (pl.col("kind") != "cramp").sum().alias("possible_cramps"),
+            pl.col("duration_s").filter(pl.col("kind") == "cramp").sum().truediv(60.0)
+            .alias("cramp_minutes"),
+        )
+    gaps = read_night_tables(root, "gaps")
+    lost = (gaps.group_by([*key, "leg"]).agg(
+        ((pl.col("end") - pl.col("start")).dt.total_seconds()).sum().alias("lost_s"))
+        if "leg" in gaps.columns else pl.DataFrame(schema={"participant": pl.String,
+                                                             "night": pl.Date, "leg": pl.String,
+                                                             "lost_s": pl.Int64}))
+    sleep = read_night_tables(root, "sleep")
+    sleep_h = (sleep.group_by(key).agg((pl.col("sleep_s").filter(pl.col("onset").is_not_null())
+                                        .mean() / 3600.0).alias("sleep_h"))
+               if "sleep_s" in sleep.columns else
+               pl.DataFrame(schema={"participant": pl.String, "night": pl.Date,
+                                    "sleep_h": pl.Float64}))
+    base = nights.with_columns(
+        ((pl.col("end") - pl.col("start")).dt.total_seconds() / 3600.0).alias("duration_h"))
+    per_leg = base.explode("legs").rename({"legs": "leg"}).join(
+        lost, on=[*key, "leg"], how="left").with_columns(
+        (pl.col("duration_h") - pl.col("lost_s").fill_null(0) / 3600.0).clip(0.0)
+        .alias("leg_h"))
+    covered = per_leg.group_by(key).agg(pl.col("leg_h").min().alias("covered_h"))
+    out = (
+        base.join(covered, on=key, how="left").join(sleep_h, on=key, how="left")
+        .join(counts, on=key, how="left")
+        .with_columns(
+            pl.col("night").alias("night_date"),
+            local_naive(pl.col("end"), tz).dt.date().alias("wake_date"),
+            pl.col("cramps").fill_null(0), pl.col("possible_cramps").fill_null(0),
+            pl.col("cramp_minutes").fill_null(0.0),
+        )
+    )
+    return out.select(list(schema)).cast(schema).sort("night_date")  # type: ignore[arg-type]
