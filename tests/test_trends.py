@@ -10,13 +10,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.clihelp import run_cli
+from tests.importfixtures import day_records, health_xml, health_zip
 
 from crampsense.journal import entries_frame, parse_journal
 from crampsense.journal.importers import import_file, read_imports
 from crampsense.summaries.day_table import day_table
 from crampsense.summaries.trends import poisson_interval, rate_ratio_interval
-from tests.clihelp import run_cli
-from tests.importfixtures import day_records, health_xml, health_zip
 
 CAUSAL = re.compile(r"\b(cause|caused|causes|because|due to|prevent|helps?|effect|leads? to)\b",
                     re.IGNORECASE)

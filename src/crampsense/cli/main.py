@@ -373,10 +373,23 @@ def replay(ctx: click.Context, session: Path, as_json: bool, journal_path: Path 
               help="Summarise this session (default: the most recent one).")
 @click.option("--journal", "journal_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Journal to join with (default: <data dir>/journal.txt).")
+@click.option("--night", "night_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="The night to show, by the evening it starts (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the report as one offline HTML page.")
 @click.pass_context
-def summary(ctx: click.Context, session: Path | None, journal_path: Path | None) -> None:
-    """The morning summary of the latest night (or of --session)."""
+def summary(ctx: click.Context, session: Path | None, journal_path: Path | None,
+            night_date: datetime | None, as_json: bool, html_path: Path | None) -> None:
+    """The morning summary of the latest night (or of --night / --session)."""
     c = _obj(ctx)
+    if night_date is not None or as_json or html_path is not None:
+        from crampsense.cli.report import summary_report  # noqa: PLC0415
+
+        summary_report(c, session=session, journal_path=journal_path, as_json=as_json,
+                       night_date=night_date.date() if night_date else None,
+                       html_path=html_path, tz=_local_tz())
+        return
     if session is None:
         candidates = sorted(c.sessions_dir().glob("*.session")) if c.sessions_dir().is_dir() else []
         if not candidates:

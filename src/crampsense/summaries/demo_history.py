@@ -14,7 +14,7 @@ exercises the bookkeeping (joins, intervals, report), not the detector, which
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Final
 
@@ -40,6 +40,34 @@ PLANTED: Final = {"low_water": 4.0, "hard_exercise": 3.0, "caffeine": 1.0, "alco
 def _offset(day: date, clock: time, tz: tzinfo) -> str:
     stamp = datetime.combine(day, clock, tzinfo=tz).strftime("%z")
     return f"{stamp[:3]}:{stamp[3:]}"
+
+
+def _activity(rng: np.random.Generator, night: Night,
+              wake: list[tuple[datetime, datetime]], cramps: list[dict[str, object]]
+              ) -> pl.DataFrame:
+    """Per-minute activity per leg: a quiet floor, movement outside sleep and in wake bouts,
+    and the sustained contraction of each cramp on its leg."""
+    minutes = int(night.duration_s // 60)
+    start = night.start.astimezone(UTC)
+    times = [start + timedelta(minutes=m) for m in range(minutes)]
+    onset = night.sleep[0].onset or night.start
+    offset = night.sleep[0].offset or night.end
+    frames = []
+    for leg in ("left", "right"):
+        level = 1.0 + rng.gamma(2.0, 0.15, size=minutes)
+        for m, t in enumerate(times):
+            if t < onset or t > offset or any(a <= t <= b for a, b in wake):
+                level[m] += float(rng.uniform(1.5, 4.0))
+        for c in cramps:
+            if c["leg"] == leg:
+                a = int((c["onset"] - night.start).total_seconds() // 60)  # type: ignore[operator]
+                b = int((c["offset"] - night.start).total_seconds() // 60)  # type: ignore[operator]
+                level[max(0, a): min(minutes, b + 1)] = float(rng.uniform(8.0, 14.0))
+        frames.append(pl.DataFrame({"leg": [leg] * minutes, "start": times,
+                                    "level_rel": level.round(2)},
+                                   schema={"leg": pl.String, "start": pl.Datetime("us", "UTC"),
+                                           "level_rel": pl.Float64}))
+    return pl.concat(frames)
 
 
 def write_demo_history(
@@ -135,6 +163,7 @@ def write_demo_history(
                           events.with_columns(pl.col("onset", "offset")
                                               .dt.convert_time_zone("UTC")))
         store_night_history(root, participant, night, tz=tz,
-                            wake={"left": wake, "right": wake})
+                            wake={"left": wake, "right": wake},
+                            activity=_activity(rng, night, wake, rows))
     atomic_write_bytes(journal, ("\n".join(lines) + "\n").encode())
     return journal

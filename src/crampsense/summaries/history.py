@@ -9,7 +9,10 @@ tables beside it, so that reports and trends never need to replay a session:
 - ``gaps``: ``leg``, ``start``, ``end`` (UTC), ``reason``: uncovered time, never "no cramp";
 - ``sleep``: per leg with an accelerometer: ``leg``, ``onset``, ``offset`` (UTC, null when no
   sleep period was found), ``sleep_s``, ``wake_bouts``, ``wake_s``;
-- ``wake``: the wake bouts inside the sleep period: ``leg``, ``start``, ``end`` (UTC).
+- ``wake``: the wake bouts inside the sleep period: ``leg``, ``start``, ``end`` (UTC);
+- ``activity`` (optional): a per-minute activity trace per leg for the report's timeline:
+  ``leg``, ``start`` (UTC), ``level_rel`` (EMG activity relative to the leg's own floor, 1 =
+  floor, or accelerometer movement on the same scale).
 
 Written atomically and owner-only (:mod:`crampsense.storage.nights`).
 """
@@ -17,6 +20,7 @@ Written atomically and owner-only (:mod:`crampsense.storage.nights`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Final
@@ -32,6 +36,7 @@ from crampsense.summaries.daily import label_date, local_naive
 
 __all__ = [
     "HISTORY_TABLES",
+    "StoredNight",
     "WakeBouts",
     "load_night",
     "nights_history",
@@ -83,9 +88,11 @@ def wake_bouts_of(results: CrampResults) -> dict[str, list[tuple[datetime, datet
 
 
 def store_night_history(
-    root: Path, participant: str, night: Night, *, tz: tzinfo, wake: WakeBouts | None = None
+    root: Path, participant: str, night: Night, *, tz: tzinfo, wake: WakeBouts | None = None,
+    activity: pl.DataFrame | None = None,
 ) -> Path:
-    """Write the :data:`HISTORY_TABLES` of ``night`` (its events are written elsewhere).
+    """Write the :data:`HISTORY_TABLES` of ``night`` (its events are written elsewhere), and
+    its per-minute ``activity`` trace when given.
 
     Returns
     -------
@@ -95,6 +102,8 @@ def store_night_history(
     day = label_date(night.start, tz).isoformat()
     for name, df in _tables(night, wake or {}).items():
         write_night_table(root, participant, day, name, df)
+    if activity is not None:
+        write_night_table(root, participant, day, "activity", activity)
     return night_dir(root, participant, day)
 
 
@@ -113,8 +122,17 @@ def _events(df: pl.DataFrame) -> tuple[CrampEvent, ...]:
     return tuple(sorted(out, key=lambda e: e.onset))
 
 
-def load_night(root: Path, participant: str, night_date: str) -> tuple[Night, WakeBouts]:
-    """Rebuild a stored night (and its wake bouts) without replaying its session.
+@dataclass(frozen=True)
+class StoredNight:
+    """A night rebuilt from its stored tables."""
+
+    night: Night
+    wake: WakeBouts
+    activity: pl.DataFrame  # leg, start, level_rel; empty when none was stored
+
+
+def load_night(root: Path, participant: str, night_date: str) -> StoredNight:
+    """Rebuild a stored night (with its wake bouts and activity) without replaying it.
 
     Raises
     ------
@@ -130,7 +148,8 @@ def load_night(root: Path, participant: str, night_date: str) -> tuple[Night, Wa
     meta = read_parquet_checked(folder / "night.parquet").row(0, named=True)
     events = (read_parquet_checked(folder / "events.parquet")
               if (folder / "events.parquet").is_file() else pl.DataFrame())
-    tables = {n: read_parquet_checked(folder / f"{n}.parquet") for n in ("gaps", "sleep", "wake")
+    tables = {n: read_parquet_checked(folder / f"{n}.parquet")
+              for n in ("gaps", "sleep", "wake", "activity")
               if (folder / f"{n}.parquet").is_file()}
     gaps = tuple(CoverageGap(r["start"], r["end"], r["leg"], r["reason"])
                  for r in tables.get("gaps", pl.DataFrame()).iter_rows(named=True))
@@ -146,7 +165,9 @@ def load_night(root: Path, participant: str, night_date: str) -> tuple[Night, Wa
         gaps=gaps, legs=legs, session_path=meta["session_path"] or "",
         lost_frames=int(meta["lost_frames"] or 0), sleep=sleep,
     )
-    return night, wake
+    activity = tables.get("activity", pl.DataFrame(
+        schema={"leg": pl.String, "start": _UTC, "level_rel": pl.Float64}))
+    return StoredNight(night, wake, activity)
 
 
 def nights_history(root: Path, *, tz: tzinfo) -> pl.DataFrame:
