@@ -9,32 +9,15 @@ import shutil
 import struct
 import subprocess
 import zlib
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from tests.clihelp import run_cli
 
-NIGHTS = 35
-
-
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("report") / "home"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CRAMPSENSE_HOME", str(home))
-        mp.setenv("TZ", "UTC")
-        from crampsense.cli.main import main  # noqa: PLC0415
-
-        main(["demo-history", "--nights", str(NIGHTS)])
-        yield home
-
 
 @pytest.fixture
-def home(demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CRAMPSENSE_HOME", str(demo_home))
-    monkeypatch.setenv("TZ", "UTC")
+def home(demo_home: Path) -> Path:
     return demo_home
 
 

@@ -40,10 +40,8 @@ def test_intervals_match_known_values() -> None:
 
 
 def test_demo_history_trends_show_planted_factors_only(
-    home: Path, capsys: pytest.CaptureFixture[str]
+    demo_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run_cli(["demo-history", "--nights", "60"], capsys)
-    assert code == 0, err
     code, out, err = run_cli(["trends", "--json"], capsys)
     assert code == 0, err
     report = json.loads(out)

@@ -454,6 +454,12 @@ cli.add_command(_trends.run)
 from crampsense.cli import demo_history as _demo_history  # noqa: E402
 
 cli.add_command(_demo_history.run)
+from crampsense.cli import experiment as _experiment  # noqa: E402
+
+cli.add_command(_experiment.run)
+from crampsense.cli import export as _export  # noqa: E402
+
+cli.add_command(_export.run)
 
 
 # --- entry point ------------------------------------------------------------------------------
