@@ -135,3 +135,46 @@ def test_html_in_headless_chromium(home: Path, tmp_path: Path,
     assert from_page == []
     assert shot.stat().st_size > 20_000
     assert _png_pixels_vary(shot.read_bytes())
+
+
+def test_recorded_session_to_report_and_back_from_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The seam with real parts on both sides: a simulated night recorded through bleak, its
+    replay stored, the report built from the replay and again from the stored tables alone."""
+    from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT  # noqa: PLC0415
+    from firmware_sims.night import NightSpec, generate_night  # noqa: PLC0415
+
+    emg_fs_hz, night_s = 500, 300.0
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("CRAMPSENSE_HOME", str(home))
+    monkeypatch.setenv("NO_COLOR", "1")
+    (home / "config.toml").write_text(f"[band]\nemg_fs_hz = {emg_fs_hz}\n")
+    seed = next(s for s in range(1, 200) if generate_night(
+        NightSpec(seed=s, duration_s=night_s, emg_fs_hz=emg_fs_hz)).cramps().height >= 1)
+    for address, placement in ((BAND_LEFT, "left-calf"), (BAND_RIGHT, "right-calf")):
+        assert run_cli(["pair", address, "--placement", placement, "--simulate"], capsys)[0] == 0
+    code, _, err = run_cli(["record", "--simulate", "--hours", str(night_s / 3600), "--seed",
+                            str(seed)], capsys)
+    assert code == 0, err
+    page = tmp_path / "night.html"
+    code, out, err = run_cli(["summary", "--json", "--html", str(page)], capsys)
+    assert code == 0, err
+    replayed = json.loads(out)
+    assert replayed["cramp_log"], "the seed has a cramp"
+    assert date.fromisoformat(replayed["wake_date"]) >= date.fromisoformat(replayed["night"])
+    text = page.read_text()
+    for line in replayed["cramp_log"]:
+        assert line["text"] in text
+    folder = next((home / "nights").glob("participant=me/night=*"))
+    assert {p.stem for p in folder.iterdir()} >= {"events", "night", "gaps", "sleep", "wake"}
+    # From storage alone: the session file can go, the night stays readable.
+    for session in (home / "sessions").glob("*.session"):
+        session.unlink()
+    code, out, err = run_cli(["summary", "--night", replayed["night"], "--json"], capsys)
+    assert code == 0, err
+    stored = json.loads(out)
+    assert stored["cramp_log"] == replayed["cramp_log"]
+    assert stored["headline"] == replayed["headline"]
