@@ -169,7 +169,10 @@ def test_recorded_session_to_report_and_back_from_storage(
     for line in replayed["cramp_log"]:
         assert line["text"] in text
     folder = next((home / "nights").glob("participant=me/night=*"))
-    assert {p.stem for p in folder.iterdir()} >= {"events", "night", "gaps", "sleep", "wake"}
+    assert {p.stem for p in folder.iterdir()} >= {"events", "night", "gaps", "sleep", "wake",
+                                                  "activity"}
+    assert "<polyline" in text  # both legs' activity trace from the replayed EMG
+    assert "activity trace not stored" not in text
     # From storage alone: the session file can go, the night stays readable.
     for session in (home / "sessions").glob("*.session"):
         session.unlink()

@@ -360,13 +360,16 @@ def replay_session(
 def store_night(analysis: SessionAnalysis, root: Path) -> Path:
     """Write the night's events (and the tables reports and trends read) as Hive-partitioned
     Parquet tables."""
-    from crampsense.summaries.history import store_night_history, wake_bouts_of  # noqa: PLC0415
+    from crampsense.summaries import history  # noqa: PLC0415
 
     path = write_night_table(
         root, PARTICIPANT, analysis.night.label_date, "events", analysis.results.events
     )
-    store_night_history(root, PARTICIPANT, analysis.night, tz=datetime.now(UTC).astimezone().tzinfo
-                        or UTC, wake=wake_bouts_of(analysis.results))
+    history.store_night_history(
+        root, PARTICIPANT, analysis.night, tz=datetime.now(UTC).astimezone().tzinfo or UTC,
+        wake=history.wake_bouts_of(analysis.results),
+        activity=history.activity_trace(analysis.devices, analysis.timelines),
+    )
     return path
 
 

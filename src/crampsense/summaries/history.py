@@ -10,9 +10,9 @@ tables beside it, so that reports and trends never need to replay a session:
 - ``sleep``: per leg with an accelerometer: ``leg``, ``onset``, ``offset`` (UTC, null when no
   sleep period was found), ``sleep_s``, ``wake_bouts``, ``wake_s``;
 - ``wake``: the wake bouts inside the sleep period: ``leg``, ``start``, ``end`` (UTC);
-- ``activity`` (optional): a per-minute activity trace per leg for the report's timeline:
-  ``leg``, ``start`` (UTC), ``level_rel`` (EMG activity relative to the leg's own floor, 1 =
-  floor, or accelerometer movement on the same scale).
+- ``activity`` (optional): an activity trace per leg (about one point a minute) for the
+  report's timeline: ``leg``, ``start`` (UTC), ``level_rel`` (EMG activity relative to the
+  leg's own floor, 1 = floor, or accelerometer movement on the same scale).
 
 Written atomically and owner-only (:mod:`crampsense.storage.nights`).
 """
@@ -21,15 +21,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Protocol
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from crampsense.detection import CrampResults
 from crampsense.errors import StorageError
-from crampsense.models import CoverageGap, CrampEvent, Leg, Night, Severity, SleepSummary
+from crampsense.models import (
+    CoverageGap,
+    CrampEvent,
+    DeviceInfo,
+    Leg,
+    Night,
+    Severity,
+    SleepSummary,
+    placement_leg,
+)
 from crampsense.storage.files import read_parquet_checked
 from crampsense.storage.nights import night_dir, read_night_tables, write_night_table
 from crampsense.summaries.daily import label_date, local_naive
@@ -38,6 +49,7 @@ __all__ = [
     "HISTORY_TABLES",
     "StoredNight",
     "WakeBouts",
+    "activity_trace",
     "load_night",
     "nights_history",
     "store_night_history",
@@ -85,6 +97,99 @@ def wake_bouts_of(results: CrampResults) -> dict[str, list[tuple[datetime, datet
                      results.start + timedelta(seconds=float(b)))
                     for a, b in period.wake_bouts.select("start_s", "end_s").iter_rows()]
     return out
+
+
+#: Minutes of the night whose activity is at or below this quantile define a leg's floor.
+ACTIVITY_FLOOR_QUANTILE: Final = 0.1
+#: Points of the stored activity trace per night (about one a minute for a night of 8 h);
+#: the step is kept between :data:`ACTIVITY_MIN_STEP_S` and :data:`ACTIVITY_MAX_STEP_S`.
+ACTIVITY_POINTS: Final = 500
+ACTIVITY_MIN_STEP_S: Final = 5
+ACTIVITY_MAX_STEP_S: Final = 60
+
+
+def _minute_spread(
+    values: npt.NDArray[np.floating[Any]], valid: npt.NDArray[np.bool_], per: int
+) -> npt.NDArray[np.float64]:
+    """Standard deviation of each ``per``-sample block over valid samples (nan if none)."""
+    n = (values.shape[-1] // per) * per
+    if n == 0:
+        return np.empty(0)
+    m = valid[:n].reshape(-1, per).astype(np.float64)
+    x = values[..., :n].astype(np.float64).reshape(*values.shape[:-1], -1, per)
+    cnt = m.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (x * m).sum(axis=-1) / cnt
+        var = ((x - mean[..., None]) ** 2 * m).sum(axis=-1) / cnt
+    spread = np.sqrt(var)
+    return np.asarray(np.nanmax(spread, axis=0) if spread.ndim > 1 else spread)
+
+
+class Timeline(Protocol):
+    """What :func:`activity_trace` reads of a decoded stream (a
+    :class:`crampsense.devices.timeline.StreamTimeline`)."""
+
+    @property
+    def fs_hz(self) -> float: ...
+    @property
+    def t0_host_ns(self) -> int: ...
+    @property
+    def values(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def valid(self) -> npt.NDArray[np.bool_]: ...
+    @property
+    def n_samples(self) -> int: ...
+
+
+def activity_trace(
+    devices: Sequence[DeviceInfo], timelines: Mapping[tuple[str, str], Timeline]
+) -> pl.DataFrame:
+    """A per-minute activity level per leg for the report's timeline.
+
+    The EMG of the leg's device (else its accelerometer magnitude): the standard deviation of
+    each step's valid samples (largest channel; a step is about a minute for a whole night, see
+    :data:`ACTIVITY_POINTS`), divided by the leg's floor, the :data:`ACTIVITY_FLOOR_QUANTILE`
+    quantile of its steps. 1 = the leg at rest; minutes
+    without valid samples are left out (the timeline shows them as not covered anyway).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``leg`` (str), ``start`` (Datetime UTC), ``level_rel`` (Float64).
+    """
+    frames = []
+    done: set[str] = set()
+    for device in devices:
+        leg = placement_leg(device.placement)
+        if leg is None or leg in done:
+            continue
+        for stream in ("emg", "acc"):
+            tl = timelines.get((device.address, stream))
+            if tl is None or tl.fs_hz <= 0 or tl.n_samples == 0:
+                continue
+            step_s = min(ACTIVITY_MAX_STEP_S, max(
+                ACTIVITY_MIN_STEP_S, round(tl.n_samples / tl.fs_hz / ACTIVITY_POINTS)))
+            per = max(1, round(tl.fs_hz * step_s))
+            values = tl.values
+            if stream == "acc":
+                values = np.sqrt((tl.values.astype(np.float64) ** 2).sum(axis=0))[None, :]
+            spread = _minute_spread(values, tl.valid, per)
+            ok = np.isfinite(spread)
+            if not ok.any():
+                continue
+            floor = float(np.quantile(spread[ok], ACTIVITY_FLOOR_QUANTILE)) or 1.0
+            t0 = datetime.fromtimestamp(tl.t0_host_ns / 1e9, UTC)
+            idx = np.flatnonzero(ok)
+            frames.append(pl.DataFrame(
+                {"leg": [leg] * len(idx),
+                 "start": [t0 + timedelta(seconds=int(i) * step_s) for i in idx],
+                 "level_rel": np.round(spread[idx] / floor, 2)},
+                schema={"leg": pl.String, "start": _UTC, "level_rel": pl.Float64}))
+            done.add(leg)
+            break
+    if not frames:
+        return pl.DataFrame(schema={"leg": pl.String, "start": _UTC, "level_rel": pl.Float64})
+    return pl.concat(frames)
 
 
 def store_night_history(

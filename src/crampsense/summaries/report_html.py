@@ -117,15 +117,18 @@ def _timeline_svg(night: Night, wake: WakeBouts, activity: pl.DataFrame, tz: tzi
         parts.append(f'<text x="4" y="{y + _LANE / 2 + 4:.0f}">{_e(leg)} leg</text>'
                      f'<rect x="{_LEFT}" y="{y}" width="{_W - _LEFT - 10}" height="{_LANE}" '
                      'fill="#f7f7f7"/>')
+        line = ""
         trace = activity.filter(pl.col("leg") == leg).sort("start") if activity.height else None
         if trace is not None and trace.height:
-            top_level = max(10.0, float(trace["level_rel"].max() or 1.0))  # type: ignore[arg-type]
+            # Log scale from the leg's floor (1) to at least 10x: a cramp's sustained rise and
+            # a brief jerk both stay visible.
+            peak = float(trace["level_rel"].max() or 1.0)  # type: ignore[arg-type]
+            log_top = math.log(max(10.0, peak))
             pts = " ".join(
-                f"{axis.x(t):.1f},{y + _LANE - (min(v, top_level) / top_level) * (_LANE - 4):.1f}"
+                f"{axis.x(t):.1f},{y + _LANE - math.log(max(1.0, v)) / log_top * (_LANE - 4):.1f}"
                 for t, v in trace.select("start", "level_rel").iter_rows())
-            parts.append(f'<polyline points="{pts}" fill="none" stroke="#555" '
-                         'stroke-width="1"><title>activity (relative to the leg\'s floor)'
-                         "</title></polyline>")
+            line = (f'<polyline points="{pts}" fill="none" stroke="#333" stroke-width="1">'
+                    "<title>activity (relative to the leg's floor)</title></polyline>")
         for g in (g for g in night.gaps if g.leg == leg):
             x0, x1 = axis.x(g.start), axis.x(g.end)
             parts.append(
@@ -145,6 +148,7 @@ def _timeline_svg(night: Night, wake: WakeBouts, activity: pl.DataFrame, tz: tzi
                 f"{_e(format_duration(ev.duration_s))}</title></rect>"
                 f'<text x="{x0:.1f}" y="{y + _LANE + 10}" font-size="10">'
                 f"{_hhmm(ev.onset, tz)}</text>")
+        parts.append(line)  # drawn last: the trace stays visible over cramps and gaps
     defs = ('<defs><pattern id="nc" width="6" height="6" patternUnits="userSpaceOnUse" '
             'patternTransform="rotate(45)"><rect width="6" height="6" fill="#eee"/>'
             '<line x1="0" y1="0" x2="0" y2="6" stroke="#aaa" stroke-width="2"/></pattern></defs>')
