@@ -106,23 +106,32 @@ ACTIVITY_FLOOR_QUANTILE: Final = 0.1
 ACTIVITY_POINTS: Final = 500
 ACTIVITY_MIN_STEP_S: Final = 5
 ACTIVITY_MAX_STEP_S: Final = 60
+#: Steps worked on at once (bounded memory: 64 steps of 60 s at 2 kHz are 61 MB of float64).
+_SPREAD_BLOCKS: Final = 64
 
 
 def _minute_spread(
     values: npt.NDArray[np.floating[Any]], valid: npt.NDArray[np.bool_], per: int
 ) -> npt.NDArray[np.float64]:
-    """Standard deviation of each ``per``-sample block over valid samples (nan if none)."""
-    n = (values.shape[-1] // per) * per
-    if n == 0:
-        return np.empty(0)
-    m = valid[:n].reshape(-1, per).astype(np.float64)
-    x = values[..., :n].astype(np.float64).reshape(*values.shape[:-1], -1, per)
-    cnt = m.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (x * m).sum(axis=-1) / cnt
-        var = ((x - mean[..., None]) ** 2 * m).sum(axis=-1) / cnt
-    spread = np.sqrt(var)
-    return np.asarray(np.nanmax(spread, axis=0) if spread.ndim > 1 else spread)
+    """Standard deviation of each ``per``-sample block over valid samples (nan if none), the
+    largest over channels. Works through :data:`_SPREAD_BLOCKS` blocks at a time, so a night
+    of EMG is never copied whole."""
+    steps = values.shape[-1] // per
+    out = np.full(steps, np.nan)
+    rows = values.reshape(-1, values.shape[-1])
+    for b0 in range(0, steps, _SPREAD_BLOCKS):
+        b1 = min(steps, b0 + _SPREAD_BLOCKS)
+        m = valid[b0 * per : b1 * per].reshape(-1, per).astype(np.float64)
+        cnt = m.sum(axis=-1)
+        best = np.full(b1 - b0, np.nan)
+        for row in rows:
+            x = row[b0 * per : b1 * per].astype(np.float64).reshape(-1, per)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = (x * m).sum(axis=-1) / cnt
+                spread = np.sqrt((((x - mean[:, None]) ** 2) * m).sum(axis=-1) / cnt)
+            best = np.fmax(best, spread)
+        out[b0:b1] = best
+    return out
 
 
 class Timeline(Protocol):

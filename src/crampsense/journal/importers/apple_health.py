@@ -47,6 +47,7 @@ from crampsense.journal.importers.base import (
     MAX_ZIP_ENTRY_BYTES,
     MAX_ZIP_RATIO,
     METRICS,
+    MIN_BOMB_BYTES,
     ImportResult,
     Progress,
     Windows,
@@ -125,7 +126,8 @@ def _refuse_entry(info: zipfile.ZipInfo, zip_path: Path) -> None:
             f"the {MAX_ZIP_ENTRY_BYTES // 1024**3} GiB any real export reaches; refused, "
             "nothing was imported"
         )
-    if info.compress_size > 0 and info.file_size / info.compress_size > MAX_ZIP_RATIO:
+    if (info.file_size > MIN_BOMB_BYTES and info.compress_size > 0
+            and info.file_size / info.compress_size > MAX_ZIP_RATIO):
         raise ImportFileError(
             f"{zip_path}: zip entry {info.filename!r} claims to expand "
             f"{info.file_size / info.compress_size:,.0f} times (a zip bomb?); refused, "

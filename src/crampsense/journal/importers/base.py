@@ -43,6 +43,7 @@ __all__ = [
     "MAX_ZIP_ENTRY_BYTES",
     "MAX_ZIP_RATIO",
     "METRICS",
+    "MIN_BOMB_BYTES",
     "SOURCES",
     "ImportResult",
     "Progress",
@@ -100,6 +101,9 @@ MAX_ZIP_ENTRY_BYTES: Final = 16 * 1024**3
 #: A zip entry that claims to expand more than this many times is refused: XML compresses
 #: 10-40x, a zip bomb thousands of times.
 MAX_ZIP_RATIO: Final = 1000
+#: The ratio rule applies to entries claiming more than this (bytes): a small file of repeated
+#: text can compress 1000x and harm nobody.
+MIN_BOMB_BYTES: Final = 256 * 1024**2
 
 IMPORT_SCHEMA: Final = pl.Schema(
     {

@@ -34,6 +34,7 @@ from crampsense.errors import ImportFileError
 from crampsense.journal.importers.base import (
     MAX_ZIP_ENTRY_BYTES,
     MAX_ZIP_RATIO,
+    MIN_BOMB_BYTES,
     ImportResult,
     Progress,
     Windows,
@@ -98,7 +99,8 @@ def _database(path: Path) -> Iterator[tuple[Path, str]]:
                                   "(database/Gadgetbridge); nothing was imported")
         info = entries[0]
         if info.file_size > MAX_ZIP_ENTRY_BYTES or (
-            info.compress_size > 0 and info.file_size / info.compress_size > MAX_ZIP_RATIO
+            info.file_size > MIN_BOMB_BYTES and info.compress_size > 0
+            and info.file_size / info.compress_size > MAX_ZIP_RATIO
         ):
             raise ImportFileError(
                 f"{path}: zip entry {info.filename!r} claims {info.file_size:,} bytes from "
