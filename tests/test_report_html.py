@@ -90,6 +90,14 @@ def test_html_is_self_contained_and_escapes_user_text(
         assert section in text
     assert "not covered" in text  # the legend always; gaps when the night has them
     assert text.count("<svg") >= 3
+    # The planted associations show with their intervals; the null factor shows none.
+    water = re.search(r"<li>after days under 1.5 L of water:[^<]*</li>", text)
+    caffeine = re.search(r"<li>after days with caffeine:[^<]*</li>", text)
+    assert water is not None
+    assert "more cramps went with these days" in water.group(0)
+    assert "95% CI" in water.group(0)
+    assert caffeine is not None
+    assert "no clear difference" in caffeine.group(0)
 
 
 def _png_pixels_vary(png: bytes) -> bool:

@@ -9,7 +9,7 @@ import click
 __all__ = ["run"]
 
 
-@click.command("demo-history")
+@click.command("demo-history", short_help="Write 60 simulated nights and a journal (demo).")
 @click.option("--nights", type=click.IntRange(7, 400), default=60, show_default=True)
 @click.option("--seed", type=int, default=60, show_default=True)
 @click.pass_context

@@ -19,7 +19,7 @@ def _when(at: datetime | None) -> datetime:
     return datetime.combine(at.date(), time(12, 0), tzinfo=tz)
 
 
-@click.group("experiment")
+@click.group("experiment", short_help="Before/after comparisons of your own changes.")
 def run() -> None:
     """Try one change at a time and compare the nights before and after it.
 

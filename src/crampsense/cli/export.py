@@ -9,7 +9,7 @@ import click
 __all__ = ["run"]
 
 
-@click.command("export")
+@click.command("export", short_help="Export nights and journal (Hive-partitioned).")
 @click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet",
               show_default=True)

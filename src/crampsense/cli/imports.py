@@ -29,7 +29,7 @@ def _result_json(result: ImportResult) -> dict[str, object]:
     }
 
 
-@click.command("import")
+@click.command("import", short_help="Import Apple Health, Cronometer or Gadgetbridge data.")
 @click.argument("source", type=click.Choice(SOURCES))
 @click.argument("file", type=click.Path(path_type=Path, exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print what was imported as JSON.")

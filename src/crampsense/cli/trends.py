@@ -11,7 +11,7 @@ import polars as pl
 __all__ = ["run"]
 
 
-@click.command("trends")
+@click.command("trends", short_help="What goes with more or fewer cramps, with intervals.")
 @click.option("--days", type=click.IntRange(7, 3650), default=90, show_default=True,
               help="Use the nights of the last DAYS days (counted back from the latest night).")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
