@@ -17,6 +17,7 @@ written atomically; exporting again rewrites the same files.
 
 from __future__ import annotations
 
+import io
 from datetime import tzinfo
 from pathlib import Path
 from typing import Final
@@ -24,7 +25,7 @@ from typing import Final
 import polars as pl
 
 from crampsense.errors import UsageError
-from crampsense.storage.files import atomic_write_bytes, private_dir, write_parquet_atomic
+from crampsense.storage.files import atomic_write_bytes, private_dir
 from crampsense.storage.nights import read_night_tables
 from crampsense.summaries.daily import local_naive
 
@@ -40,8 +41,12 @@ def _flatten(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
+    """Atomic and owner-only; an export is a regenerable copy, so Parquet files skip the
+    store's checksum and read-back (plain files any engine reads)."""
     if fmt == "parquet":
-        write_parquet_atomic(df, path)
+        buffer = io.BytesIO()
+        df.write_parquet(buffer, compression="zstd", statistics=True)
+        atomic_write_bytes(path, buffer.getvalue())
     else:
         atomic_write_bytes(path, _flatten(df).write_csv().encode("utf-8"))
 
