@@ -25,6 +25,7 @@ from tests.importfixtures import (
     rec,
 )
 
+from crampsense.errors import ImportFileError
 from crampsense.journal.importers import import_file, read_imports
 
 DAY = dt.date(2024, 8, 7)
@@ -211,7 +212,8 @@ def test_cronometer_servings_and_exercises(home: Path, tmp_path: Path) -> None:
     [
         ("Date,Magnesium (IU),Completed\n2024-08-07,5,true\n", "'IU'"),
         ("Date,Water,Completed\n2024-08-07,5,true\n", "no unit"),
-        (DAILY_HEADER + "\n2024-08-07,1900,0,95,18", "fields"),
+        (DAILY_HEADER + "\n2024-08-07,1900,0,95,18", "cut short"),
+        (DAILY_HEADER + "\n2024-08-07,1900,0,95,18\n", "fields"),
         ("Date,Water (g)\n07.08.2024,5\n", "YYYY-MM-DD"),
         ("Name,Value\nx,1\n", "not a Cronometer"),
         ('Date,Water (g)\n2024-08-07,"5\n', "CSV"),
@@ -274,3 +276,40 @@ def test_gadgetbridge_bad_files_refused(home: Path, tmp_path: Path,
     assert code == 1
     assert needle in err
     assert not (home / "imports").exists()
+
+
+# --------------------------------------------------------------------------- cut anywhere
+
+
+def _outcome(source: str, path: Path, home: Path) -> str:
+    try:
+        import_file(source, path, home, tz=dt.UTC)
+    except ImportFileError:
+        return "refused"
+    return "imported"
+
+
+def test_a_file_cut_anywhere_is_refused_or_complete(tmp_path: Path) -> None:
+    """Truncation at any byte: a clean one-line refusal with nothing stored, never another
+    exception (every cut of the XML before its last element, of the zip, of the CSV's last
+    row, of the database)."""
+    xml = health_xml(day_records()).encode()
+    whole_zip = health_zip(tmp_path / "whole.zip", xml.decode()).read_bytes()
+    csv = (DAILY_HEADER + "\n2024-08-07,1900,0,95,1800.5,1,800,10,300,3000,55,2000,800,true\n"
+           ).encode()
+    db = gadgetbridge_db(tmp_path / "whole.db", minutes=600).read_bytes()
+    cases = [
+        ("apple-health", "export.xml", xml, range(0, len(xml) - 20, max(1, len(xml) // 40))),
+        ("apple-health", "export.zip", whole_zip, range(0, len(whole_zip) - 1,
+                                                        max(1, len(whole_zip) // 25))),
+        ("cronometer", "dailySummary.csv", csv,
+         range(len(DAILY_HEADER.encode()) + 2, len(csv) - 1, 5)),
+        ("gadgetbridge", "Gadgetbridge.db", db, range(0, len(db) - 1, max(1, len(db) // 12))),
+    ]
+    for source, name, blob, cuts in cases:
+        for cut in cuts:
+            home = tmp_path / f"home-{source}-{cut}"
+            path = tmp_path / name
+            path.write_bytes(blob[:cut])
+            assert _outcome(source, path, home) == "refused", (source, cut)
+            assert not (home / "imports").exists(), (source, cut)

@@ -11,6 +11,9 @@ Format (Cronometer web: More > Account > Export Data)
 - ``exercises.csv``: ``Day``, ``Time``, ``Group``, ``Exercise``, ``Minutes``,
   ``Calories Burned``; minutes summed per day.
 
+Every export ends with a line break; a file that does not was cut short (its last row may have
+lost digits without losing a field) and is refused.
+
 Locale traps handled: a ``;`` delimiter (spreadsheets in comma-decimal locales re-save that way)
 and decimal commas (``"1,5"``); a UTF-8 byte-order mark. A nutrient column crampsense uses whose
 unit it cannot convert is refused (e.g. ``Magnesium (IU)``); other columns are ignored.
@@ -129,6 +132,11 @@ def read_cronometer(path: Path, *, progress: Progress | None = None) -> tuple[
         cut short (truncated file). Raised before anything is stored.
     """
     text = _decode(path)
+    if text.strip() and not text.endswith(("\n", "\r")):
+        raise ImportFileError(
+            f"{path.name} does not end with a line break, so its last row may be cut short "
+            "(exports always end with one); export again; nothing was imported"
+        )
     first = text.split("\n", 1)[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","
     try:
