@@ -313,3 +313,18 @@ def test_a_file_cut_anywhere_is_refused_or_complete(tmp_path: Path) -> None:
             path.write_bytes(blob[:cut])
             assert _outcome(source, path, home) == "refused", (source, cut)
             assert not (home / "imports").exists(), (source, cut)
+
+
+def test_windows_fold_into_arrays_without_changing_results() -> None:
+    from crampsense.journal.importers.base import Windows  # noqa: PLC0415
+
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    small, big = Windows(flush_keys=7), Windows()
+    for i in range(500):
+        for w in (small, big):
+            w.add("steps", f"src{i % 3}", 480_000 + i % 50, 0, float(i))
+            w.add("heart_rate_bpm", "band", 480_000 + i % 30, 1, 60.0 + i % 7)
+    assert len(small) == len(big)
+    a = small.to_frame(feed="f", file="x", now=now)
+    b = big.to_frame(feed="f", file="x", now=now)
+    assert a.equals(b)
