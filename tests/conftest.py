@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-#: Nights in the shared demo history (the issue's demo: 60).
+#: Nights in the shared demo history (as in the README's demo-history example: 60).
 DEMO_NIGHTS = 60
 
 

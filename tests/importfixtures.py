@@ -46,7 +46,7 @@ CAT = "HKCategoryValueSleepAnalysis"
 
 
 def day_records(day: str = "2024-08-07", *, water_ml: int = 500) -> str:
-    """One day: water from two apps (duplicates), steps from phone and watch (overlap),
+    """One day: water from two apps (the same glass twice), steps from phone and watch (overlap),
     minerals in display units, caffeine, alcohol, a Correlation repeating a record, sleep stages
     and a workout with WorkoutStatistics."""
     z = "+1200"

@@ -226,6 +226,7 @@ class _Reader:
         self.workout: dict[str, str] | None = None
         self.workout_km = 0.0
         self.parser: expat.XMLParserType | None = None
+        self._factors: dict[tuple[str, str], float] = {}
 
     def _line(self) -> str:
         return f" (line {self.parser.CurrentLineNumber})" if self.parser is not None else ""
@@ -283,10 +284,12 @@ class _Reader:
         origin = attrs.get("sourceName") or "unknown source"
         start = _parse_time(attrs.get("startDate", ""))
         if metric is not None:
-            value = convert(
-                self._number(attrs.get("value", "")), attrs.get("unit", ""), METRICS[metric][0],
-                what=f"{self.name}{self._line()} {kind}",
-            )
+            unit = attrs.get("unit", "")
+            factor = self._factors.get((unit, metric))
+            if factor is None:  # first record of this unit and metric: check it once
+                factor = self._factors[(unit, metric)] = convert(
+                    1.0, unit, METRICS[metric][0], what=f"{self.name}{self._line()} {kind}")
+            value = self._number(attrs.get("value", "")) * factor
             hour = int((start - _EPOCH).total_seconds()) // _HOUR_S
             self._add(metric, origin, hour, start.date(), value)
         else:
