@@ -193,10 +193,11 @@ def test_cronometer_semicolons_decimal_commas_and_other_units(home: Path, tmp_pa
 
 def test_cronometer_servings_and_exercises(home: Path, tmp_path: Path) -> None:
     servings = tmp_path / "servings.csv"
-    servings.write_text(
-        "Day,Time,Group,Food Name,Amount,Energy (kcal),Caffeine (mg),Water (g),Magnesium (mg)\n"
-        '2024-08-07,08:00,Breakfast,"Coffee, brewed",1 cup,2,95,237,7\n'
-        "2024-08-07,12:00,Lunch,Water,500 ml,0,0,500,\n")
+    servings.write_text(  # the variant with a Unit column, 12-hour times and a Category
+        "Day,Time,Group,Food Name,Amount,Unit,Energy (kcal),Caffeine (mg),Water (g),"
+        "Magnesium (mg),Category\n"
+        '2024-08-07,8:00 AM,Breakfast,"Coffee, brewed",1.00,cup,2,95,237,7,Beverages\n'
+        "2024-08-07,,Lunch,Water,500.00,ml,0,0,500,,Beverages\n")
     exercises = tmp_path / "exercises.csv"
     exercises.write_text("Day,Time,Group,Exercise,Minutes,Calories Burned\n"
                          "2024-08-07,17:00,,Running,45,-400\n2024-08-07,,,Walking,20,-80\n")
