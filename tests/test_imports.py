@@ -329,3 +329,29 @@ def test_windows_fold_into_arrays_without_changing_results() -> None:
     a = small.to_frame(feed="f", file="x", now=now)
     b = big.to_frame(feed="f", file="x", now=now)
     assert a.equals(b)
+
+
+def test_imported_values_feed_the_morning_comparison(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The day before is compared with the usual from imports too (`summary` and `replay`
+    pass the day table to the morning summary)."""
+    from crampsense.journal import entries_frame  # noqa: PLC0415
+    from crampsense.models import Night  # noqa: PLC0415
+    from crampsense.summaries.day_table import day_table  # noqa: PLC0415
+    from crampsense.summaries.morning import build_morning_summary  # noqa: PLC0415
+
+    rows = "".join(
+        f"2024-08-{d:02d},1900,0,95,{1500 + 100 * d},1,800,10,300,3000,55,2000,800,true\n"
+        for d in range(1, 10))
+    daily = tmp_path / "dailySummary.csv"
+    daily.write_text(DAILY_HEADER + "\n" + rows)
+    assert run_cli(["import", "cronometer", str(daily)], capsys)[0] == 0
+    night = Night(start=dt.datetime(2024, 8, 9, 22, tzinfo=dt.UTC),
+                  end=dt.datetime(2024, 8, 10, 6, tzinfo=dt.UTC), legs=("left",))
+    empty = entries_frame([])
+    summary = build_morning_summary(night, empty, tz=dt.UTC,
+                                    days=day_table(empty, read_imports(home), tz=dt.UTC))
+    water = next(c for c in summary.contributors if c.name == "water")
+    assert water.last_day == pytest.approx(2400.0)
+    assert water.n_days == 8

@@ -389,10 +389,13 @@ def replay_and_summarise(
     if as_json:
         out.print_json(json.dumps(_night_json(analysis)))
         return analysis
-    entries = read_journal(journal_path, tz=tz)
+    from crampsense.journal.importers import read_imports  # noqa: PLC0415
+    from crampsense.summaries.day_table import day_table  # noqa: PLC0415
+
+    journal = entries_frame(read_journal(journal_path, tz=tz))
     summary = build_morning_summary(
-        analysis.night, entries_frame(entries), tz=tz,
-        baseline_days=config["summary.baseline_days"],
+        analysis.night, journal, tz=tz, baseline_days=config["summary.baseline_days"],
+        days=day_table(journal, read_imports(store_root), tz=tz),  # imports fill in the log
     )
     color = out.is_terminal and not out.no_color
     out.print(render_summary(summary, width=min(out.width, 100), color=color))
