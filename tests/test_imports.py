@@ -235,7 +235,7 @@ def test_cronometer_bad_files_refused(home: Path, tmp_path: Path,
 
 
 def test_gadgetbridge_db_and_zip(home: Path, tmp_path: Path) -> None:
-    db = gadgetbridge_db(tmp_path / "Gadgetbridge.db")
+    db = gadgetbridge_db(tmp_path / "Gadgetbridge #2?.db")  # URI-special characters
     result = import_file("gadgetbridge", db, home, tz=dt.UTC)
     assert result.records_read == 360
     df = read_imports(home).filter(pl.col("source") == "gadgetbridge")

@@ -156,7 +156,7 @@ def read_gadgetbridge(
     windows = Windows()
     with _database(path) as (db, name):
         _check_sqlite(db, name)
-        con = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
         try:
             tables = [str(r[0]) for r in con.execute(
                 "SELECT name FROM sqlite_master WHERE type='table' AND "
