@@ -394,7 +394,7 @@ def read_apple_health(
         parser.EndElementHandler = reader.end
         reader.parser = parser
         done = 0
-        head = b""
+        head: bytes | None = b""  # until the root element is found
         try:
             while True:
                 chunk = fh.read(CHUNK_BYTES)
@@ -408,7 +408,7 @@ def read_apple_health(
                                 f"{MAX_HEAD_BYTES >> 20} MiB; not an Apple Health export"
                             )
                         continue
-                    chunk, head = _strip_doctype(head, name), None  # type: ignore[assignment]
+                    chunk, head = _strip_doctype(head, name), None
                 if not chunk:
                     parser.Parse(b"", True)
                     break
