@@ -18,6 +18,7 @@ exits non-zero; a traceback appears only with ``--debug``.
     │   ├── CorruptFileError        the file is damaged; the intact prefix is reported
     │   └── DiskFullError           the disk filled up; committed data is safe
     ├── JournalError                a journal entry or import file does not parse
+    │   └── ImportFileError         an export to import is malformed, hostile or unknown
     ├── DetectionError              signals the detector cannot work with (rates, shapes)
     └── UsageError                  a command-line argument is wrong
 """
@@ -35,6 +36,7 @@ __all__ = [
     "DeviceNotFoundError",
     "DiskFullError",
     "ForeignFileError",
+    "ImportFileError",
     "JournalError",
     "ProtocolError",
     "StorageError",
@@ -133,6 +135,13 @@ class JournalError(CrampsenseError):
     def __init__(self, message: str, *, line: int | None = None) -> None:
         super().__init__(message)
         self.line = line
+
+
+class ImportFileError(JournalError):
+    """A file given to ``crampsense import`` is malformed, hostile or of an unknown layout.
+
+    Raised before anything is stored: an import either completes or changes nothing.
+    """
 
 
 class DetectionError(CrampsenseError):

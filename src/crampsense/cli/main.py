@@ -53,6 +53,11 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "analyze": ("analyze", "run", "Find cramps in an EDF/BDF, CSV/Parquet sample file or session."),
     "evaluate": ("evaluate", "evaluate",
                  "Score the detector on held-out synthetic nights and real recordings."),
+    "import": ("imports", "run", "Import Apple Health, Cronometer or Gadgetbridge data."),
+    "trends": ("trends", "run", "What goes with more or fewer cramps, with intervals."),
+    "experiment": ("experiment", "run", "Before/after comparisons of your own changes."),
+    "export": ("export", "run", "Export nights and journal (Hive-partitioned)."),
+    "demo-history": ("demo_history", "run", "Write 60 simulated nights and a journal (demo)."),
 }
 
 

@@ -20,12 +20,22 @@ from crampsense.cli.utils import PARTICIPANT, Context, get_context, local_tz
 from crampsense.config import Config
 from crampsense.detection import DetectionParams
 from crampsense.errors import StorageError
+from crampsense.journal.importers import read_imports
 from crampsense.journal.log import entries_frame, read_journal_partial
 from crampsense.pipeline.replay import SessionAnalysis, analyze_session
 from crampsense.storage.nights import write_night_table
+from crampsense.summaries.day_table import day_table
+from crampsense.summaries.history import activity_trace, store_night_history, wake_bouts_of
 from crampsense.summaries.morning import build_morning_summary, render_summary
 
-__all__ = ["replay_and_summarise", "replay_command", "replay_session", "run", "store_night"]
+__all__ = [
+    "replay_and_summarise",
+    "replay_command",
+    "replay_session",
+    "run",
+    "session_in_home",
+    "store_night",
+]
 
 #: Bad journal lines named after a summary; more are counted, not listed.
 MAX_JOURNAL_ERRORS_SHOWN: Final = 5
@@ -72,12 +82,19 @@ def replay_session(
 
 
 def store_night(analysis: SessionAnalysis, root: Path) -> Path:
-    """Write the night's events as a Hive-partitioned Parquet table, filed under its session
-    (a re-analysis of the same session replaces only that table)."""
-    return write_night_table(
+    """Write the night's events (and the tables reports and trends read) as Hive-partitioned
+    Parquet tables, filed under its session (a re-analysis of the same session replaces only
+    that session's tables)."""
+    path = write_night_table(
         root, PARTICIPANT, analysis.night.label_date, "events", analysis.results.events,
         session=analysis.session_key,
     )
+    store_night_history(
+        root, PARTICIPANT, analysis.night, tz=local_tz(), wake=wake_bouts_of(analysis.results),
+        activity=activity_trace(analysis.devices, analysis.timelines),
+        session=analysis.session_key,
+    )
+    return path
 
 
 def replay_and_summarise(
@@ -99,14 +116,15 @@ def replay_and_summarise(
     entries, bad_lines = read_journal_partial(
         journal_path, tz=tz, must_exist=journal_explicit
     )
+    journal = entries_frame(entries)
     analysis = replay_session(out, session, config=config, show_progress=not as_json)
     note = _store(analysis, session, store_root)
     if as_json:
         out.print_json(json.dumps(_night_json(analysis)))
     else:
         summary = build_morning_summary(
-            analysis.night, entries_frame(entries), tz=tz,
-            baseline_days=config["summary.baseline_days"],
+            analysis.night, journal, tz=tz, baseline_days=config["summary.baseline_days"],
+            days=day_table(journal, read_imports(store_root), tz=tz),  # imports fill in the log
         )
         color = out.is_terminal and not out.no_color
         out.print(render_summary(summary, width=min(out.width, 100), color=color))
@@ -121,12 +139,17 @@ def replay_and_summarise(
     return analysis
 
 
+def session_in_home(session: Path, home: Path) -> bool:
+    """Whether ``session`` is one of ``home``'s own (in its ``sessions`` folder): only those
+    are filed with the home's nights."""
+    return session.resolve().parent == (home / "sessions").resolve()
+
+
 def _store(analysis: SessionAnalysis, session: Path, store_root: Path) -> str:
     """Store the night if ``session`` belongs to this home; returns a note for the person."""
-    own = (store_root / "sessions").resolve()
-    if session.resolve().parent != own:
-        return (f"the night was not stored: {session} is not in {own} (only this home's "
-                "sessions are kept with its nights)")
+    if not session_in_home(session, store_root):
+        return (f"the night was not stored: {session} is not in {store_root / 'sessions'} "
+                "(only this home's sessions are kept with its nights)")
     try:
         store_night(analysis, store_root)
     except StorageError as exc:

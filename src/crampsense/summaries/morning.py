@@ -502,6 +502,7 @@ def build_morning_summary(
     tz: tzinfo,
     history: pl.DataFrame | None = None,
     baseline_days: int = 30,
+    days: pl.DataFrame | None = None,
 ) -> MorningSummary:
     """Build the morning summary of one night.
 
@@ -519,6 +520,9 @@ def build_morning_summary(
         A row with this night's date is ignored in favour of ``night``.
     baseline_days : int
         How many earlier days with data the day before is compared with (median).
+    days : polars.DataFrame, optional
+        Day totals to compare (e.g. :func:`crampsense.summaries.day_table.day_table`, which
+        adds imported values); default: :func:`day_totals` of ``journal``.
 
     Returns
     -------
@@ -526,7 +530,7 @@ def build_morning_summary(
     """
     day = label_date(night.start, tz)
     legs = monitored_legs(night)
-    days = day_totals(journal, tz=tz)
+    days = day_totals(journal, tz=tz) if days is None else days
     events = sorted(night.events, key=lambda e: e.onset)
     day_before = (
         journal.with_columns(local=local_naive(pl.col("time"), tz))
