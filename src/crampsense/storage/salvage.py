@@ -63,10 +63,10 @@ import mmap
 import sqlite3
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 
@@ -101,7 +101,7 @@ _MASK32: Final = 0xFFFFFFFF
 _INT_SIZES: Final = {1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 8}
 
 
-class _Damaged(Exception):
+class _DamagedError(Exception):
     """A cell or record does not parse (internal: never leaves this module)."""
 
 
@@ -164,6 +164,9 @@ class SalvageReport:
         Whether the table layout was read from the file itself (else the writer's own).
     wal_frames_used, wal_frames_damaged : int
         Committed ``-wal`` frames read, and ``-wal`` frames whose checksum failed.
+    pages_past_end : int
+        Pages the header (or the WAL) counts that lie beyond the end of a cut file: frames
+        recorded after the last recovered one may be lost there too, uncounted.
     """
 
     page_size: int
@@ -176,6 +179,7 @@ class SalvageReport:
     schema_from_file: bool
     wal_frames_used: int
     wal_frames_damaged: int
+    pages_past_end: int = 0
 
     @property
     def frames_missing(self) -> int:
@@ -214,9 +218,9 @@ def _plan(header: bytes) -> _Plan:
             serial, pos = _varint(header, pos)
             serials.append(serial)
     except IndexError as exc:
-        raise _Damaged from exc
+        raise _DamagedError from exc
     if pos != len(header) or len(serials) > 2000:
-        raise _Damaged
+        raise _DamagedError
     fmt = [">"]
     parts: list[str] = []
     j = 0  # index of the next unpacked field
@@ -243,29 +247,29 @@ def _plan(header: bytes) -> _Plan:
             parts.append(f"r[{j}].decode()" if serial & 1 else f"r[{j}]")
             j += 1
         else:
-            raise _Damaged
+            raise _DamagedError
     build = eval(f"lambda r: ({', '.join(parts)},)")  # noqa: S307 - see the docstring
     return tuple(serials), struct.Struct("".join(fmt)), build
 
 
 def _record(payload: bytes) -> tuple[tuple[int, ...], tuple[object, ...]]:
-    """The serial types and values of one record; :class:`_Damaged` unless it parses to
+    """The serial types and values of one record; :class:`_DamagedError` unless it parses to
     exactly its length."""
     try:
         header_len = payload[0]
         if header_len >= 0x80:
             header_len, _pos = _varint(payload, 0)
     except IndexError as exc:
-        raise _Damaged from exc
+        raise _DamagedError from exc
     if not 1 <= header_len <= len(payload):
-        raise _Damaged
+        raise _DamagedError
     serials, body, build = _plan(payload[:header_len])
     if header_len + body.size != len(payload):
-        raise _Damaged
+        raise _DamagedError
     try:
         return serials, build(body.unpack_from(payload, header_len))
     except UnicodeDecodeError as exc:
-        raise _Damaged from exc
+        raise _DamagedError from exc
 
 
 def _local_size(size: int, usable: int) -> int:
@@ -331,7 +335,7 @@ def _parse_leaf(
     for off in struct.unpack_from(f">{n_cells}H", page, at + 8):
         try:
             if not ptrs_end <= off < usable:
-                raise _Damaged
+                raise _DamagedError
             size = page[off]
             pos = off + 1
             if size >= 0x80:
@@ -350,17 +354,17 @@ def _parse_leaf(
                 pos += 1
             local = size if size <= max_local else _local_size(size, usable)
             if pos + local > usable:
-                raise _Damaged
+                raise _DamagedError
             payload = page[pos : pos + local]
             if local < size:
                 if pos + local + 4 > usable:
-                    raise _Damaged
+                    raise _DamagedError
                 first = int.from_bytes(page[pos + local : pos + local + 4], "big")
                 rest, chain = overflow(first, size - local)
                 payload += rest
                 pages.extend(chain)
             serials, values = _record(payload)
-        except (_Damaged, IndexError, struct.error):
+        except (_DamagedError, IndexError, struct.error):
             bad += 1
             continue
         cells.append((rowid, serials, values))
@@ -707,7 +711,10 @@ def recover_rows(
         wal = None
     pages = _Pages(path, page_size, wal)
     try:
-        return _recover(pages, head if from_header else b"", usable, target, schema, wal)
+        return _recover(
+            pages, head if from_header else b"", usable=usable, target=target, schema=schema,
+            wal=wal,
+        )
     finally:
         pages.close()
 
@@ -720,7 +727,7 @@ def _read_overflow(pages: _Pages, usable: int) -> Callable[[int, int], tuple[byt
         while remaining > 0:
             page = pages.newest(pgno) if pgno not in chain else None
             if page is None:
-                raise _Damaged
+                raise _DamagedError
             chain.append(pgno)
             take = min(remaining, usable - 4)
             chunks.append(page[4 : 4 + take])
@@ -749,6 +756,7 @@ def _schema_roots(pages: _Pages, usable: int) -> dict[str, int] | None:
 def _recover(
     pages: _Pages,
     head: bytes,
+    *,
     usable: int,
     target: sqlite3.Connection,
     schema: Sequence[str],
@@ -840,6 +848,9 @@ def _recover(
         schema_from_file=file_roots is not None,
         wal_frames_used=len(wal.pages) if wal is not None else 0,
         wal_frames_damaged=wal.damaged if wal is not None else 0,
+        pages_past_end=sum(
+            1 for pgno in range(pages.file_pages + 1, expected_pages + 1) if pgno not in pages.wal
+        ),
     )
 
 
@@ -856,12 +867,12 @@ def _check_frames(rows: dict[str, dict[int, tuple[object, ...]]]) -> int:
     dropped = 0
     for table, column in (("addresses", 1), ("characteristics", 2)):
         known = rows.get(table, {})
-        referenced = {int(r[column]) for r in frames.values()}  # type: ignore[call-overload]
+        referenced = {cast("int", r[column]) for r in frames.values()}
         if known:
             bad = [k for k, r in frames.items() if r[column] not in known]
         else:
             bad = [k for k, r in frames.items()
-                   if not 1 <= r[column] <= _MAX_PLAUSIBLE_LOOKUP_ID]  # type: ignore[operator]
+                   if not 1 <= cast("int", r[column]) <= _MAX_PLAUSIBLE_LOOKUP_ID]
             for ref in referenced:
                 if 1 <= ref <= _MAX_PLAUSIBLE_LOOKUP_ID:
                     known[ref] = (ref, f"unknown-{ref}")
@@ -874,7 +885,7 @@ def _check_frames(rows: dict[str, dict[int, tuple[object, ...]]]) -> int:
         del frames[k]
     dropped += len(bad_ids)
     starts = sorted(
-        int(r[1]) for r in rows.get("segments", {}).values()  # type: ignore[call-overload]
+        cast("int", r[1]) for r in rows.get("segments", {}).values()
     )
     if not starts or not frames:
         return dropped
@@ -894,7 +905,7 @@ def _holes(
     ids: list[int], frames: dict[int, tuple[object, ...]]
 ) -> tuple[FrameHole, ...]:
     def t(frame_id: int) -> int:
-        return int(frames[frame_id][3])  # type: ignore[call-overload]
+        return cast("int", frames[frame_id][3])
 
     out: list[FrameHole] = []
     prev: int | None = None
