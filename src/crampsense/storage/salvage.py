@@ -248,7 +248,8 @@ def _plan(header: bytes) -> _Plan:
             j += 1
         else:
             raise _DamagedError
-    build = eval(f"lambda r: ({', '.join(parts)},)")  # noqa: S307 - see the docstring
+    values = f"({', '.join(parts)},)" if parts else "()"
+    build = eval(f"lambda r: {values}")  # noqa: S307 - see the docstring
     return tuple(serials), struct.Struct("".join(fmt)), build
 
 
