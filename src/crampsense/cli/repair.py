@@ -53,10 +53,15 @@ def describe_salvage(report: SalvageReport, name: str, *, tz: tzinfo) -> list[st
         damage.append(f"{report.wal_frames_damaged:,} -wal frames damaged")
     if report.cells_rejected:
         damage.append(f"{report.cells_rejected:,} garbled rows dropped")
+    missing = (
+        f"{report.frames_missing:,} frames are missing in {len(report.holes):,} "
+        f"{'gap' if len(report.holes) == 1 else 'gaps'}"
+        if report.holes
+        else "none is missing between the first and the last"
+    )
     first = (
         f"{name} is damaged ({', '.join(damage)}): recovered {report.frames_recovered:,} "
-        f"frames page by page; {report.frames_missing:,} frames are missing in "
-        f"{len(report.holes):,} gaps."
+        f"frames page by page; {missing}."
     )
     if report.pages_past_end:
         first = first[:-1] + (
@@ -96,7 +101,8 @@ def run(ctx: click.Context, session: Path, out_path: Path | None) -> None:
     out = out_path or session.with_name(f"{session.stem}.repaired{session.suffix or '.session'}")
     report = repair_session(session, out)
     for line in describe_salvage(report, session.name, tz=local_tz()):
-        c.out.print(line)
+        c.out.print(line, soft_wrap=True)
     c.out.print(
-        f"Wrote {report.frames_recovered:,} frames to {out}; {session.name} was not changed."
+        f"Wrote {report.frames_recovered:,} frames to {out}; {session.name} was not changed.",
+        soft_wrap=True,
     )

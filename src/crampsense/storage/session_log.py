@@ -829,7 +829,7 @@ class SessionReader:
                 if intact:
                     yield intact, _transpose(intact)
                 if salvage:
-                    logger.warning(
+                    logger.info(
                         "%s: stopped at a damaged page after %d frames", self.path, yielded
                     )
                     return
@@ -843,7 +843,7 @@ class SessionReader:
                 if bad:
                     yield rows[:bad], _transpose(rows[:bad])
                 if salvage:
-                    logger.warning(
+                    logger.info(
                         "%s: stopped at a damaged frame after %d frames", self.path, yielded
                     )
                     return
