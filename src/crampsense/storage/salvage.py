@@ -63,12 +63,13 @@ import mmap
 import sqlite3
 import struct
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "PAGE_SIZES_TRIED",
@@ -86,6 +87,9 @@ PAGE_SIZES_TRIED: Final = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)
 #: Pages sampled to choose a page size when the header is damaged: enough to see dozens of
 #: b-tree pages in a real session, little enough to cost nothing.
 _PAGE_SIZE_SAMPLE_PAGES: Final = 256
+#: Recovered rows inserted per batch: large enough that per-call overhead vanishes, small
+#: enough (~10 MB of 240-byte payloads) that memory does not grow with the session.
+_INSERT_BATCH_ROWS: Final = 40_000
 #: Device and characteristic ids above this are garbage (a session holds a handful of each),
 #: used only when the lookup table itself was lost and ids cannot be checked against it.
 _MAX_PLAUSIBLE_LOOKUP_ID: Final = 4096
@@ -785,21 +789,19 @@ def _recover(
     overflow_pages: set[int] = set()
     readable: set[int] = set()
     rejected = 0
-    # rows per table, oldest version first, newest replacing: (rowid -> row)
-    rows: dict[str, dict[int, tuple[object, ...]]] = {t.name: {} for t in tables}
-    order = [(pgno, page) for pgno in range(1, pages.file_pages + 1)
-             if (page := pages.file_page(pgno)) is not None]
-    order += [(pgno, page) for pgno, page in (wal.pages if wal is not None else [])]
-    for pgno, page in order:
+    # Rows go to the target as they are found, oldest page version first (the file, then the
+    # WAL's frames in order), so INSERT OR REPLACE leaves the newest version of each rowid;
+    # memory holds one batch, whatever the session's size.
+    pending: dict[str, list[tuple[object, ...]]] = {t.name: [] for t in tables}
+    n_pending = 0
+    sql = {t.name: t.insert_sql() for t in tables}
+    for pgno, page in _versions(pages, wal):
         if pgno in free:
             continue
         kind = _btree_type(page, pgno)
         if kind is None:
             continue
-        if kind != _LEAF_TABLE:
-            readable.add(pgno)
-            continue
-        if pgno == 1:
+        if kind != _LEAF_TABLE or pgno == 1:
             readable.add(pgno)
             continue
         leaf = _parse_leaf(page, pgno, usable, overflow)
@@ -818,21 +820,20 @@ def _recover(
                 rejected += len(leaf.cells)
                 continue
             table = winners[0]
-        dest = rows[table.name]
+        dest = pending[table.name]
         for rowid, serials, values in leaf.cells:
             if table.fits(serials):
-                dest[rowid] = table.row(rowid, values)
+                dest.append(table.row(rowid, values))
             else:
                 rejected += 1
-    rejected += _check_frames(rows)
-    for table in tables:
-        if rows[table.name]:
-            target.executemany(
-                table.insert_sql(), [r for _k, r in sorted(rows[table.name].items())]
-            )
-    frame_rows = rows.get("frames", {})
-    ids = sorted(frame_rows)
-    holes = _holes(ids, frame_rows)
+        n_pending += len(leaf.cells)
+        if n_pending >= _INSERT_BATCH_ROWS:
+            _flush(target, sql, pending)
+            n_pending = 0
+    _flush(target, sql, pending)
+    rejected += _check_frames(target)
+    ids, host_ns = _frame_column(target, "host_time_ns")
+    holes = _holes(ids, host_ns)
     unreadable = sum(
         1 for pgno in range(1, expected_pages + 1)
         if pgno not in readable and pgno not in free and pgno not in overflow_pages
@@ -843,8 +844,8 @@ def _recover(
         pages=expected_pages,
         pages_unreadable=unreadable,
         cells_rejected=rejected,
-        frames_recovered=len(ids),
-        last_frame_id=ids[-1] if ids else 0,
+        frames_recovered=int(ids.size),
+        last_frame_id=int(ids[-1]) if ids.size else 0,
         holes=holes,
         schema_from_file=file_roots is not None,
         wal_frames_used=len(wal.pages) if wal is not None else 0,
@@ -860,61 +861,77 @@ def _blank(page: bytes | None) -> bool:
     return page is not None and not any(page)
 
 
-def _check_frames(rows: dict[str, dict[int, tuple[object, ...]]]) -> int:
-    """Drop implausible frame rows (in place); return how many were dropped."""
-    frames = rows.get("frames")
-    if not frames:
-        return 0
-    dropped = 0
-    for table, column in (("addresses", 1), ("characteristics", 2)):
-        known = rows.get(table, {})
-        referenced = {cast("int", r[column]) for r in frames.values()}
-        if known:
-            bad = [k for k, r in frames.items() if r[column] not in known]
-        else:
-            bad = [k for k, r in frames.items()
-                   if not 1 <= cast("int", r[column]) <= _MAX_PLAUSIBLE_LOOKUP_ID]
-            for ref in referenced:
-                if 1 <= ref <= _MAX_PLAUSIBLE_LOOKUP_ID:
-                    known[ref] = (ref, f"unknown-{ref}")
-            rows[table] = known
-        for k in bad:
-            del frames[k]
-        dropped += len(bad)
-    bad_ids = [k for k in frames if k < 1]
-    for k in bad_ids:
-        del frames[k]
-    dropped += len(bad_ids)
-    starts = sorted(
-        cast("int", r[1]) for r in rows.get("segments", {}).values()
-    )
-    if not starts or not frames:
-        return dropped
-    ids = np.array(sorted(frames), dtype=np.int64)
-    mono = np.array([frames[int(i)][4] for i in ids], dtype=np.int64)
-    segment = np.searchsorted(np.array(starts, dtype=np.int64), ids, side="right")
-    for s in np.unique(segment):
-        members = np.flatnonzero(segment == s)
-        keep = _lis_keep(mono[members])
-        for i in ids[members[~keep]].tolist():
-            del frames[i]
-            dropped += 1
-    return dropped
+def _versions(pages: _Pages, wal: _WalScan | None) -> Iterator[tuple[int, bytes]]:
+    """Every page version, oldest first: the file's pages, then the WAL's committed frames."""
+    for pgno in range(1, pages.file_pages + 1):
+        page = pages.file_page(pgno)
+        if page is not None:
+            yield pgno, page
+    yield from wal.pages if wal is not None else ()
 
 
-def _holes(
-    ids: list[int], frames: dict[int, tuple[object, ...]]
-) -> tuple[FrameHole, ...]:
-    def t(frame_id: int) -> int:
-        return cast("int", frames[frame_id][3])
+def _flush(
+    target: sqlite3.Connection, sql: dict[str, str], pending: dict[str, list[tuple[object, ...]]]
+) -> None:
+    for name, rows in pending.items():
+        if rows:
+            target.executemany(sql[name], rows)
+            rows.clear()
 
-    out: list[FrameHole] = []
-    prev: int | None = None
-    for frame_id in ids:
-        expected = 1 if prev is None else prev + 1
-        if frame_id > expected:
-            out.append(
-                FrameHole(expected, frame_id - 1, None if prev is None else t(prev), t(frame_id))
+
+def _frame_column(
+    target: sqlite3.Connection, column: str
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Frame ids (increasing) and one integer column of the recovered frames."""
+    cursor = target.execute(f"SELECT id, {column} FROM frames ORDER BY id")  # noqa: S608
+    flat = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.int64)
+    pairs = flat.reshape(-1, 2)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def _check_frames(target: sqlite3.Connection) -> int:
+    """Drop implausible frame rows from ``target``; return how many were dropped."""
+    before = target.total_changes
+    for table, column, text in (("addresses", "device_id", "address"),
+                                ("characteristics", "char_id", "uuid")):
+        (known,) = target.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+        if not known:  # the lookup table was lost: keep small ids, under placeholder names
+            target.execute(
+                f"INSERT INTO {table}(id, {text}) SELECT DISTINCT {column}, "  # noqa: S608
+                f"'unknown-' || {column} FROM frames WHERE {column} BETWEEN 1 AND ?",
+                (_MAX_PLAUSIBLE_LOOKUP_ID,),
             )
-        prev = frame_id
+    added = target.total_changes - before
+    target.execute(
+        "DELETE FROM frames WHERE id < 1 "
+        "OR device_id NOT IN (SELECT id FROM addresses) "
+        "OR char_id NOT IN (SELECT id FROM characteristics)"
+    )
+    starts = np.array(
+        sorted(r[0] for r in target.execute("SELECT first_frame_id FROM segments")),
+        dtype=np.int64,
+    )
+    if starts.size:  # monotonic times only compare within a segment (unknown: no check)
+        ids, mono = _frame_column(target, "host_monotonic_ns")
+        segment = np.searchsorted(starts, ids, side="right")
+        drop: list[int] = []
+        for s in np.unique(segment):
+            members = np.flatnonzero(segment == s)
+            keep = _lis_keep(mono[members])
+            drop.extend(ids[members[~keep]].tolist())
+        target.executemany("DELETE FROM frames WHERE id = ?", [(i,) for i in drop])
+    return target.total_changes - before - added
+
+
+def _holes(ids: npt.NDArray[np.int64], host_ns: npt.NDArray[np.int64]) -> tuple[FrameHole, ...]:
+    """Runs of frame ids missing before the last recovered one."""
+    if not ids.size:
+        return ()
+    out: list[FrameHole] = []
+    if ids[0] > 1:
+        out.append(FrameHole(1, int(ids[0]) - 1, None, int(host_ns[0])))
+    for k in np.flatnonzero(np.diff(ids) > 1).tolist():
+        out.append(
+            FrameHole(int(ids[k]) + 1, int(ids[k + 1]) - 1, int(host_ns[k]), int(host_ns[k + 1]))
+        )
     return tuple(out)
