@@ -294,3 +294,22 @@ def test_repair_writes_a_new_valid_session(
     with SessionWriter(out, clock=FakeClock(T0), append=True) as writer:
         writer.append(Frame(LEFT.address, EMG_UUID, b"late", 1, 1))
     assert max(frames_by_id(out)) == N_FRAMES + 1
+
+
+def test_a_frame_with_a_garbled_time_is_dropped(
+    intact: Path, truth: tuple[dict[int, Row], dict[int, int]], tmp_path: Path
+) -> None:
+    rows, _pages = truth
+    path = _copy(intact, tmp_path)
+    data = bytearray(path.read_bytes())
+    victim = 3000  # frame id 3001 carries counter 3000 in its payload
+    at = data.index(rows[victim + 1][5])
+    # bits 32-39 of host_monotonic_ns, stored just before the payload: a jump of ~69 s
+    data[at - 5] ^= 0x10
+    path.write_bytes(bytes(data))
+    with SessionReader(path) as reader:  # SQLite reads the garbled value without a word
+        assert sum(1 for _ in reader.frames()) == N_FRAMES
+    recovered = _recovered(path)
+    assert set(recovered) == set(rows) - {victim + 1}
+    with SessionReader(path, salvage=True) as reader:
+        assert reader.recovered_report().cells_rejected == 1
