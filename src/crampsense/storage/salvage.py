@@ -351,12 +351,18 @@ def _parse_leaf(
                 else:
                     size, pos = _varint(page, off)
             rowid = page[pos]
-            if rowid >= 0x80:
+            if rowid < 0x80:
+                pos += 1
+            elif page[pos + 1] < 0x80:
+                rowid = ((rowid & 0x7F) << 7) | page[pos + 1]
+                pos += 2
+            elif page[pos + 2] < 0x80:
+                rowid = ((rowid & 0x7F) << 14) | ((page[pos + 1] & 0x7F) << 7) | page[pos + 2]
+                pos += 3
+            else:
                 rowid, pos = _varint(page, pos)
                 if rowid >= 1 << 63:
                     rowid -= 1 << 64
-            else:
-                pos += 1
             local = size if size <= max_local else _local_size(size, usable)
             if pos + local > usable:
                 raise _DamagedError
@@ -508,6 +514,7 @@ class _Table:
     name: str
     root: int
     columns: tuple[_Column, ...]
+    alias: int = -1  # index of the rowid alias column (-1: none)
     _fit: dict[tuple[int, ...], bool] = field(default_factory=dict, compare=False)
 
     def fits(self, serials: tuple[int, ...]) -> bool:
@@ -519,9 +526,11 @@ class _Table:
 
     def row(self, rowid: int, values: tuple[object, ...]) -> tuple[object, ...]:
         """The row with the rowid alias filled in (tables without one get the rowid first)."""
-        for i, col in enumerate(self.columns):
-            if col.rowid_alias:
-                return (*values[:i], rowid, *values[i + 1 :])
+        i = self.alias
+        if i == 0:
+            return (rowid, *values[1:])
+        if i > 0:
+            return (*values[:i], rowid, *values[i + 1 :])
         return (rowid, *values)
 
     def insert_sql(self) -> str:
@@ -558,7 +567,8 @@ def _tables(schema: Sequence[str], page_size: int, roots: dict[str, int] | None)
                 for row in info
             )
             root = (roots or {}).get(name, ref_root)
-            out.append(_Table(name, int(root), columns))
+            alias = next((i for i, c in enumerate(columns) if c.rowid_alias), -1)
+            out.append(_Table(name, int(root), columns, alias))
         return out
     finally:
         ref.close()
