@@ -11,7 +11,9 @@ salvage=True)``, what ``crampsense replay`` and ``crampsense repair`` do on a da
 The ground truth is SQLite's own, from the intact file: each frame id is mapped to its leaf
 page with the ``dbstat`` table, so "frames on hit pages" are those whose page the overwrite
 touched, and the share is of the *other* frames that came back byte for byte (target: all).
-"Frames recovered" also counts frames of partly hit pages that were still intact. Wall and CPU
+"Frames recovered" also counts frames of partly hit pages that still parse; "altered" counts
+recovered frames that differ from the original (an overwrite inside a payload's bytes cannot be
+seen: the format has no checksums). Wall and CPU
 time are medians over the trials of opening the damaged copy with salvage and reading every
 frame (CPU time says what the work costs when other jobs share the machine).
 """
@@ -102,10 +104,10 @@ def main() -> None:
         print(f"session: {source.name}, {size / 1e6:.1f} MB, {len(rows):,} frames, "
               f"{size // PAGE_SIZE:,} pages")
         print("| damage | trials | frames total | frames on hit pages | frames recovered "
-              "| un-hit frames recovered | wall time | CPU time |")
-        print("|---|---|---|---|---|---|---|---|")
+              "| altered | un-hit frames recovered | wall time | CPU time |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for label, n_bytes in SIZES.items():
-            on_hit = recovered_total = unhit_total = unhit_back = 0
+            on_hit = recovered_total = unhit_total = unhit_back = altered = 0
             walls, cpus = [], []
             for seed in range(args.trials):
                 rng = random.Random(seed)
@@ -125,9 +127,10 @@ def main() -> None:
                 recovered_total += len(back)
                 unhit_total += len(unhit)
                 unhit_back += sum(1 for i in unhit if back.get(i) == rows[i])
+                altered += sum(1 for i, row in back.items() if rows.get(i) != row)
                 copy.unlink()
             print(f"| {label} | {args.trials} | {len(rows):,} | {on_hit / args.trials:,.1f} "
-                  f"(mean) | {recovered_total / args.trials:,.1f} (mean) | "
+                  f"(mean) | {recovered_total / args.trials:,.1f} (mean) | {altered} | "
                   f"{unhit_back:,} of {unhit_total:,} ({100 * unhit_back / unhit_total:.2f} %) | "
                   f"{statistics.median(walls):.1f} s | {statistics.median(cpus):.1f} s |")
 
