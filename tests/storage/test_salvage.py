@@ -313,3 +313,13 @@ def test_a_frame_with_a_garbled_time_is_dropped(
     assert set(recovered) == set(rows) - {victim + 1}
     with SessionReader(path, salvage=True) as reader:
         assert reader.recovered_report().cells_rejected == 1
+
+
+def test_a_newer_format_is_never_salvaged_as_ours(intact: Path, tmp_path: Path) -> None:
+    path = _copy(intact, tmp_path)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ForeignFileError, match="upgrade crampsense"):
+        SessionReader(path, salvage=True)

@@ -416,6 +416,14 @@ _REPAIR_HINT: Final = (
 )
 
 
+def _newer_format(path: Path, version: int) -> ForeignFileError:
+    msg = (
+        f"{path} has session format version {version}, newer than this "
+        f"crampsense understands ({FORMAT_VERSION}); upgrade crampsense to read it"
+    )
+    return ForeignFileError(msg, path=str(path))
+
+
 def _may_be_a_damaged_session(path: Path) -> bool:
     """Whether a file refused by the header check could be a session with a damaged header:
     an SQLite file with a wrong header field, or unrecognisable bytes at least a page long
@@ -601,6 +609,8 @@ class SessionReader:
                 raise
             refused, damage = exc, "its header page is damaged"
         else:
+            if salvage and header.user_version > FORMAT_VERSION:
+                raise _newer_format(self.path, header.user_version)  # never read as ours
             if damage is None:
                 damage = wal_damage(_companion(self.path, "-wal"), header.page_size)
         self.damage = damage
@@ -687,11 +697,7 @@ class SessionReader:
             msg = f"{self.path} is not a crampsense session file (application id {app_id:#x})"
             raise ForeignFileError(msg, path=str(self.path))
         if version > FORMAT_VERSION:
-            msg = (
-                f"{self.path} has session format version {version}, newer than this "
-                f"crampsense understands ({FORMAT_VERSION}); upgrade crampsense to read it"
-            )
-            raise ForeignFileError(msg, path=str(self.path))
+            raise _newer_format(self.path, version)
         if version < 1:
             raise self._corrupt(None, f"invalid format version {version}")
         missing = sorted(_REQUIRED_TABLES - tables)
