@@ -334,6 +334,8 @@ def _parse_leaf(
     if ptrs_end > usable or (n_cells and not ptrs_end <= content <= usable):
         return None
     cells: list[_Cell] = []
+    ends: list[int] = []  # where each cell's bytes end on the page
+    bad_starts: set[int] = set()
     bad = 0
     pages: list[int] = []
     max_local = usable - 35
@@ -377,8 +379,17 @@ def _parse_leaf(
             serials, values = _record(payload)
         except (_DamagedError, IndexError, struct.error):
             bad += 1
+            bad_starts.add(off)
             continue
         cells.append((rowid, serials, values))
+        ends.append(pos + local + (4 if local < size else 0))
+    if bad_starts:
+        # Cells lie back to back: a cell that ends where a garbled one starts was most likely
+        # overwritten at its tail too (its header survived, its payload did not), and payload
+        # bytes carry no checksum to tell. Drop it with its neighbour.
+        kept_cells = [c for c, end in zip(cells, ends, strict=True) if end not in bad_starts]
+        bad += len(cells) - len(kept_cells)
+        cells = kept_cells
     if any(a[0] >= b[0] for a, b in itertools.pairwise(cells)):
         kept = _increasing(cells)
         bad += len(cells) - len(kept)
