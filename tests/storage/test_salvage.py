@@ -340,3 +340,19 @@ def test_no_frame_comes_back_altered_from_where_the_damage_starts(
         overwrite(path, [((first_page + k) * PAGE_SIZE + 300 + 611 * k, 4096)], seed=k)
         recovered = _recovered(path)
         assert all(row == rows[i] for i, row in recovered.items())
+
+
+def test_page_size_is_found_when_the_header_is_gone(
+    intact: Path, truth: tuple[dict[int, Row], dict[int, int]], tmp_path: Path
+) -> None:
+    path = _copy(intact, tmp_path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=DELETE")  # the page size changes only outside WAL
+    conn.execute("PRAGMA page_size=1024")
+    conn.execute("VACUUM")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    overwrite(path, [(0, 1024)], seed=8)  # header and schema page: only the frames can tell
+    with SessionReader(path, salvage=True) as reader:
+        assert reader.recovered_report().page_size == 1024
+    assert _recovered(path) == truth[0]

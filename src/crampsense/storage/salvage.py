@@ -636,19 +636,21 @@ def _choose_page_size(path: Path, wal: Path) -> tuple[int, bool]:
                 magic, _v, wal_size = struct.unpack(">3I", wal_head[:12])
                 if magic in _WAL_MAGICS and wal_size in PAGE_SIZES_TRIED:
                     return wal_size, False
-        best, best_score = PAGE_SIZES_TRIED[0], -1
+        shares: dict[int, float] = {}
         for candidate in PAGE_SIZES_TRIED:
-            score = 0
+            score = sampled = 0
             for i in range(1, _PAGE_SIZE_SAMPLE_PAGES):
                 fh.seek(i * candidate)
                 byte = fh.read(1)
                 if not byte:
                     break
+                sampled += 1
                 score += byte[0] in _BTREE_TYPES
-            # a larger size sees fewer pages: compare the share, not the count
-            if score > best_score:
-                best, best_score = candidate, score
-        return best, False
+            shares[candidate] = score / sampled if sampled else 0.0
+        # Every multiple of the true size also starts pages (as often), every fraction of it
+        # less often: the smallest size that does about as well as the best is the one.
+        best = max(shares.values())
+        return min(c for c, share in shares.items() if share >= 0.9 * best), False
 
 
 def _freelist(pages: _Pages, head: bytes) -> set[int]:
