@@ -50,7 +50,12 @@ before it, so one damaged frame does not hide the committed frames after it (SQL
 reading the log there, silently dropping every later transaction). Rows are matched to tables by
 the pages' place in the schema (a table's root page) or, for every other leaf page, by the shape
 of their records (column count and value types of the ``CREATE TABLE``). A rowid found in
-several versions of a page (the file, then WAL frames in order) takes the newest.
+several versions of a page (the file, then WAL frames in order) takes the newest. On a page
+with garbled cells, a cell that ends exactly where a garbled one begins is dropped too: cells
+lie back to back, so an overwrite that garbled the next cell most likely began inside this
+one's payload, whose bytes no checksum protects. Frames must then be plausible (known device
+and characteristic ids, monotonic times in order within a writer segment); see
+:func:`recover_rows`.
 """
 
 from __future__ import annotations
