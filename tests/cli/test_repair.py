@@ -136,3 +136,15 @@ def test_nothing_recoverable_is_one_line_and_exit_1(
         assert "Traceback" not in err
     assert digest(path) == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["night.session"]
+
+
+def test_analyze_says_what_it_recovered(
+    crampsense_home: Path, damaged: tuple[Path, set[int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, intact = damaged
+    before = digest(path)
+    code, out, err = run_cli(["analyze", str(path)], capsys)
+    assert code == 0, err
+    recovered, _damage = _summary(out)
+    assert recovered == len(intact)
+    assert digest(path) == before

@@ -57,7 +57,7 @@ def describe_salvage(report: SalvageReport, name: str, *, tz: tzinfo) -> list[st
         f"{report.frames_missing:,} frames are missing in {len(report.holes):,} "
         f"{'gap' if len(report.holes) == 1 else 'gaps'}"
         if report.holes
-        else "none is missing between the first and the last"
+        else "no gap between the first and the last of them"
     )
     first = (
         f"{name} is damaged ({', '.join(damage)}): recovered {report.frames_recovered:,} "
