@@ -536,6 +536,13 @@ def repair_session(source: Path, out: Path) -> SalvageReport:
             except FileExistsError as exc:
                 msg = f"{out} appeared while it was being written; choose another --out name"
                 raise StorageError(msg, path=str(out)) from exc
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                    raise
+                if out.exists():  # no hard links on this filesystem: check, then rename
+                    msg = f"{out} appeared while it was being written; choose another --out name"
+                    raise StorageError(msg, path=str(out)) from exc
+                tmp.replace(out)
         except sqlite3.Error as exc:
             msg = f"cannot write {out} ({exc}); check the folder and free disk space"
             raise StorageError(msg, path=str(out)) from exc
