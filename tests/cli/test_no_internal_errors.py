@@ -70,6 +70,9 @@ def _cases(tmp: Path) -> list[list[str]]:
         ["export", str(garbage)],
         ["export", str(folder), "--format", "xlsx"],
         ["demo-history", "--nights", "3"],
+        ["repair", missing],
+        ["repair", str(garbage)],
+        ["repair", str(folder)],
         ["no-such-command"],
         ["--config", str(garbage), "devices"],
     ]

@@ -33,7 +33,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crampsense.cli.utils import get_context
+from crampsense.cli.repair import describe_salvage
+from crampsense.cli.utils import get_context, local_tz
 from crampsense.detection import CrampResults, DetectionParams, detect_cramps
 from crampsense.errors import UsageError
 from crampsense.pipeline.files import LEGS, ChannelMap, load_legs, sniff
@@ -202,6 +203,9 @@ def run(ctx: click.Context, file: Path, emg_args: tuple[str, ...],
             raise UsageError("--emg/--acc do not apply to session files: their devices carry "
                              "their placement; drop the options")
         analysis = analyze_session(file, params=params)
+        if analysis.salvage is not None:  # damaged: say what was recovered and lost where
+            for line in describe_salvage(analysis.salvage, file.name, tz=local_tz()):
+                info.print(line, markup=False, soft_wrap=True)
         results = analysis.results
         start = results.start
         gaps = [(g.leg, (g.start - start).total_seconds(), (g.end - start).total_seconds(),

@@ -48,6 +48,7 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "devices": ("devices", "run", "List paired wearables (or forget one)."),
     "record": ("record", "run", "Record a night from the paired wearables (crash-safe)."),
     "replay": ("replay", "run", "Replay a recorded session: decode, detect, summarise."),
+    "repair": ("repair", "run", "Recover every intact frame of a damaged session."),
     "summary": ("summary", "run", "The morning summary of the latest night (or of --session)."),
     "log": ("log", "run", "Log water, electrolytes, caffeine, alcohol, medication, exercise."),
     "analyze": ("analyze", "run", "Find cramps in an EDF/BDF, CSV/Parquet sample file or session."),

@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from crampsense.cli.repair import describe_salvage
 from crampsense.cli.utils import PARTICIPANT, Context, get_context, local_tz
 from crampsense.config import Config
 from crampsense.detection import DetectionParams
@@ -71,6 +72,9 @@ def replay_session(
             f"{analysis_s:.1f} s ({analysis.undecodable_frames} undecodable, "
             f"{analysis.night.lost_frames} packets lost in transit)."
         )
+    if show_progress and analysis.salvage is not None:
+        for line in describe_salvage(analysis.salvage, session.name, tz=local_tz()):
+            out.print(line, soft_wrap=True)
     for message in analysis.decode_errors:
         out.print(f"  skipped: {message}")
     if show_progress and not analysis.clean_end:
@@ -191,6 +195,13 @@ def _night_json(analysis: SessionAnalysis) -> dict[str, Any]:
         "undecodable_frames": analysis.undecodable_frames,
         "lost_packets": night.lost_frames,
         "clean_end": analysis.clean_end,
+        "salvage": None if analysis.salvage is None else {
+            "frames_recovered": analysis.salvage.frames_recovered,
+            "frames_missing": analysis.salvage.frames_missing,
+            "pages": analysis.salvage.pages,
+            "pages_unreadable": analysis.salvage.pages_unreadable,
+            "holes": [[h.first_id, h.last_id] for h in analysis.salvage.holes],
+        },
     }
 
 

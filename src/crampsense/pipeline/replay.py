@@ -36,7 +36,7 @@ from crampsense.detection import CrampResults, DetectionParams, LegSignals, dete
 from crampsense.devices.base import DeviceProtocol, PacketBatch
 from crampsense.devices.registry import protocol_for
 from crampsense.devices.timeline import StreamTimeline, TimelineBuilder
-from crampsense.errors import CorruptFileError, DecodeError, StorageError
+from crampsense.errors import CorruptFileError, DecodeError, ForeignFileError, StorageError
 from crampsense.models import (
     CoverageGap,
     DeviceInfo,
@@ -46,6 +46,7 @@ from crampsense.models import (
     SleepSummary,
 )
 from crampsense.pipeline.legs import LegSource, choose_leg_sources
+from crampsense.storage.salvage import SalvageReport
 from crampsense.storage.session_log import FrameBatch, SessionReader
 
 __all__ = [
@@ -76,6 +77,8 @@ class SessionAnalysis:
     #: The session's key (:attr:`~crampsense.storage.session_log.SessionReader.session_key`):
     #: what the night's tables are filed under.
     session_key: str = ""
+    #: What was recovered page by page when the file was damaged (``None``: read intact).
+    salvage: SalvageReport | None = None
 
 
 def _protocols(reader: SessionReader) -> dict[str, DeviceProtocol]:
@@ -720,14 +723,30 @@ def analyze_session(
 ) -> SessionAnalysis:
     """Replay a session file through decode and detection.
 
+    A damaged file is read again page by page (``SessionReader(path, salvage=True)``): every
+    intact frame is replayed and :attr:`SessionAnalysis.salvage` says what was lost where.
+
     Raises
     ------
     ForeignFileError, CorruptFileError
-        Not a session file, or damaged beyond its intact prefix.
+        Not a session file, or damaged so that no frame could be recovered.
     StorageError
         The session holds no decodable leg signal.
     """
-    with SessionReader(path) as reader:
+    try:
+        return _analyze(path, params=params, progress=progress, salvage=False)
+    except (CorruptFileError, ForeignFileError) as exc:
+        try:
+            return _analyze(path, params=params, progress=progress, salvage=True)
+        except ForeignFileError:
+            raise exc from None  # not a damaged session after all: the first word stands
+
+
+def _analyze(
+    path: Path, *, params: DetectionParams | None, progress: Progress | None, salvage: bool
+) -> SessionAnalysis:
+    with SessionReader(path, salvage=salvage) as reader:
+        salvaged = reader.salvage_report
         devices = tuple(reader.devices)
         timelines, n, bad, errors = decode_session(reader, progress=progress)
         metadata = {d.address: dict(reader.device_metadata(d.address)) for d in devices}
@@ -805,4 +824,5 @@ def analyze_session(
         decode_errors=errors,
         clean_end=clean_end,
         session_key=session_key,
+        salvage=salvaged,
     )

@@ -2,6 +2,8 @@
 
 * :mod:`~crampsense.storage.session_log`: one SQLite file per recorded session
   (:class:`SessionWriter`, :class:`SessionReader`), see ``docs/session-format.md``.
+* :mod:`~crampsense.storage.salvage`: page-by-page recovery of a damaged session (what
+  ``SessionReader(path, salvage=True)`` and ``repair_session`` use).
 * :mod:`~crampsense.storage.nights`: derived night tables as Hive-partitioned Parquet.
 * :mod:`~crampsense.storage.files`: private folders and atomic, verified file writes.
 * :mod:`~crampsense.storage.edf`: EDF/EDF+/BDF reader and writer.

@@ -43,6 +43,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
@@ -54,6 +55,7 @@ from crampsense.clock import Clock, datetime_from_ns
 from crampsense.errors import CorruptFileError, DiskFullError, ForeignFileError, StorageError
 from crampsense.models import DeviceInfo, Frame, MarkKind
 from crampsense.storage.files import FILE_MODE, fsync_dir, private_dir, try_lock_exclusive
+from crampsense.storage.salvage import SalvageReport, recover_rows, wal_damage
 
 __all__ = [
     "APPLICATION_ID",
@@ -66,6 +68,7 @@ __all__ = [
     "SessionReader",
     "SessionWriter",
     "open_session",
+    "repair_session",
 ]
 
 logger = logging.getLogger(__name__)
@@ -410,6 +413,153 @@ def _connect_ro(path: Path, *, salvage: bool) -> sqlite3.Connection:
     return conn
 
 
+_REPAIR_HINT: Final = (
+    "`crampsense repair {path}` writes every intact frame to a new file "
+    "(`crampsense replay` recovers them by itself), or restore a backup"
+)
+
+
+def _newer_format(path: Path, version: int) -> ForeignFileError:
+    msg = (
+        f"{path} has session format version {version}, newer than this "
+        f"crampsense understands ({FORMAT_VERSION}); upgrade crampsense to read it"
+    )
+    return ForeignFileError(msg, path=str(path))
+
+
+def _may_be_a_damaged_session(path: Path) -> bool:
+    """Whether a file refused by the header check could be a session with a damaged header:
+    an SQLite file with a wrong header field, or unrecognisable bytes at least a page long
+    (not text, an image or any other known format, and not empty)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_HEADER_LEN)
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if size < 512 or not path.is_file():
+        return False
+    return head.startswith(_SQLITE_MAGIC) or _describe_foreign(head) == (
+        "a binary file of unknown type"
+    )
+
+
+def _describe_salvage(report: SalvageReport) -> str:
+    if not (report.pages_unreadable or report.cells_rejected or report.holes
+            or report.wal_frames_damaged):
+        return "no damaged page found"
+    parts = [f"{report.pages_unreadable} of {report.pages} pages unreadable"]
+    if report.wal_frames_damaged:
+        parts.append(f"{report.wal_frames_damaged} -wal frames damaged")
+    if report.cells_rejected:
+        parts.append(f"{report.cells_rejected} garbled rows dropped")
+    return ", ".join(parts)
+
+
+def _recover_into(source: Path, target: Path) -> tuple[sqlite3.Connection, SalvageReport]:
+    """Create session ``target`` holding the rows recovered page by page from ``source``."""
+    conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")  # a scratch copy: written once, then read
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("BEGIN")
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+        try:
+            report = recover_rows(source, conn, schema=_SCHEMA)
+        except OSError as exc:
+            msg = f"cannot read {source}: {exc.strerror or exc}; check its permissions"
+            raise StorageError(msg, path=str(source)) from exc
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        conn.close()
+        msg = (
+            f"cannot write the recovered copy of {source} to {target.parent} ({exc}); "
+            "free some disk space there (it needs about the session's size)"
+        )
+        raise StorageError(msg, path=str(source)) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn, report
+
+
+def repair_session(source: Path, out: Path) -> SalvageReport:
+    """Write every intact frame (and row) of a damaged session into the new session ``out``.
+
+    ``source`` is only read. ``out`` must not exist: it appears, complete, under its name at the
+    end (built under a temporary name beside it, then hard-linked into place), owner-only, in
+    WAL mode like a recorded session, with the meta keys ``repaired_from`` and
+    ``repaired_utc``. Frame ids keep their original values, so they have holes where pages were
+    lost.
+
+    Returns
+    -------
+    SalvageReport
+        What was recovered and what was lost where.
+
+    Raises
+    ------
+    StorageError
+        ``out`` exists, or cannot be written.
+    ForeignFileError, CorruptFileError
+        ``source`` is not a session, or nothing could be recovered from it.
+    """
+    source, out = Path(source), Path(out)
+    if out.exists() or out.is_symlink():
+        msg = f"{out} already exists; repair never overwrites a file: choose a new --out name"
+        raise StorageError(msg, path=str(out))
+    if not out.parent.exists():
+        private_dir(out.parent)
+    with SessionReader(source, salvage=True) as reader:
+        report = reader.recovered_report()
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{out.name}.", suffix=".creating", dir=out.parent
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            dest = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                reader._conn.backup(dest)
+                dest.execute("PRAGMA journal_mode=WAL")
+                dest.executemany(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    [("repaired_from", str(source.resolve())),
+                     ("repaired_utc", datetime.now(UTC).isoformat(timespec="seconds"))],
+                )
+            finally:
+                dest.close()  # checkpoints the WAL into the file and removes it
+            with tmp.open("rb") as fh:
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, out)  # fails if the name exists: never overwrite
+            except FileExistsError as exc:
+                msg = f"{out} appeared while it was being written; choose another --out name"
+                raise StorageError(msg, path=str(out)) from exc
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                    raise
+                if out.exists():  # no hard links on this filesystem: check, then rename
+                    msg = f"{out} appeared while it was being written; choose another --out name"
+                    raise StorageError(msg, path=str(out)) from exc
+                tmp.replace(out)
+        except sqlite3.Error as exc:
+            msg = f"cannot write {out} ({exc}); check the folder and free disk space"
+            raise StorageError(msg, path=str(out)) from exc
+        except OSError as exc:
+            msg = f"cannot write {out}: {exc.strerror or exc}; check the folder's permissions"
+            raise StorageError(msg, path=str(out)) from exc
+        finally:
+            for p in (tmp, _companion(tmp, "-wal"), _companion(tmp, "-shm")):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+    fsync_dir(out.parent)
+    return report
+
+
 # --------------------------------------------------------------------------------------------
 # Reader
 
@@ -422,10 +572,13 @@ class SessionReader:
     path : Path
         A session file written by :class:`SessionWriter`.
     salvage : bool
-        Open a damaged (e.g. truncated) file anyway and read its intact prefix: frame
-        iteration then stops quietly at the first unreadable frame, and
-        :attr:`recovered_frames` / :attr:`damage` say what was found. Without it a damaged file
-        raises :class:`CorruptFileError` whose ``recovered`` counts the readable frames.
+        Read the file page by page (:mod:`crampsense.storage.salvage`) instead of through
+        SQLite, keeping every row an intact page holds, wherever the damage is (a cut file,
+        garbage in the middle, a damaged header page or ``-wal``). The recovered rows are read
+        from a private temporary copy (removed by :meth:`close`); the file itself is only read.
+        :attr:`salvage_report`, :attr:`recovered_frames` and :attr:`damage` say what was found;
+        frame ids then have holes where pages were lost. Without it a damaged file raises
+        :class:`CorruptFileError`.
 
     Raises
     ------
@@ -433,8 +586,9 @@ class SessionReader:
         Missing file, not SQLite (text, image, ...), SQLite without the crampsense application
         id, or a newer :data:`FORMAT_VERSION`.
     CorruptFileError
-        The file is damaged; ``recovered`` is the number of frames that can be read from the
-        start (open with ``salvage=True`` to read them).
+        The file is damaged; ``recovered`` is the number of frames that SQLite can read from
+        the start (open with ``salvage=True`` to recover every intact frame). With
+        ``salvage=True``: no frame at all could be recovered.
 
     Examples
     --------
@@ -449,15 +603,38 @@ class SessionReader:
     format_version: int
     damage: str | None
     recovered_frames: int | None
+    salvage_report: SalvageReport | None
 
     def __init__(self, path: Path, *, salvage: bool = False) -> None:
         self.path = Path(path)
         self._salvage = salvage
-        _header, damage = _check_file(self.path)
-        self.damage = damage
+        self._tmp_dir: Path | None = None
         self.recovered_frames = None
+        self.salvage_report = None
+        refused: StorageError | None = None
         try:
-            self._conn = _connect_ro(self.path, salvage=salvage or damage is not None)
+            header, damage = _check_file(self.path)
+        except (ForeignFileError, CorruptFileError) as exc:
+            if not salvage or not _may_be_a_damaged_session(self.path):
+                raise
+            refused, damage = exc, "its header page is damaged"
+        else:
+            if salvage and header.user_version > FORMAT_VERSION:
+                raise _newer_format(self.path, header.user_version)  # never read as ours
+            if damage is None:
+                damage = wal_damage(_companion(self.path, "-wal"), header.page_size)
+        self.damage = damage
+        if salvage:
+            self._open_salvaged(refused)
+            return
+        if damage is not None and "-wal" in damage:
+            msg = (
+                f"{self.path} is damaged ({damage}); SQLite would silently drop the committed "
+                f"data after the damage: {_REPAIR_HINT.format(path=self.path)}"
+            )
+            raise CorruptFileError(msg, path=str(self.path), recovered=0)
+        try:
+            self._conn = _connect_ro(self.path, salvage=damage is not None)
         except sqlite3.Error as exc:
             msg = f"cannot open {self.path} read-only ({exc}); copy it to a writable folder"
             raise StorageError(msg, path=str(self.path)) from exc
@@ -465,24 +642,43 @@ class SessionReader:
             self._load()
             if damage is not None:
                 self.recovered_frames = self._count_readable()
-                if not salvage:
-                    msg = (
-                        f"{self.path} is damaged ({damage}); the first "
-                        f"{self.recovered_frames} frames are intact and can be read with "
-                        "salvage (SessionReader(..., salvage=True)); or restore a backup"
-                    )
-                    raise CorruptFileError(
-                        msg, path=str(self.path), recovered=self.recovered_frames
-                    )
-                logger.warning(
-                    "%s is damaged (%s); reading the %d intact frames",
-                    self.path,
-                    damage,
-                    self.recovered_frames,
+                msg = (
+                    f"{self.path} is damaged ({damage}); the first {self.recovered_frames} "
+                    f"frames are intact, maybe more: {_REPAIR_HINT.format(path=self.path)}"
                 )
+                raise CorruptFileError(msg, path=str(self.path), recovered=self.recovered_frames)
         except BaseException:
             self._conn.close()
             raise
+
+    def _open_salvaged(self, refused: StorageError | None) -> None:
+        """Recover the file page by page into a private temporary session and read that."""
+        self._tmp_dir = Path(tempfile.mkdtemp(prefix="crampsense-salvage-"))
+        try:
+            self._conn, report = _recover_into(self.path, self._tmp_dir / "recovered.session")
+            self.salvage_report = report
+            self._load()
+            software = self.metadata.get("software", "")
+            if refused is not None and not software.startswith("crampsense"):
+                raise refused  # nothing says this was ever a crampsense session
+            if report.frames_recovered == 0:
+                msg = (
+                    f"{self.path} is damaged ({self.damage or _describe_salvage(report)}) and "
+                    "no frame could be recovered from it; restore it from a backup"
+                )
+                raise CorruptFileError(msg, path=str(self.path), recovered=0)
+        except BaseException:
+            self.close()
+            raise
+        self.recovered_frames = report.frames_recovered
+        if self.damage is None:
+            self.damage = _describe_salvage(report)
+        logger.info(
+            "%s: recovered %d frames page by page (%s)",
+            self.path,
+            report.frames_recovered,
+            self.damage,
+        )
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -491,8 +687,8 @@ class SessionReader:
     ) -> CorruptFileError:
         reason = f": {exc}" if exc is not None else ""
         msg = (
-            f"{self.path} is damaged ({where}{reason}); {recovered} frames could be read; "
-            "restore it from a backup or open it with salvage to read the intact prefix"
+            f"{self.path} is damaged ({where}{reason}); {recovered} frames could be read "
+            f"in order: {_REPAIR_HINT.format(path=self.path)}"
         )
         return CorruptFileError(msg, path=str(self.path), recovered=recovered)
 
@@ -511,11 +707,7 @@ class SessionReader:
             msg = f"{self.path} is not a crampsense session file (application id {app_id:#x})"
             raise ForeignFileError(msg, path=str(self.path))
         if version > FORMAT_VERSION:
-            msg = (
-                f"{self.path} has session format version {version}, newer than this "
-                f"crampsense understands ({FORMAT_VERSION}); upgrade crampsense to read it"
-            )
-            raise ForeignFileError(msg, path=str(self.path))
+            raise _newer_format(self.path, version)
         if version < 1:
             raise self._corrupt(None, f"invalid format version {version}")
         missing = sorted(_REQUIRED_TABLES - tables)
@@ -653,7 +845,7 @@ class SessionReader:
                 if intact:
                     yield intact, _transpose(intact)
                 if salvage:
-                    logger.warning(
+                    logger.info(
                         "%s: stopped at a damaged page after %d frames", self.path, yielded
                     )
                     return
@@ -667,7 +859,7 @@ class SessionReader:
                 if bad:
                     yield rows[:bad], _transpose(rows[:bad])
                 if salvage:
-                    logger.warning(
+                    logger.info(
                         "%s: stopped at a damaged frame after %d frames", self.path, yielded
                     )
                     return
@@ -762,6 +954,13 @@ class SessionReader:
                 frame_ids=np.array(ids, dtype=np.int64),
             )
             start += len(rows)
+
+    def recovered_report(self) -> SalvageReport:
+        """:attr:`salvage_report` of a salvaging reader (``StorageError`` for any other)."""
+        if self.salvage_report is None:
+            msg = f"{self.path} was not opened with salvage=True; open it so to recover it"
+            raise StorageError(msg, path=str(self.path))
+        return self.salvage_report
 
     @property
     def salvaging(self) -> bool:
@@ -910,8 +1109,13 @@ class SessionReader:
         return int(min(lows)), int(max(highs))
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
-        self._conn.close()
+        """Close the file (idempotent); a salvaging reader removes its temporary copy."""
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+        if self._tmp_dir is not None:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
+            self._tmp_dir = None
 
     def __enter__(self) -> Self:
         return self
