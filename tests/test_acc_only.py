@@ -18,7 +18,7 @@ from firmware_sims.night import NightSpec, SyntheticNight, generate_night
 
 from crampsense.detection import EventScores, compare_events
 from crampsense.detection.acc_only import ACC_EVENT_SCHEMA, AccCrampParams, possible_cramps
-from crampsense.detection.detector import EVENT_SCHEMA
+from crampsense.detection.schema import EVENT_SCHEMA
 from crampsense.detection.sleep import AccEpochs, SleepPeriod, acc_epochs, sleep_period
 from crampsense.errors import ConfigError, DetectionError
 

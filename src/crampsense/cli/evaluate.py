@@ -1,7 +1,9 @@
 """``crampsense evaluate``: score the detector on a fresh synthetic corpus and real recordings.
 
-The corpus, the runs and the scoring live in :mod:`crampsense.cli.evaluate_corpus`; this
-module is the command and its tables. Protocol and how to reproduce: ``docs/evaluation.md``.
+The corpus and its runs live in ``firmware_sims.night.corpus`` (imported here only, lazily:
+the package never needs the simulators), the scoring in :mod:`crampsense.detection.scoring`
+and the real-recording checks in :mod:`crampsense.cli.evaluate_corpus`; this module is the
+command and its tables. Protocol and how to reproduce: ``docs/evaluation.md``.
 """
 
 from __future__ import annotations
@@ -22,20 +24,15 @@ from rich.console import Console
 from rich.table import Table
 
 from crampsense import __version__
-from crampsense.cli.evaluate_corpus import (
-    DEFAULT_SEED_BASE,
-    IOU,
-    MAX_FA_PER_NIGHT,
-    build_corpus,
-    find_data_dir,
-    real_checks,
-    run_corpus,
-    summarise,
-)
+from crampsense.cli.evaluate_corpus import find_data_dir, real_checks
 from crampsense.errors import DetectionError, UsageError
 
 __all__ = ["evaluate", "render_report", "run_evaluation"]
 
+#: First seed of the evaluation corpus (the same number as
+#: ``firmware_sims.night.corpus.DEFAULT_SEED_BASE``, checked by a test; a literal here keeps
+#: ``crampsense --help`` from importing the simulators).
+DEFAULT_SEED_BASE: Final = 10_000
 #: Columns of the per-set table, in order (also the keys the tests check).
 SET_COLUMNS: Final = ("set", "nights", "h", "true", "det", "TP", "FP", "FN", "sens", "prec",
                       "F1", "FA/night", "FA/8 h", "FA/h sleep", "onset s med (IQR)",
@@ -58,7 +55,7 @@ def _s(x: Any) -> str:
 
 def matching_text() -> str:
     """The matching parameters, printed with every result."""
-    from crampsense.detection.scoring import LENIENT_ONSET_S  # noqa: PLC0415 - loads the detector
+    from crampsense.detection.scoring import IOU, LENIENT_ONSET_S  # noqa: PLC0415 - the detector
 
     return (f"Matching: one-to-one per leg, greedy by best IoU (YASA compare_detection idea); "
             f"strict = interval IoU >= {IOU:g}; lenient = any overlap and onsets within "
@@ -150,6 +147,8 @@ def _sweep_table(rows: Sequence[dict[str, Any]]) -> Table:
         if r["default"]:
             mark.append("<- operating point chosen in advance (default)")
         if not r["meets_fa_limit"]:
+            from crampsense.detection.scoring import MAX_FA_PER_NIGHT  # noqa: PLC0415
+
             mark.append(f"FA > {MAX_FA_PER_NIGHT:g}/night")
         t.add_row(f"{r['on_ratio']:g}", str(r["tp"]), str(r["fp"]), str(r["fn"]),
                   _f(r["sensitivity"], 3), _f(r["precision"], 3), _f(r["f1"], 3),
@@ -211,15 +210,19 @@ def run_evaluation(*, corpus: str = "quick", seed_base: int = DEFAULT_SEED_BASE,
 
     Keys: ``meta`` (corpus, seed_base, workers, nights, wall_s, cpu_s, version, python,
     command), ``corpus`` (set name -> description and seeds), ``results`` (see
-    :func:`crampsense.cli.evaluate_corpus.summarise`), ``nights`` (one record per night),
+    :func:`crampsense.detection.scoring.summarise`), ``nights`` (one record per night),
     ``real`` (see :func:`crampsense.cli.evaluate_corpus.real_checks`, or a ``skipped`` reason).
     """
     t0 = time.perf_counter()
     report: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     if synthetic:
-        sets = build_corpus(corpus, seed_base=seed_base)  # type: ignore[arg-type]
-        records = run_corpus(sets, workers=workers, detector=detector, on_done=on_done)
+        from firmware_sims.night import corpus as sim  # noqa: PLC0415 - the one simulator import
+
+        from crampsense.detection.scoring import summarise  # noqa: PLC0415
+
+        sets = sim.build_corpus(corpus, seed_base=seed_base)  # type: ignore[arg-type]
+        records = sim.run_corpus(sets, workers=workers, detector=detector, on_done=on_done)
         report["corpus"] = {s.name: {"kind": s.kind, "description": s.description,
                                      "seeds": [c.spec.seed for c in s.cases]} for s in sets}
         report["results"] = summarise(sets, records)
