@@ -35,7 +35,8 @@ from crampsense.detection.scoring import (
 )
 from crampsense.errors import UsageError
 
-from .spec import LOOKALIKE_KINDS, NightSpec
+from .spec import ALL_KINDS, LOOKALIKE_KINDS, NightSpec
+from .world import World, shifted_world, tuning_world
 
 if TYPE_CHECKING:
     from crampsense.detection import DetectionParams, LegSignals
@@ -69,6 +70,18 @@ RATES_HZ: Final[tuple[float, ...]] = (200.0, 500.0, 1000.0, 2000.0)
 
 SetKind = Literal["mixed", "lookalike", "none", "rate", "gain"]
 Size = Literal["tiny", "quick", "full"]
+WorldName = Literal["legacy", "tuning", "shifted"]
+#: Run key of the pre-computed-envelope run (the mixed nights' EMG as an analog envelope).
+ENVELOPE: Final = "envelope"
+#: The envelope run's envelope: rectified EMG smoothed by a 2nd-order 5-Hz low-pass, sampled
+#: at 50 Hz (a MyoWare-like analog front end).
+ENVELOPE_FS_HZ: Final = 50.0
+ENVELOPE_CUTOFF_HZ: Final = 5.0
+
+
+def world_named(name: WorldName) -> World | None:
+    """The world of a corpus: ``None`` for the legacy catalogue."""
+    return {"legacy": None, "tuning": tuning_world(), "shifted": shifted_world()}[name]
 
 #: A detector: (legs, start, params) -> events frame with at least onset_s, offset_s, leg, kind.
 Detector = Callable[[Sequence["LegSignals"], datetime, "DetectionParams"], pl.DataFrame]
@@ -91,6 +104,7 @@ class NightCase:
     spec: Any
     sweep: bool = False
     acc_only: bool = False
+    envelope: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,7 +154,8 @@ def _plan(size: Size) -> _Plan:
                  rate_nights=1, rate_hours=1 / 6, rate_cramps=1)
 
 
-def build_corpus(size: Size = "quick", *, seed_base: int = DEFAULT_SEED_BASE) -> list[EvalSet]:
+def build_corpus(size: Size = "quick", *, seed_base: int = DEFAULT_SEED_BASE,
+                 world: WorldName = "legacy") -> list[EvalSet]:
     """The evaluation sets of one corpus size.
 
     Parameters
@@ -152,6 +167,11 @@ def build_corpus(size: Size = "quick", *, seed_base: int = DEFAULT_SEED_BASE) ->
     seed_base : int
         First seed; set ``k`` uses seeds ``seed_base + 1000 k`` onwards. Below 1000 the seeds
         overlap the tuning seeds (allowed, e.g. to look at the tuning set, but logged).
+    world : {"legacy", "tuning", "shifted"}
+        ``"shifted"``: nights of :func:`~firmware_sims.night.world.shifted_world` with every
+        look-alike kind of :data:`~firmware_sims.night.spec.ALL_KINDS`, and a set of cramp-free
+        nights holding every kind (``lookalike-mix``); ``"tuning"``: the same sets from the
+        tuning world; ``"legacy"``: the original catalogue (events alone, quiet around them).
 
     Returns
     -------
@@ -163,6 +183,15 @@ def build_corpus(size: Size = "quick", *, seed_base: int = DEFAULT_SEED_BASE) ->
         logger.warning("seed base %d overlaps the tuning seeds (< %d): this is not a held-out "
                        "evaluation", seed_base, TUNING_SEED_LIMIT)
     plan = _plan(size)
+    w = world_named(world)
+    kinds = LOOKALIKE_KINDS if w is None else ALL_KINDS
+    if w is not None:
+        plan = _Plan(mixed=plan.mixed, lookalike_nights=plan.lookalike_nights,
+                     lookalike_hours=plan.lookalike_hours,
+                     lookalike_kinds=kinds if size != "tiny" else plan.lookalike_kinds,
+                     rate_nights=plan.rate_nights, rate_hours=plan.rate_hours,
+                     rate_cramps=plan.rate_cramps)
+    extra: dict[str, Any] = {} if w is None else {"world": w, "lookalikes": kinds}
     sets: list[EvalSet] = []
     k = 0
 
@@ -171,8 +200,9 @@ def build_corpus(size: Size = "quick", *, seed_base: int = DEFAULT_SEED_BASE) ->
 
     for name, n, hours, fs, cramps in plan.mixed:
         cases = tuple(NightCase(name, NightSpec(seed=s, duration_s=hours * 3600.0,
-                                                emg_fs_hz=fs, n_cramps=cramps),
-                                sweep=True, acc_only=True) for s in seeds(n))
+                                                emg_fs_hz=fs, n_cramps=cramps, **extra),
+                                sweep=w is None, acc_only=True, envelope=w is not None)
+                      for s in seeds(n))
         what = "0-3 cramps (random)" if cramps is None else f"{cramps} cramps"
         sets.append(EvalSet(name, "mixed", f"{n} x {_hours(hours)} at {fs:g} Hz, every "
                             f"look-alike kind, {what} per night", cases))
@@ -180,14 +210,24 @@ def build_corpus(size: Size = "quick", *, seed_base: int = DEFAULT_SEED_BASE) ->
     for kind in plan.lookalike_kinds:
         cases = tuple(NightCase(f"lookalike:{kind}", NightSpec(
             seed=s, duration_s=plan.lookalike_hours * 3600.0, emg_fs_hz=500.0, n_cramps=0,
-            lookalikes=(kind,)), sweep=True) for s in seeds(plan.lookalike_nights))
+            **{**extra, "lookalikes": (kind,)}), sweep=w is None, acc_only=w is not None)
+            for s in seeds(plan.lookalike_nights))
         sets.append(EvalSet(f"lookalike:{kind}", "lookalike",
                             f"{plan.lookalike_nights} x {_hours(plan.lookalike_hours)} at 500 "
                             f"Hz, only {kind}, no cramps", cases))
         k += 1
+    if w is not None:
+        n_mix = 2 * plan.lookalike_nights
+        cases = tuple(NightCase("lookalike-mix", NightSpec(
+            seed=s, duration_s=plan.lookalike_hours * 3600.0, emg_fs_hz=500.0, n_cramps=0,
+            **extra), acc_only=True) for s in seeds(n_mix))
+        sets.append(EvalSet("lookalike-mix", "lookalike", f"{n_mix} x "
+                            f"{_hours(plan.lookalike_hours)} at 500 Hz, every look-alike kind "
+                            "(overlapping), no cramps", cases))
+        k += 1
     cases = tuple(NightCase("no-events", NightSpec(
         seed=s, duration_s=plan.lookalike_hours * 3600.0, emg_fs_hz=500.0, n_cramps=0,
-        lookalikes=()), sweep=True) for s in seeds(plan.lookalike_nights))
+        **{**extra, "lookalikes": ()}), sweep=w is None) for s in seeds(plan.lookalike_nights))
     sets.append(EvalSet("no-events", "none", f"{plan.lookalike_nights} x "
                         f"{_hours(plan.lookalike_hours)} at 500 Hz, nothing but rest", cases))
     k += 1
@@ -195,7 +235,7 @@ def build_corpus(size: Size = "quick", *, seed_base: int = DEFAULT_SEED_BASE) ->
     for fs in RATES_HZ:
         cases = tuple(NightCase(f"rate-{fs:g}", NightSpec(
             seed=s, duration_s=plan.rate_hours * 3600.0, emg_fs_hz=fs,
-            n_cramps=plan.rate_cramps)) for s in shared)
+            n_cramps=plan.rate_cramps, **extra)) for s in shared)
         sets.append(EvalSet(f"rate-{fs:g}", "rate", f"{plan.rate_nights} x "
                             f"{_hours(plan.rate_hours)} at {fs:g} Hz, every look-alike, "
                             f"{plan.rate_cramps} cramps",
@@ -203,7 +243,7 @@ def build_corpus(size: Size = "quick", *, seed_base: int = DEFAULT_SEED_BASE) ->
     for gain in GAINS:
         cases = tuple(NightCase(f"gain-{gain:g}", NightSpec(
             seed=s, duration_s=plan.rate_hours * 3600.0, emg_fs_hz=GAIN_RATE_HZ,
-            n_cramps=plan.rate_cramps, gain=gain)) for s in shared)
+            n_cramps=plan.rate_cramps, gain=gain, **extra)) for s in shared)
         sets.append(EvalSet(f"gain-{gain:g}", "gain", f"the rate-{GAIN_RATE_HZ:g} nights with "
                             f"EMG x{gain:g}", cases))
     return sets
@@ -231,12 +271,33 @@ def sweep_params(on_ratio: float) -> DetectionParams:
                            onset_ratio=min(base.onset_ratio, off))
 
 
-def _rows(events: pl.DataFrame) -> list[tuple[str, float, float, str]]:
+def _rows(events: pl.DataFrame) -> list[tuple[str, float, float, str, float, str]]:
+    """``(leg, onset_s, offset_s, kind, confidence, evidence)`` per detected event."""
+    n = events.height
     kind = (events["kind"].cast(pl.String).to_list() if "kind" in events.columns
-            else ["cramp"] * events.height)
-    return [(str(leg), float(a), float(b), str(k)) for leg, a, b, k in zip(
-        events["leg"].to_list(), events["onset_s"].to_list(), events["offset_s"].to_list(),
-        kind, strict=True)]
+            else ["cramp"] * n)
+    conf = (events["confidence"].cast(pl.Float64).to_list() if "confidence" in events.columns
+            else [1.0] * n)
+    evid = (events["evidence"].cast(pl.String).to_list() if "evidence" in events.columns
+            else ["emg"] * n)
+    return [(str(leg), float(a), float(b), str(k), float(c), str(e))
+            for leg, a, b, k, c, e in zip(events["leg"].to_list(), events["onset_s"].to_list(),
+                                           events["offset_s"].to_list(), kind, conf, evid,
+                                           strict=True)]
+
+
+def analog_envelope(emg_uv: Any, fs_hz: float) -> Any:
+    """An analog front end's EMG envelope from raw EMG: rectified, 2nd-order low-pass at
+    :data:`ENVELOPE_CUTOFF_HZ`, sampled at :data:`ENVELOPE_FS_HZ` (rows as channels)."""
+    import numpy as np  # noqa: PLC0415
+    from scipy import signal  # noqa: PLC0415
+
+    hp = signal.butter(2, 20.0, btype="highpass", fs=fs_hz, output="sos")
+    lp = signal.butter(2, ENVELOPE_CUTOFF_HZ, fs=fs_hz, output="sos")
+    x = signal.sosfilt(hp, np.asarray(emg_uv, dtype=np.float64), axis=1)
+    env = signal.sosfilt(lp, np.abs(x), axis=1)
+    step = max(1, round(fs_hz / ENVELOPE_FS_HZ))
+    return env[:, ::step].astype(np.float32), fs_hz / step
 
 
 def run_night(case: NightCase, detector: Detector | None = None) -> dict[str, Any]:
@@ -249,7 +310,8 @@ def run_night(case: NightCase, detector: Detector | None = None) -> dict[str, An
         ``gain``, ``truth`` (list of ``[leg, onset_s, offset_s, woke]`` for each true cramp),
         ``lookalikes`` (kind -> count of truth rows), ``runs`` (run key -> list of
         ``[leg, onset_s, offset_s, kind]``; keys ``"emg"``, ``"on_ratio=2.5"`` ...,
-        ``"acc_only"``), ``cpu_s``.
+        ``"acc_only"``, ``"envelope"``), ``lookalike_truth`` (list of
+        ``[kind, leg, onset_s, offset_s]``), ``cpu_s``.
     """
     from crampsense.detection import DetectionParams, LegSignals  # noqa: PLC0415
 
@@ -264,13 +326,23 @@ def run_night(case: NightCase, detector: Detector | None = None) -> dict[str, An
         emg, acc, lead_off = night.render(leg)
         legs.append(LegSignals(leg, emg, spec.emg_fs_hz, tuple(spec.emg_channels),
                                emg_valid=~lead_off, acc_mg=acc, acc_fs_hz=spec.acc_fs_hz))
-    runs: dict[str, list[tuple[str, float, float, str]]] = {
+    runs: dict[str, list[tuple[str, float, float, str, float, str]]] = {
         EMG: _rows(detect(legs, spec.start, DetectionParams()))}
     if case.sweep:
         default = DetectionParams().on_ratio
         for v in SWEEP_ON_RATIOS:
             if v != default:
                 runs[f"on_ratio={v:g}"] = _rows(detect(legs, spec.start, sweep_params(v)))
+    if case.envelope:
+        env_legs = []
+        for sg in legs:
+            env, env_fs = analog_envelope(sg.emg_uv, spec.emg_fs_hz)
+            step = max(1, round(spec.emg_fs_hz / ENVELOPE_FS_HZ))
+            valid = None if sg.emg_valid is None else sg.emg_valid[::step][:env.shape[1]]
+            env_legs.append(LegSignals(sg.leg, None, None, sg.emg_channels, emg_valid=valid,
+                                       acc_mg=sg.acc_mg, acc_fs_hz=sg.acc_fs_hz,
+                                       emg_envelope=env, envelope_fs_hz=env_fs))
+        runs[ENVELOPE] = _rows(detect(env_legs, spec.start, DetectionParams()))
     if case.acc_only:
         acc_legs = [LegSignals(s.leg, None, None, acc_mg=s.acc_mg, acc_fs_hz=s.acc_fs_hz)
                     for s in legs]
@@ -278,12 +350,15 @@ def run_night(case: NightCase, detector: Detector | None = None) -> dict[str, An
     cramps = night.cramps()
     truth = [(str(r["leg"]), float(r["onset_s"]), float(r["offset_s"]), bool(r["woke"]))
              for r in cramps.iter_rows(named=True)]
-    looks = night.truth.filter(pl.col("kind") != "cramp").group_by("kind").len()
+    look_rows = night.truth.filter(pl.col("kind") != "cramp")
+    looks = look_rows.group_by("kind").len()
     return {
         "set": case.set_name, "seed": spec.seed, "hours": spec.duration_s / 3600.0,
         "sleep_hours": (spec.duration_s - night.sleep_onset_s) / 3600.0,
         "fs_hz": spec.emg_fs_hz, "gain": spec.gain, "truth": truth,
         "lookalikes": dict(zip(looks["kind"].to_list(), looks["len"].to_list(), strict=True)),
+        "lookalike_truth": [(str(r["kind"]), str(r["leg"]), float(r["onset_s"]),
+                             float(r["offset_s"])) for r in look_rows.iter_rows(named=True)],
         "runs": runs, "cpu_s": time.process_time() - t0,
     }
 

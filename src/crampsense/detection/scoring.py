@@ -465,3 +465,109 @@ def summarise(sets: Sequence[EvalSetLike], records: Sequence[dict[str, Any]]) ->
         "sweep": sweep_table(records, free_sets),
         "targets": targets_table(set_rows, mixed, lookalike, acc),
     }
+
+
+#: Confidence bins of the reliability table (upper edges; the first bin starts at 0).
+RELIABILITY_EDGES: Final[tuple[float, ...]] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
+                                               1.0)
+#: A false detection is blamed on no look-alike ("none") when it overlaps none by this much (s).
+BLAME_MIN_OVERLAP: Final = 0.0
+#: Look-alikes that last long and rarely raise the envelope by themselves: a false detection is
+#: blamed on them only when it overlaps nothing else (otherwise an hour of hum would take the
+#: blame for every false detection inside it).
+BACKGROUND_KINDS: Final = frozenset({"mains_hum", "ecg_crosstalk", "fasciculation",
+                                     "baseline_wander", "electrode_pop"})
+
+
+def _unmatched(det: Sequence[Sequence[Any]], truth: Sequence[Sequence[Any]]
+               ) -> tuple[list[int], list[int]]:
+    """Indices of matched and of unmatched detections (strict IoU matching)."""
+    s = compare_events(_frame(det), _frame(truth), iou=IOU)
+    matched = {int(i) for i in s.matches["detected_index"].to_list()}
+    return sorted(matched), [i for i in range(len(det)) if i not in matched]
+
+
+def _blame(d: Sequence[Any], looks: Sequence[Sequence[Any]]) -> str:
+    """The look-alike class a false detection overlaps most (same leg first), or "none"."""
+    for background in (False, True):
+        for same_leg in (True, False):
+            best, best_ov = "none", BLAME_MIN_OVERLAP
+            for kind, leg, a, b in looks:
+                if (leg == d[0]) != same_leg or (kind in BACKGROUND_KINDS) != background:
+                    continue
+                ov = min(float(b), d[2]) - max(float(a), d[1])
+                if ov > best_ov:
+                    best, best_ov = str(kind), ov
+            if best != "none":
+                return best
+    return "none"
+
+
+def false_by_class(records: Sequence[dict[str, Any]], run: str = EMG) -> list[dict[str, Any]]:
+    """False detections per look-alike class: each false detection is blamed on the class it
+    overlaps most (same leg first, then the other leg; "none" without overlap).
+
+    Returns
+    -------
+    list of dict
+        Per class: ``class``, ``false`` (count), ``nights_with_class`` (nights holding that
+        class), ``fa_per_night`` (false / nights with the class; for "none": over all nights).
+    """
+    counts: dict[str, int] = {}
+    nights_with: dict[str, int] = {}
+    recs = [r for r in records if run in r["runs"]]
+    for r in recs:
+        looks = r.get("lookalike_truth", [])
+        for k in {str(x[0]) for x in looks}:
+            nights_with[k] = nights_with.get(k, 0) + 1
+        det = r["runs"][run]
+        _, bad = _unmatched(det, r["truth"])
+        for i in bad:
+            c = _blame(det[i], looks)
+            counts[c] = counts.get(c, 0) + 1
+    rows = []
+    for c in sorted(set(nights_with) | set(counts)):
+        n = len(recs) if c == "none" else nights_with.get(c, 0)
+        rows.append({"class": c, "false": counts.get(c, 0), "nights_with_class": n,
+                     "fa_per_night": counts.get(c, 0) / n if n else None})
+    return rows
+
+
+def reliability(records: Sequence[dict[str, Any]], run: str = EMG,
+                edges: Sequence[float] = RELIABILITY_EDGES) -> dict[str, Any]:
+    """Reliability table of the reported confidence: detections binned by confidence vs the
+    share that were true (strictly matched) cramps, and the expected calibration error.
+
+    Returns
+    -------
+    dict
+        ``bins`` (list of ``lo``, ``hi``, ``n``, ``mean_confidence``, ``share_true``), ``n``,
+        ``ece`` (sum over bins of n_bin / n x |share_true - mean_confidence|; ``None`` without
+        detections).
+    """
+    conf: list[float] = []
+    ok: list[bool] = []
+    for r in records:
+        if run not in r["runs"]:
+            continue
+        det = r["runs"][run]
+        good, _ = _unmatched(det, r["truth"])
+        gs = set(good)
+        for i, d in enumerate(det):
+            conf.append(float(d[4]) if len(d) > 4 else 1.0)
+            ok.append(i in gs)
+    c = np.asarray(conf)
+    y = np.asarray(ok, dtype=float)
+    bins = []
+    ece = 0.0
+    lo = 0.0
+    for hi in edges:
+        m = (c > lo) & (c <= hi) if lo > 0 else (c >= lo) & (c <= hi)
+        n = int(m.sum())
+        mc = float(c[m].mean()) if n else None
+        st = float(y[m].mean()) if n else None
+        if n and mc is not None and st is not None:
+            ece += n / c.size * abs(st - mc)
+        bins.append({"lo": lo, "hi": hi, "n": n, "mean_confidence": mc, "share_true": st})
+        lo = hi
+    return {"bins": bins, "n": int(c.size), "ece": float(ece) if c.size else None}
