@@ -30,6 +30,7 @@ import polars as pl
 from crampsense.detection.scoring import (
     ACC_ONLY,
     EMG,
+    ENVELOPE,
     GAIN_RATE_HZ,
     SWEEP_ON_RATIOS,
 )
@@ -71,8 +72,6 @@ RATES_HZ: Final[tuple[float, ...]] = (200.0, 500.0, 1000.0, 2000.0)
 SetKind = Literal["mixed", "lookalike", "none", "rate", "gain"]
 Size = Literal["tiny", "quick", "full"]
 WorldName = Literal["legacy", "tuning", "shifted"]
-#: Run key of the pre-computed-envelope run (the mixed nights' EMG as an analog envelope).
-ENVELOPE: Final = "envelope"
 #: The envelope run's envelope: rectified EMG smoothed by a 2nd-order 5-Hz low-pass, sampled
 #: at 50 Hz (a MyoWare-like analog front end).
 ENVELOPE_FS_HZ: Final = 50.0

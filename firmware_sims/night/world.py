@@ -35,7 +35,7 @@ NEW_KINDS: Final[tuple[str, ...]] = (
 TUNING_PRIORS: Final[Mapping[str, tuple[float, float]]] = ({
     # cramps (DETECTION.md: ramp ~41 s to 2-8x, ~2x afterwards; stretching raises EMG)
     "cramp_ramp_s": (5.0, 60.0),
-    "cramp_plateau_rel": (2.5, 8.0),
+    "cramp_plateau_rel": (2.0, 8.0),
     "cramp_fluct_sd": (0.05, 0.2),
     "cramp_decay_s": (10.0, 60.0),
     "cramp_residual_rel": (1.2, 2.0),

@@ -315,6 +315,8 @@ def _window_leg(ls: _LegStream, t0_s: float, params: DetectionParams) -> LegStat
         step = np.sqrt(env.hop_ms_uv2) / floor
     st.env = env
     st.h0 = h0
+    dms = fe.hop_dms_uv2
+    st.dms = None if dms is None else dms[:, h0:]
     st.ratio = np.fmax.reduce(st.ratio_ch, axis=0)
     st.step_ratio = np.fmax.reduce(step, axis=0)
     candidates(st, params)
@@ -468,7 +470,9 @@ def _evaluate(streams: Mapping[Leg, _LegStream], t0_s: float, params: DetectionP
         other = next((o for name, o in states.items() if name != leg), None)
         # A leg without EMG (accelerometer only) gets no EMG decisions here; the
         # accelerometer-only "possible cramps" are added by their own stage.
-        decisions.extend(leg_events(st, other, params))
+        fe = streams[leg].front
+        decisions.extend(leg_events(st, other, params, emg_fs_hz=fe.fs_hz if isinstance(
+            fe, EmgFrontEnd) else None))
     return states, decisions
 
 
@@ -495,6 +499,10 @@ def _results(streams: Mapping[Leg, _LegStream], *, start: datetime,
     states, decisions = _evaluate(streams, 0.0, params)
     rows = [d.event for d in decisions if d.event is not None]
     rejected = [d.rejected for d in decisions if d.rejected is not None]
+    cand_rows: list[dict[str, object]] = [
+        {"leg": d.leg, "onset_s": d.onset_s, "offset_s": d.offset_s,
+         "probability": d.probability, "reported": d.event is not None, **(d.features or {})}
+        for d in decisions if d.features is not None]
     epochs = {leg: ep for leg, ls in streams.items()
               if ls.acc is not None and (ep := ls.acc.epochs()) is not None and ep.n > 0}
     sleep: dict[str, SleepPeriod] = {leg: _sleep_of(ep) for leg, ep in epochs.items()}
@@ -505,12 +513,18 @@ def _results(streams: Mapping[Leg, _LegStream], *, start: datetime,
         if ls.front is None and leg in epochs:
             # Accelerometer only: "possible cramps" from the leg's movement pattern.
             other = next((ep for name, ep in epochs.items() if name != leg), None)
-            acc_rows = possible_cramps(epochs[leg], sleep=sleep[leg], leg=leg, other=other)
+            acc_cands: list[dict[str, object]] = []
+            acc_rows = possible_cramps(epochs[leg], sleep=sleep[leg], leg=leg, other=other,
+                                       collect=acc_cands)
+            cand_rows.extend(acc_cands)
             rows.extend(acc_rows.to_dicts())
             coverage.extend(_acc_coverage_rows(leg, epochs[leg], sleep[leg], duration_s))
             evidence[leg] = "acc"
         else:
             coverage.extend(_coverage_rows(st, ls, duration_s))
+            coverage.extend((leg, a, b, "not-emg") for d in decisions
+                            if d.leg == leg and d.uncovered is not None
+                            for a, b in (d.uncovered,))
             evidence[leg] = ("none" if ls.front is None else
                              "envelope" if isinstance(ls.front, EnvelopeFrontEnd) else "emg")
     for r in rejected:
@@ -528,6 +542,7 @@ def _results(streams: Mapping[Leg, _LegStream], *, start: datetime,
         band_hz={leg: st.env.band_hz for leg, st in states.items()
                  if st.env is not None and not math.isnan(st.env.band_hz[0])},
         sleep=sleep, evidence=evidence,
+        candidates=pl.DataFrame(cand_rows) if cand_rows else None,
     )
 
 

@@ -39,10 +39,18 @@ class CrampResults:
         One row per cramp; columns listed in :func:`detect_cramps` Notes.
     coverage : polars.DataFrame
         Spans *not* covered: ``leg``, ``start_s``, ``end_s`` (s from start), ``reason``
-        (``"lead-off"``, ``"gap"``, ``"saturated"``, ``"no-emg"``). Never "no cramp" time.
+        (``"lead-off"``, ``"gap"``, ``"saturated"``, ``"hum"``, ``"not-emg"`` (a rise with a
+        broadband spectrum: a loose electrode), ``"no-emg"``, ``"non-wear"``). Never "no
+        cramp" time.
     rejected : polars.DataFrame
-        Candidates that a rule rejected: ``leg``, ``onset_s``, ``offset_s``, ``reason``
-        (``"plm_train"``, ``"phasic"``, ``"body_movement"``, ``"standing"``, ``"too_short"``).
+        Candidates that were not reported: ``leg``, ``onset_s``, ``offset_s``, ``reason``
+        (``"standing"``, ``"not_emg"``, or for candidates the decision model weighed below
+        0.5: ``"plm_train"``, ``"body_movement"``, ``"phasic"`` when that old rule also
+        fires, else ``"model:<feature that weighed most against it>"``).
+    candidates : polars.DataFrame
+        Every candidate the decision model weighed: ``leg``, ``onset_s``, ``offset_s``,
+        ``probability``, ``reported`` and one column per feature
+        (:data:`crampsense.detection.model.EMG_FEATURES`).
     params : DetectionParams
     start : datetime
         Recording start (timezone-aware).
@@ -64,7 +72,8 @@ class CrampResults:
                  legs: tuple[Leg, ...], notch_hz: dict[str, tuple[float, ...]],
                  band_hz: dict[str, tuple[float, float]],
                  sleep: Mapping[str, SleepPeriod] | None = None,
-                 evidence: Mapping[str, str] | None = None) -> None:
+                 evidence: Mapping[str, str] | None = None,
+                 candidates: pl.DataFrame | None = None) -> None:
         self.events = events
         self.coverage = coverage
         self.rejected = rejected
@@ -76,6 +85,9 @@ class CrampResults:
         self.band_hz = band_hz
         self.sleep: dict[str, SleepPeriod] = dict(sleep or {})
         self.evidence: dict[str, str] = dict(evidence or {})
+        self.candidates = candidates if candidates is not None else pl.DataFrame(
+            schema={"leg": pl.String, "onset_s": pl.Float64, "offset_s": pl.Float64,
+                    "probability": pl.Float64, "reported": pl.Boolean})
 
     def __repr__(self) -> str:
         return (f"CrampResults({self.events.height} events, legs={list(self.legs)}, "

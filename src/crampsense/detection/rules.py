@@ -18,20 +18,12 @@ from numpy.typing import NDArray
 
 from crampsense.detection.acc import AccFeatures
 from crampsense.detection.emg import Envelope, hysteresis_spans
+from crampsense.detection.model import REPORT_PROBABILITY, model_for
 from crampsense.detection.params import DetectionParams
 from crampsense.models import Leg, grade_severity
 
-__all__ = ["Decision", "LegState", "candidates", "leg_events", "spans_of"]
+__all__ = ["Decision", "LegState", "candidates", "event_features", "leg_events", "spans_of"]
 
-#: Confidence of an EMG event = CONF_BASE + CONF_SPAN x (weighted evidence in 0..1); an event
-#: that passed every rule is more likely a cramp than not, hence the base of 0.4.
-CONF_BASE: Final = 0.4
-CONF_SPAN: Final = 0.6
-#: Weights of plateau height, duration and channel agreement in the evidence score.
-CONF_WEIGHTS: Final = (0.45, 0.30, 0.25)
-#: Plateau and duration at which their evidence saturates: 2 x on_ratio is a clear plateau;
-#: a minute of sustained contraction is unmistakable.
-CONF_FULL_DURATION_S: Final = 60.0
 #: The stretch burst must last this long (s) and may follow the offset by this much (s).
 STRETCH_MIN_S: Final = 1.0
 #: peak_rel is the largest RMS of the 1-s envelope ratio over this long (s): the maximum of a
@@ -89,6 +81,7 @@ class LegState:
     acc: AccFeatures | None = None
     cands: NDArray[np.int64] = field(default_factory=lambda: np.empty((0, 3), dtype=np.int64))
     plm: NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, dtype=bool))
+    dms: NDArray[np.float64] | None = None  # hop mean square of the first difference (raw EMG)
 
     @property
     def hop_s(self) -> float:
@@ -351,48 +344,271 @@ def _bilateral_onset(onset_s: float, other: LegState | None, params: DetectionPa
     return bool((near & ~other.plm).any())
 
 
+#: The local baseline before an onset: the median envelope ratio from this long before the
+#: onset (s) ...
+PRE_WINDOW_S: Final = 120.0
+#: ... to this long before it (s): the start of a ramp is not baseline.
+PRE_GAP_S: Final = 10.0
+#: Other rises of the same leg within this much of the onset (s) are its neighbours: PLM
+#: trains repeat at 10-90 s, restless legs every 10-60 s.
+NEIGHBOUR_WINDOW_S: Final = 120.0
+#: Movement of the leg at its onset is looked for from this long before to this long after
+#: the onset (s): a voluntary movement moves the leg from its first second; a cramp's painful
+#: awakening comes with or after its ramp.
+ONSET_MOVE_S: Final = (1.0, 1.5)
+#: The floor's spectrum is measured over this long before the onset (s), on steps whose
+#: envelope stays below SPECTRAL_QUIET_RATIO x floor.
+SPECTRAL_BASE_S: Final = 300.0
+SPECTRAL_QUIET_RATIO: Final = 1.5
+#: Fewest quiet steps for a floor spectrum (10 s).
+SPECTRAL_MIN_STEPS: Final = 100
+#: A rise is broadband noise, not muscle activity, when its mean frequency (excess power) is
+#: no lower than the amplifier floor's (log ratio at or above BROADBAND_SHIFT; surface EMG has
+#: its power near 60-150 Hz, below the white floor's mean frequency once the band reaches
+#: 360 Hz, i.e. at BROADBAND_MIN_FS_HZ and more), it is strong (BROADBAND_MIN_REL x floor:
+#: a loose electrode's 50-300 µV against a 2-4 µV floor) and lasts (BROADBAND_MIN_S). Weak or
+#: short rises are left to the decision model: a simulator or an amplifier whose "muscle"
+#: noise is white must not lose its cramps to this rule.
+BROADBAND_SHIFT: Final = -0.1
+BROADBAND_MIN_REL: Final = 10.0
+BROADBAND_MIN_S: Final = 30.0
+BROADBAND_MIN_FS_HZ: Final = 800.0
+#: The level after an event is the median ratio from this long after its offset (s), past a
+#: cramp's decay and most of its residual activity (tens of seconds to ~3 min) ...
+POST_GAP_S: Final = 120.0
+#: ... over this long (s): a tone change is still there, a cramp is over.
+POST_WINDOW_S: Final = 180.0
+#: A cramp's painful awakening comes with or after its ramp: movement is looked for from this
+#: long after the onset to this long after the 3x crossing (s).
+LATE_MOVE_S: Final = (2.0, 30.0)
+#: A rise whose plateau stands above this many times the floor is not a night cramp (recorded
+#: cramps reached 2-8x, DETECTION.md; voluntary repositioning up to ~30x): an electrode
+#: coming loose or the lead-off noise of an amplifier. Reported as not covered.
+PLAUSIBLE_MAX_REL: Final = 40.0
+#: How long a rise stays elevated is read on the strongest channel's absolute envelope (not
+#: the adaptive ratio, whose floor follows a long rise): 10-s block medians from the onset,
+#: until ELEVATED_QUIET_BLOCKS blocks in a row fall below ELEVATED_REL x the pre-onset level,
+#: looked at for at most ELEVATED_MAX_S. A cramp is over within ~15 min plus its decay; slow
+#: tone changes last 10-60 min.
+ELEVATED_BLOCK_S: Final = 10.0
+ELEVATED_REL: Final = 1.5
+ELEVATED_QUIET_BLOCKS: Final = 3
+ELEVATED_MAX_S: Final = 1200.0
+#: The pre-onset level of that channel: median envelope from PRE_LEVEL_S to PRE_GAP_S before.
+PRE_LEVEL_S: Final = 300.0
+#: Wobble: median |change| of the log envelope ratio over this lag (s) within the core.
+WOBBLE_LAG_S: Final = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What became of one hysteresis span: an event, a rejection, or nothing (too short)."""
+    """What became of one hysteresis span: an event, a rejection, or nothing (too short).
+
+    ``features`` and ``probability`` are set for every candidate the decision model saw;
+    ``uncovered`` is a span (s) whose signal was not EMG (reported as not covered).
+    """
 
     leg: Leg
     span: tuple[int, int]  # absolute [start, stop) hop indices of the span
     event: dict[str, object] | None = None
     rejected: tuple[str, float, float, str] | None = None
+    features: dict[str, float] | None = None
+    probability: float | None = None
+    onset_s: float | None = None
+    offset_s: float | None = None
+    uncovered: tuple[float, float] | None = None
 
 
-def leg_events(st: LegState, other: LegState | None, params: DetectionParams) -> list[Decision]:
+def _other_slice(st: LegState, other: LegState, a: int, b: int) -> NDArray[np.float64]:
+    """The other leg's ratio over this leg's steps ``[a, b)`` (absolute alignment)."""
+    oa, ob = st.h0 + a - other.h0, st.h0 + b - other.h0
+    oa, ob = max(0, oa), min(other.ratio.size, ob)
+    return other.ratio[oa:ob] if ob > oa else np.empty(0)
+
+
+def _best_channel(st: LegState, a: int, b: int) -> int:
+    """The channel with the largest mean ratio over steps ``[a, b)`` (0 when none is valid)."""
+    seg = st.ratio_ch[:, a:b]
+    ok = np.isfinite(seg)
+    n = ok.sum(axis=1)
+    mean = np.where(n > 0, np.where(ok, seg, 0.0).sum(axis=1) / np.maximum(n, 1), -1.0)
+    return int(np.argmax(mean))
+
+
+def _spectral_shift(st: LegState, on_i: int, s_i: int, e_i: int) -> float:
+    """Log of the event's mean-frequency proxy (excess power) over the floor's; 0 unknown."""
+    if st.dms is None or st.env is None or e_i <= s_i:
+        return 0.0
+    ms = st.env.hop_ms_uv2
+    c = _best_channel(st, s_i, e_i)
+    hop = st.hop_s
+    b0 = max(0, on_i - round(SPECTRAL_BASE_S / hop))
+    b1 = max(b0, on_i - round(PRE_GAP_S / hop))
+    quiet = np.isfinite(ms[c, b0:b1]) & (st.ratio_ch[c, b0:b1] < SPECTRAL_QUIET_RATIO)
+    if int(quiet.sum()) < SPECTRAL_MIN_STEPS:
+        return 0.0
+    bm = float(ms[c, b0:b1][quiet].mean())
+    bd = float(st.dms[c, b0:b1][quiet].mean())
+    ev = np.isfinite(ms[c, s_i:e_i])
+    if not ev.any() or bm <= 0 or bd <= 0:
+        return 0.0
+    em = float(ms[c, s_i:e_i][ev].mean()) - bm
+    ed = float(st.dms[c, s_i:e_i][ev].mean()) - bd
+    if em <= 0 or ed <= 0:
+        return 0.0
+    return math.log((ed / em) / (bd / bm))
+
+
+def _elevated_s(st: LegState, on_i: int, s_i: int) -> float:
+    """How long (s) the strongest channel's envelope stays above ELEVATED_REL x its level
+    before the onset (at most ELEVATED_MAX_S; 0 when unknown)."""
+    if st.env is None:
+        return 0.0
+    hop = st.hop_s
+    c = _best_channel(st, s_i, s_i + 10)
+    rms = st.env.rms_uv[c]
+    pre = rms[max(0, on_i - round(PRE_LEVEL_S / hop)):max(0, on_i - round(PRE_GAP_S / hop))]
+    pre = pre[np.isfinite(pre)]
+    if pre.size == 0:
+        return 0.0
+    level = ELEVATED_REL * float(np.median(pre))
+    bn = round(ELEVATED_BLOCK_S / hop)
+    seg = rms[on_i:min(rms.size, on_i + round(ELEVATED_MAX_S / hop))]
+    k = seg.size // bn
+    if k == 0:
+        return 0.0
+    blocks = seg[:k * bn].reshape(k, bn)
+    ok = np.isfinite(blocks).any(axis=1)
+    med = np.full(k, np.nan)
+    if ok.any():
+        med[ok] = np.nanmedian(blocks[ok], axis=1)
+    low = ~(med >= level)
+    start = max(0, (s_i - on_i) // bn)
+    run = 0
+    for j in range(start, k):
+        run = run + 1 if low[j] else 0
+        if run >= ELEVATED_QUIET_BLOCKS:
+            return float((j + 1 - run) * ELEVATED_BLOCK_S)
+    return float(k * ELEVATED_BLOCK_S)
+
+
+def event_features(st: LegState, other: LegState | None, on_i: int, s_i: int, e_i: int,
+                   *, plateau: float, quiet: float, plm: bool, bilateral: bool,
+                   both_moving: bool, params: DetectionParams,
+                   emg_fs_hz: float | None = None) -> dict[str, float]:
+    """The decision model's evidence for one candidate (see
+    :data:`crampsense.detection.model.EMG_FEATURES`; ``spectral_shift`` feeds a hard rule)."""
+    hop = st.hop_s
+    onset_s, cross_s, offset_s = ((st.h0 + on_i) * hop, (st.h0 + s_i) * hop,
+                                  (st.h0 + e_i) * hop)
+    starts = st.cands[:, 1]
+    near = np.abs(starts - s_i) <= round(NEIGHBOUR_WINDOW_S / hop)
+    neighbours = int(near.sum()) - 1
+    pre = st.ratio[max(0, on_i - round(PRE_WINDOW_S / hop)):max(0, on_i - round(PRE_GAP_S
+                                                                                / hop))]
+    pre = pre[np.isfinite(pre)]
+    pre_rel = float(np.median(pre)) if pre.size else 1.0
+    core = st.ratio[s_i:e_i]
+    core = core[np.isfinite(core)]
+    cv = float(core.std() / core.mean()) if core.size and core.mean() > 0 else 0.0
+    lag = max(1, round(WOBBLE_LAG_S / hop))
+    lc = np.log(np.maximum(core, 1e-3))
+    wobble = float(np.median(np.abs(lc[lag:] - lc[:-lag]))) if lc.size > lag else 0.0
+    elevated = _elevated_s(st, on_i, s_i)
+    p0 = min(st.ratio.size, e_i + round(POST_GAP_S / hop))
+    post = st.ratio[p0:min(st.ratio.size, p0 + round(POST_WINDOW_S / hop))]
+    post = post[np.isfinite(post)]
+    post_rel = float(np.median(post)) if post.size else 1.0
+    onset_move = 0.0
+    late_move = 0.0
+    move_share = 0.0
+    has_acc = 0.0
+    if st.acc is not None and st.acc.valid[st.acc.window(onset_s, offset_s)].any():
+        has_acc = 1.0
+        w = st.acc.window(onset_s - ONSET_MOVE_S[0], onset_s + ONSET_MOVE_S[1])
+        m = st.acc.motion_mg[w]
+        m = m[np.isfinite(m)]
+        onset_move = float(np.log1p(m.max())) if m.size else 0.0
+        lm = st.acc.motion_mg[st.acc.window(onset_s + LATE_MOVE_S[0], cross_s + LATE_MOVE_S[1])]
+        lm = lm[np.isfinite(lm)]
+        late_move = float(np.log1p(lm.max())) if lm.size else 0.0
+        mv = st.acc.moving(params)[st.acc.window(onset_s, offset_s)]
+        move_share = float(mv.mean()) if mv.size else 0.0
+    other_active = 0.0
+    if other is not None and other.env is not None:
+        o = _other_slice(st, other, on_i, e_i)
+        o = o[np.isfinite(o)]
+        other_active = float((o >= params.off_ratio).mean()) if o.size else 0.0
+    ch_peak = np.nanmax(np.where(np.isfinite(st.ratio_ch[:, s_i:e_i]),
+                                 st.ratio_ch[:, s_i:e_i], -np.inf), axis=1)
+    ch_valid = np.isfinite(st.ratio_ch[:, s_i:e_i]).any(axis=1)
+    agree = float((ch_peak >= params.on_ratio).sum()) / max(1, int(ch_valid.sum()))
+    return {
+        "log_duration_s": math.log(max(offset_s - onset_s, hop)),
+        "log_plateau_rel": math.log(max(plateau, 1.0)) if math.isfinite(plateau) else 0.0,
+        "quiet_fraction": quiet,
+        "plm_member": float(plm),
+        "log_neighbours": math.log1p(max(0, neighbours)),
+        "log_ramp_s": math.log1p(max(0.0, cross_s - onset_s)),
+        "onset_move_mg": onset_move,
+        "move_share": move_share,
+        "other_active": other_active,
+        "both_moving": float(both_moving),
+        "bilateral_onset": float(bilateral),
+        "log_pre_rel": math.log(max(pre_rel, 0.5)),
+        "log_cv": math.log(max(cv, 1e-3)),
+        "log_wobble": math.log(max(wobble, 1e-3)),
+        "log_post_rel": math.log(max(post_rel, 0.5)),
+        "log_elevated_s": math.log1p(elevated),
+        "late_move_mg": late_move,
+        "agreement": agree,
+        "has_acc": has_acc,
+        "spectral_shift": _spectral_shift(st, on_i, s_i, e_i) if (
+            emg_fs_hz is not None and emg_fs_hz >= BROADBAND_MIN_FS_HZ) else 0.0,
+    }
+
+
+def leg_events(st: LegState, other: LegState | None, params: DetectionParams,
+               *, emg_fs_hz: float | None = None) -> list[Decision]:
+    """Decide every candidate of one leg: an event (with its confidence) or a rejection.
+
+    Hard rules: shorter than ``min_duration_s`` (dropped), starting while standing
+    (``standing``), a plateau above PLAUSIBLE_MAX_REL (``implausible_level``) or a strong,
+    long, broadband rise (``not_emg``); the last two are not covered. Everything else is
+    weighed by the decision model (:mod:`crampsense.detection.model`); a candidate below
+    :data:`~crampsense.detection.model.REPORT_PROBABILITY` is rejected under the name of the
+    old rule it also breaks (``plm_train``, ``body_movement``, ``phasic``) or of the evidence
+    that weighed most against it (``model:<feature>``).
+    """
     leg = st.leg
     hop = st.hop_s
     h0 = st.h0
     out: list[Decision] = []
     if st.env is None:
         return out
+    kind = "envelope" if st.dms is None else "emg"
+    model = model_for(kind)
     for i, (on_i, s_i, span_end) in enumerate(st.cands.tolist()):
         span = (h0 + s_i, h0 + span_end)
 
         def reject(why: str, off_s: float, span: tuple[int, int] = span,
-                   on_i: int = on_i) -> None:
-            out.append(Decision(leg, span, rejected=(leg, (h0 + on_i) * hop, off_s, why)))
+                   on_i: int = on_i, **extra: object) -> None:
+            out.append(Decision(leg, span, rejected=(leg, (h0 + on_i) * hop, off_s, why),
+                                **extra))  # type: ignore[arg-type]
 
         e_i = span_end
         onset_s, cross_s, offset_s = (h0 + on_i) * hop, (h0 + s_i) * hop, (h0 + e_i) * hop
         if offset_s - onset_s < params.min_duration_s:
             out.append(Decision(leg, span))  # short bursts are not worth a "rejected" row
             continue
-        if st.plm[i] and (e_i - s_i) * hop <= params.plm_max_burst_s:
-            reject("plm_train", offset_s)
-            continue
+        plm = bool(st.plm[i] and (e_i - s_i) * hop <= params.plm_max_burst_s)
         w0, w1 = onset_s - params.onset_window_s, cross_s + params.onset_window_s
         moving, standing = _standing_or_moving(st, w0, w1, params)
         if standing:
             reject("standing", offset_s)
             continue
         o_moving = None if other is None else _standing_or_moving(other, w0, w1, params)[0]
-        # Rolling over: both legs start together, or both legs move at the onset.
-        if _bilateral_onset(onset_s, other, params) or (moving and o_moving):
-            reject("body_movement", offset_s)
-            continue
+        bilateral = _bilateral_onset(onset_s, other, params)
         # Getting up ends the cramp at the latest: standing stretches the calf.
         up_s = _got_up(st, onset_s, offset_s + params.got_up_after_s, params)
         got_up = up_s is not None
@@ -403,10 +619,29 @@ def leg_events(st: LegState, other: LegState | None, params: DetectionParams) ->
         e_i, plateau = _plateau_end(st.ratio, on_i, s_i, e_i, stood_up=e_i < span_end,
                                     hop=hop, params=params)
         offset_s = (h0 + e_i) * hop
-        # A cramp is tonic: judged on the event itself, after walking was cut off.
         quiet = _quiet_fraction(st.step_ratio[s_i:e_i], round(PHASIC_LOCAL_S / hop), params)
-        if quiet > params.phasic_max_quiet_fraction:
-            reject("phasic", offset_s)
+        feats = event_features(st, other, on_i, s_i, e_i, plateau=plateau, quiet=quiet,
+                               plm=plm, bilateral=bilateral,
+                               both_moving=bool(moving and o_moving), params=params,
+                               emg_fs_hz=emg_fs_hz)
+        extra = {"features": feats, "onset_s": onset_s, "offset_s": offset_s}
+        if math.isfinite(plateau) and plateau > PLAUSIBLE_MAX_REL:
+            reject("implausible_level", offset_s, **extra, probability=0.0,
+                   uncovered=(onset_s, offset_s))
+            continue
+        if (kind == "emg" and emg_fs_hz is not None and emg_fs_hz >= BROADBAND_MIN_FS_HZ
+                and feats["spectral_shift"] >= BROADBAND_SHIFT and plateau >= BROADBAND_MIN_REL
+                and offset_s - onset_s >= BROADBAND_MIN_S):
+            reject("not_emg", offset_s, **extra, probability=0.0,
+                   uncovered=(onset_s, offset_s))
+            continue
+        p = model.probability({k: feats[k] for k in model.features})
+        if p < REPORT_PROBABILITY:
+            why = ("plm_train" if plm else
+                   "body_movement" if bilateral or (moving and o_moving) else
+                   "phasic" if quiet > params.phasic_max_quiet_fraction else
+                   f"model:{model.strongest_against(feats)}")
+            reject(why, offset_s, **extra, probability=p)
             continue
         seg = st.ratio[on_i:e_i]
         # windows centred on the event's steps: a stretch that ends the event is seen whole
@@ -421,27 +656,17 @@ def leg_events(st: LegState, other: LegState | None, params: DetectionParams) ->
             ww = st.acc.window(onset_s, w_end)
             woke = bool(st.acc.moving(params)[ww].any())
         stretched = _stretched(st.ratio, s_i, e_i, hop, params)
-        # Channels that carried the event, and the confidence.
         ch_peak = np.nanmax(np.where(np.isfinite(st.ratio_ch[:, s_i:e_i]),
                                      st.ratio_ch[:, s_i:e_i], -np.inf), axis=1)
-        ch_valid = np.isfinite(st.ratio_ch[:, s_i:e_i]).any(axis=1)
         carried = tuple(c for c, pk in zip(st.channels, ch_peak, strict=True)
                         if pk >= params.on_ratio)
-        agree = len(carried) / max(1, int(ch_valid.sum()))
         duration = offset_s - onset_s
-        ev_plateau = np.clip((plateau - params.off_ratio) / params.on_ratio, 0.0, 1.0)
-        ev_duration = np.clip((duration - params.min_duration_s)
-                              / (CONF_FULL_DURATION_S - params.min_duration_s), 0.0, 1.0)
-        wp, wd, wa = CONF_WEIGHTS
-        confidence = CONF_BASE + CONF_SPAN * float(wp * ev_plateau + wd * ev_duration
-                                                  + wa * agree)
-        has_acc = st.acc is not None and bool(st.acc.valid[st.acc.window(onset_s,
-                                                                          offset_s)].any())
+        has_acc = feats["has_acc"] > 0
         out.append(Decision(leg, span, event={
             "onset_s": onset_s, "offset_s": offset_s, "duration_s": duration,
             "leg": leg, "channels": list(carried), "peak_rel": peak, "mean_rel": mean,
-            "severity": str(grade_severity(duration, peak)), "confidence": round(confidence, 3),
+            "severity": str(grade_severity(duration, peak)), "confidence": round(p, 3),
             "kind": "cramp", "evidence": "emg+acc" if has_acc else "emg",
             "woke": woke, "got_up": got_up, "stretched": stretched,
-        }))
+        }, features=feats, probability=p, onset_s=onset_s, offset_s=offset_s))
     return out

@@ -24,14 +24,18 @@ from crampsense.errors import DetectionError
 __all__ = [
     "ACC_ONLY",
     "EMG",
+    "ENVELOPE",
     "IOU",
     "MAX_FA_PER_NIGHT",
     "SWEEP_ON_RATIOS",
     "TARGETS",
     "EventScores",
     "compare_events",
+    "confidence_sweep",
     "fa_upper_bound",
+    "false_by_class",
     "per_set_scores",
+    "reliability",
     "score_records",
     "summarise",
     "sweep_table",
@@ -238,6 +242,7 @@ SWEEP_ON_RATIOS: Final[tuple[float, ...]] = (2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
 #: Run keys of a night record.
 EMG: Final = "emg"
 ACC_ONLY: Final = "acc_only"
+ENVELOPE: Final = "envelope"
 #: Rate the gain sets are rendered at (Hz); their x1 reference is the rate set at this rate.
 GAIN_RATE_HZ: Final = 500.0
 #: Two detections agree between a gain and x1 when onset and offset differ by at most one
@@ -254,6 +259,12 @@ TARGETS: Final[tuple[tuple[str, str, str, float], ...]] = (
      MAX_FA_PER_NIGHT),
     ("onset_abs_median_s", "median |onset error| (s), mixed nights pooled", "<=", 5.0),
     ("acc_only_f1", "accelerometer-only F1 (strict), mixed nights", ">=", 0.7),
+    ("recall", "sensitivity (strict), mixed nights pooled", ">=", 0.95),
+    ("fa_worst_class", "false cramps per night, worst look-alike class (nights holding it)",
+     "<=", 0.1),
+    ("ece_emg", "expected calibration error, EMG events", "<=", 0.05),
+    ("ece_envelope", "expected calibration error, envelope events", "<=", 0.05),
+    ("ece_acc", "expected calibration error, accelerometer-only events", "<=", 0.05),
 )
 
 
@@ -420,7 +431,8 @@ def sweep_table(records: Sequence[dict[str, Any]], lookalike_sets: Iterable[str]
 
 
 def targets_table(set_rows: Sequence[dict[str, Any]], mixed: dict[str, Any],
-                  lookalike: dict[str, Any], acc: dict[str, Any]) -> list[dict[str, Any]]:
+                  lookalike: dict[str, Any], acc: dict[str, Any],
+                  extra: dict[str, float | None] | None = None) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value and whether it is met.
 
     ``mixed``: pooled score of the mixed sets; ``lookalike``: pooled over the cramp-free sets;
@@ -435,9 +447,13 @@ def targets_table(set_rows: Sequence[dict[str, Any]], mixed: dict[str, Any],
         "onset_abs_median_s": mixed.get("onset_abs_median_s"),
         "acc_only_f1": acc.get("f1") if acc.get("n_detected") else 0.0 if acc.get("n_true")
         else None,
+        "recall": mixed.get("sensitivity"),
+        **(extra or {}),
     }
     rows = []
     for key, text, op, target in TARGETS:
+        if key not in measured:
+            continue
         value = measured[key]
         ok = None if value is None else (value >= target if op == ">=" else value <= target)
         rows.append({"target": key, "description": text, "op": op, "goal": target,
@@ -457,14 +473,62 @@ def summarise(sets: Sequence[EvalSetLike], records: Sequence[dict[str, Any]]) ->
     lookalike = score_records(free_recs, EMG)
     acc = score_records(mixed_recs, ACC_ONLY)
     acc_woke = score_records(mixed_recs, ACC_ONLY, truth_filter=lambda t: bool(t[3]))
+    world = any("lookalike_truth" in r for r in records)
+    classes = false_by_class(free_recs, EMG) if world else []
+    acc_classes = false_by_class(free_recs, ACC_ONLY) if world else []
+    calib = {run: reliability(records, run) for run in (EMG, ENVELOPE, ACC_ONLY)
+             if any(run in r["runs"] for r in records)}
+    extra: dict[str, float | None] = {}
+    if world:
+        rates = [c["fa_per_night"] for c in classes
+                 if c["class"] != "none" and c["fa_per_night"] is not None]
+        extra["fa_worst_class"] = max(rates) if rates else 0.0
+        for run, key in ((EMG, "ece_emg"), (ENVELOPE, "ece_envelope"), (ACC_ONLY, "ece_acc")):
+            if run in calib:
+                extra[key] = calib[run]["ece"]
     return {
         "sets": set_rows,
         "pooled": {"mixed": mixed, "lookalike_free": lookalike,
                    "all_nights": score_records(records, EMG)},
         "acc_only": {"sets": acc_rows, "pooled": acc, "woke_cramps_only": acc_woke},
-        "sweep": sweep_table(records, free_sets),
-        "targets": targets_table(set_rows, mixed, lookalike, acc),
+        "envelope": {"pooled": score_records(mixed_recs, ENVELOPE)} if ENVELOPE in calib
+        else {},
+        "false_by_class": classes,
+        "acc_false_by_class": acc_classes,
+        "reliability": calib,
+        "sweep": sweep_table(records, free_sets) if not world else [],
+        "confidence_sweep": confidence_sweep(mixed_recs, free_recs) if world else [],
+        "targets": targets_table(set_rows, mixed, lookalike, acc, extra),
     }
+
+
+#: Reporting thresholds of the confidence sweep (the shipped operating point is 0.5).
+CONFIDENCE_THRESHOLDS: Final[tuple[float, ...]] = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _above(records: Sequence[dict[str, Any]], run: str, t: float) -> list[dict[str, Any]]:
+    out = []
+    for r in records:
+        if run in r["runs"]:
+            det = [d for d in r["runs"][run] if len(d) < 5 or float(d[4]) >= t]
+            out.append({**r, "runs": {run: det}})
+    return out
+
+
+def confidence_sweep(mixed: Sequence[dict[str, Any]], free: Sequence[dict[str, Any]]
+                     ) -> list[dict[str, Any]]:
+    """Precision-recall and false alarms per night when only events at or above each
+    confidence threshold are kept (the operating point, 0.5, was chosen in advance)."""
+    rows = []
+    for t in CONFIDENCE_THRESHOLDS:
+        m = score_records(_above(mixed, EMG, t), EMG)
+        f = score_records(_above(free, EMG, t), EMG)
+        rows.append({"threshold": t, "default": t == CONFIDENCE_THRESHOLDS[0], "tp": m["tp"],
+                     "fp": m["fp"], "fn": m["fn"], "sensitivity": m["sensitivity"],
+                     "precision": m["precision"], "f1": m["f1"],
+                     "fa_per_night_lookalike": f["fa_per_night"],
+                     "meets_fa_limit": (f["fa_per_night"] or 0.0) <= MAX_FA_PER_NIGHT})
+    return rows
 
 
 #: Confidence bins of the reliability table (upper edges; the first bin starts at 0).
