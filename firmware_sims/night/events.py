@@ -419,8 +419,10 @@ def build_cramp(ctx: Ctx, leg: str, ev: ScriptedEvent | None) -> EventPlan:
     ramp = min(ctx.u(ctx.w("cramp_ramp_s", CRAMP_RAMP_S)), CRAMP_RAMP_MAX_FRACTION * dur)
     decay_s = ctx.u(ctx.w("cramp_decay_s", CRAMP_DECAY_S))
     resid_s = ctx.u(ctx.w("cramp_residual_s", CRAMP_RESIDUAL_S))
-    fluct_sd = ctx.u(ctx.w("cramp_fluct_sd", (CRAMP_FLUCT_SD, CRAMP_FLUCT_SD)))
-    resid_rel = ctx.u(ctx.w("cramp_residual_rel", (CRAMP_RESIDUAL_REL, CRAMP_RESIDUAL_REL)))
+    # (legacy nights draw nothing here: their random stream stays as it was)
+    fluct_sd = ctx.u(ctx.w("cramp_fluct_sd", (0.0, 0.0))) if world else CRAMP_FLUCT_SD
+    resid_rel = (ctx.u(ctx.w("cramp_residual_rel", (0.0, 0.0))) if world
+                 else CRAMP_RESIDUAL_REL)
 
     # Total in-band level e(t) (x floor) on a fine grid from onset to the end of the residual.
     step = ENVELOPE_STEP_S

@@ -510,9 +510,14 @@ def _reject(p: AccCrampParams, *, es: float, dur: float, mv: BOOL, ratio: F64, m
     return ""
 
 
-#: Candidates these rules reject are never weighed (an event needs some duration and must
-#: start in the sleep period); every other old rule became evidence for the decision model.
-HARD_REJECTIONS: Final = frozenset({"short", "outside the sleep period"})
+#: Candidates these rules reject are never weighed: an event needs some duration and must
+#: start in the sleep period; both legs moving at the onset (rolling over, a bed partner) or
+#: an orientation change at the onset (rolling over, a strap that slipped) is never a cramp
+#: of one still leg. The other old rules (mostly moving, phasic, moving before, PLM-like
+#: neighbours) became evidence for the decision model.
+HARD_REJECTIONS: Final = frozenset({"short", "outside the sleep period",
+                                    "both legs moved (rolling over)",
+                                    "posture change at onset"})
 #: The leg counts as still before the onset for at most this long (s).
 PRE_STILL_MAX_S: Final = 300.0
 #: Orientation change measured between the still epochs this long before and after (s).
