@@ -58,12 +58,20 @@ def _labelled(cands: pl.DataFrame, truth: pl.DataFrame) -> np.ndarray:
     return y
 
 
+def _spec(seed: int, hours: float, fs: float, n_cramps: int | None) -> NightSpec:
+    return NightSpec(seed=seed, duration_s=hours * 3600.0, emg_fs_hz=fs, n_cramps=n_cramps,
+                     world=tuning_world(), lookalikes=ALL_KINDS)
+
+
+def _overlaps(row: dict[str, Any], truth: pl.DataFrame) -> bool:
+    t = truth.filter(pl.col("leg") == row["leg"])
+    return bool(((t["onset_s"] < row["offset_s"]) & (t["offset_s"] > row["onset_s"])).any())
+
+
 def one_night(args: tuple[int, float, float, int | None]) -> dict[str, Any]:
     """Candidate features and labels of one tuning night, for each evidence kind."""
-    seed, hours, fs, n_cramps = args
-
-    spec = NightSpec(seed=seed, duration_s=hours * 3600.0, emg_fs_hz=fs, n_cramps=n_cramps,
-                     world=tuning_world(), lookalikes=ALL_KINDS)
+    spec = _spec(*args)
+    fs = spec.emg_fs_hz
     night = generate_night(spec)
     truth = night.cramps()
     legs, env_legs, acc_legs = [], [], []
@@ -108,11 +116,19 @@ def main(argv: list[str] | None = None) -> None:
             nights = list(pool.map(one_night, jobs))
     if a.dump is not None:
         a.dump.write_text(json.dumps(nights), encoding="utf-8")
+    truths = [generate_night(_spec(*job)).cramps() for job in jobs]  # schedule only: fast
     models: dict[str, Any] = {}
     report: dict[str, Any] = {}
     for kind, names in FEATURES.items():
         rows = [r for n in nights for r in n[kind][0]]
         y = np.array([v for n in nights for v in n[kind][1]])
+        # A candidate that overlaps a true cramp without matching it (a fragment, or an onset
+        # far off) is neither a clean cramp nor a clean look-alike: left out of the fit.
+        keep = np.array([not (v == 0 and _overlaps(r, t)) for n, t in zip(nights, truths,
+                                                                           strict=True)
+                         for r, v in zip(n[kind][0], n[kind][1], strict=True)], dtype=bool)
+        rows = [r for r, k in zip(rows, keep, strict=True) if k]
+        y = y[keep]
         if not rows or y.sum() == 0:
             print(f"{kind}: no positive candidates; model left at 0.5", file=sys.stderr)
             continue

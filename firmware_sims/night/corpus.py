@@ -70,7 +70,7 @@ GAINS: Final[tuple[float, ...]] = (0.3, 0.5, 2.0, 3.0)
 RATES_HZ: Final[tuple[float, ...]] = (200.0, 500.0, 1000.0, 2000.0)
 
 SetKind = Literal["mixed", "lookalike", "none", "rate", "gain"]
-Size = Literal["tiny", "quick", "full"]
+Size = Literal["tiny", "quick", "medium", "full"]
 WorldName = Literal["legacy", "tuning", "shifted"]
 #: The envelope run's envelope: rectified EMG smoothed by a 2nd-order 5-Hz low-pass, sampled
 #: at 50 Hz (a MyoWare-like analog front end).
@@ -144,6 +144,13 @@ def _plan(size: Size) -> _Plan:
         return _Plan(mixed=(("mixed-8h", 20, 8.0, 1000.0, None), ("mixed-2h", 30, 2.0, 500.0, 2)),
                      lookalike_nights=5, lookalike_hours=8.0, lookalike_kinds=LOOKALIKE_KINDS,
                      rate_nights=8, rate_hours=2.0)
+    if size == "medium":
+        # 30 mixed 2-h nights with two cramps (60 cramps, half at 1000 Hz), 2 cramp-free 2-h
+        # nights per look-alike kind (4 for the look-alike mix), rates and gains on 4 nights.
+        return _Plan(mixed=(("mixed-2h-500", 15, 2.0, 500.0, 2),
+                            ("mixed-2h-1000", 15, 2.0, 1000.0, 2)),
+                     lookalike_nights=2, lookalike_hours=2.0, lookalike_kinds=LOOKALIKE_KINDS,
+                     rate_nights=4, rate_hours=2.0)
     if size == "quick":
         return _Plan(mixed=(("mixed-1h", 10, 1.0, 500.0, 2),), lookalike_nights=1,
                      lookalike_hours=1.0, lookalike_kinds=LOOKALIKE_KINDS, rate_nights=2,

@@ -317,7 +317,7 @@ def _failed(report: dict[str, Any]) -> list[str]:
 @click.command()
 @click.option("--quick", is_flag=True,
               help="The quick corpus (1-h nights, ~40 nights, about a minute on 2 cores).")
-@click.option("--corpus", "corpus", type=click.Choice(["tiny", "quick", "full"]),
+@click.option("--corpus", "corpus", type=click.Choice(["tiny", "quick", "medium", "full"]),
               default="full", show_default=True,
               help="Corpus size: full = 8-h nights where it matters (~170 nights).")
 @click.option("--seed-base", type=int, default=DEFAULT_SEED_BASE, show_default=True,
