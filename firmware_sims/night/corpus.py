@@ -360,6 +360,7 @@ def run_night(case: NightCase, detector: Detector | None = None) -> dict[str, An
     looks = look_rows.group_by("kind").len()
     return {
         "set": case.set_name, "seed": spec.seed, "hours": spec.duration_s / 3600.0,
+        "world": None if spec.world is None else spec.world.name,
         "sleep_hours": (spec.duration_s - night.sleep_onset_s) / 3600.0,
         "fs_hz": spec.emg_fs_hz, "gain": spec.gain, "truth": truth,
         "lookalikes": dict(zip(looks["kind"].to_list(), looks["len"].to_list(), strict=True)),

@@ -452,9 +452,7 @@ def targets_table(set_rows: Sequence[dict[str, Any]], mixed: dict[str, Any],
     }
     rows = []
     for key, text, op, target in TARGETS:
-        if key not in measured:
-            continue
-        value = measured[key]
+        value = measured.get(key)  # None: not measured on this corpus (e.g. the legacy world)
         ok = None if value is None else (value >= target if op == ">=" else value <= target)
         rows.append({"target": key, "description": text, "op": op, "goal": target,
                      "measured": value, "met": ok})
@@ -473,7 +471,7 @@ def summarise(sets: Sequence[EvalSetLike], records: Sequence[dict[str, Any]]) ->
     lookalike = score_records(free_recs, EMG)
     acc = score_records(mixed_recs, ACC_ONLY)
     acc_woke = score_records(mixed_recs, ACC_ONLY, truth_filter=lambda t: bool(t[3]))
-    world = any("lookalike_truth" in r for r in records)
+    world = any(r.get("world") for r in records)
     classes = false_by_class(free_recs, EMG) if world else []
     acc_classes = false_by_class(free_recs, ACC_ONLY) if world else []
     calib = {run: reliability(records, run) for run in (EMG, ENVELOPE, ACC_ONLY)
@@ -552,9 +550,10 @@ def _unmatched(det: Sequence[Sequence[Any]], truth: Sequence[Sequence[Any]]
 
 
 def _blame(d: Sequence[Any], looks: Sequence[Sequence[Any]]) -> str:
-    """The look-alike class a false detection overlaps most (same leg first), or "none"."""
-    for background in (False, True):
-        for same_leg in (True, False):
+    """The look-alike class a false detection overlaps most, or "none": the same leg before
+    the other, and on each leg the kinds that raise the envelope before BACKGROUND_KINDS."""
+    for same_leg in (True, False):
+        for background in (False, True):
             best, best_ov = "none", BLAME_MIN_OVERLAP
             for kind, leg, a, b in looks:
                 if (leg == d[0]) != same_leg or (kind in BACKGROUND_KINDS) != background:
