@@ -150,8 +150,10 @@ def main(argv: list[str] | None = None) -> None:
                         "in_sample_fn": int((~rep & (y == 1)).sum())}
         print(kind, report[kind])
     doc = {"format": 1, "fitted": datetime.now(UTC).strftime("%Y-%m-%d"),
-           "command": "python benchmarks/fit_detector.py " + " ".join(argv or sys.argv[1:]),
-           "world": "tuning", "seeds": [a.seed_base, a.seed_base + a.nights - 1],
+           # the rows of --load are those of this command (its --dump)
+           "command": f"python benchmarks/fit_detector.py --nights {a.nights} --seed-base "
+                      f"{a.seed_base}",
+           "world": "tuning", "seeds": f"{a.seed_base}-{a.seed_base + a.nights - 1}",
            "nights": [*[list(j) for j in jobs][:4], "..."],
            "model": {"type": "gradient-boosted trees", "rounds": ROUNDS, "depth": DEPTH,
                      "rate": RATE}, "fit": report,

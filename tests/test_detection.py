@@ -597,3 +597,12 @@ def test_lead_off_noise_without_a_flag_is_not_covered_not_a_cramp() -> None:
     cov = res.coverage.filter(pl.col("reason") == "not-emg")
     assert cov.height >= 1
     assert (cov["start_s"] - off["onset_s"]).abs().min() < 5.0
+
+
+def test_methods_name_the_decision_model_and_how_it_was_fitted() -> None:
+    legs, _ = _simple_night(duration_s=1200.0)
+    text = detect_cramps(legs, start=START).methods
+    assert "gradient-boosted trees" in text
+    assert "tuning world" in text
+    assert "benchmarks/fit_detector.py" in text
+    assert "confidence" in text

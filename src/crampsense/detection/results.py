@@ -159,14 +159,20 @@ class CrampResults:
             f"{p.on_ratio:g}x and closed below {p.off_ratio:g}x the floor (gaps up to "
             f"{p.merge_gap_s:g} s bridged); onsets were moved back along the rising ramp to "
             f"{p.onset_ratio:g}x (at most {p.onset_lookback_s:g} s) and events shorter than "
-            f"{p.min_duration_s:g} s were dropped. Rejected: members of periodic limb-movement "
-            f"trains (bursts {p.plm_min_burst_s:g}-{p.plm_max_burst_s:g} s, at least "
-            f"{p.plm_min_count} at {p.plm_min_interval_s:g}-{p.plm_max_interval_s:g} s onset "
-            "intervals; WASM 2016, Ferri et al. 2016), phasic activity (more than "
-            f"{p.phasic_max_quiet_fraction:g} of 0.1-s steps below {p.quiet_ratio:g}x), body "
-            f"movement (both legs active or moving within {p.onset_window_s:g} s of the onset: "
-            f"accelerometer above {p.move_mg:g} mg or turning over {p.turn_deg:g} degrees) and "
-            f"onsets while standing (shank axis above {p.vertical_mg:g} mg). Severity followed "
+            f"{p.min_duration_s:g} s were dropped, as were onsets while standing (shank axis "
+            f"above {p.vertical_mg:g} mg), rises above 40x the floor and, at 800 Hz or more, "
+            "strong broadband rises (reported as not covered: not EMG). Every other candidate "
+            "was weighed by a decision model, "
+            f"{_model_text()}, over physiological evidence: duration, plateau, continuity "
+            "(share of dipping steps), membership of a periodic limb-movement train (bursts "
+            f"{p.plm_min_burst_s:g}-{p.plm_max_burst_s:g} s, at least {p.plm_min_count} at "
+            f"{p.plm_min_interval_s:g}-{p.plm_max_interval_s:g} s onset intervals; WASM 2016, "
+            "Ferri et al. 2016) and other rises within 2 min, the onset ramp, movement of "
+            "that leg at the onset and after the ramp, what the other leg did, the level "
+            "before and after and how long the absolute envelope stayed raised (a local "
+            "baseline that follows slow tone changes), and the envelope's variability. "
+            "Its probability is the reported confidence; events were reported at 0.5 or more. "
+            "Severity followed "
             "crampsense.models.grade_severity. Leg EMG recording follows the AASM 2018 scoring "
             "manual; cramp physiology after Minetto et al. 2009 and Hallegraeff et al. 2017; "
             "events were scored against truth by interval IoU as in YASA's compare_detection."
@@ -180,9 +186,10 @@ class CrampResults:
         if acc_legs:
             parts.append(
                 f" The {' and '.join(acc_legs)} leg had no EMG: its events are possible "
-                "cramps from the accelerometer alone (an abrupt awakening from a still leg "
-                "with sustained 5-25 Hz mechanomyographic vibration of the calf, Orizio 1993; "
-                "Beck et al. 2005), with confidence capped at 0.6 and severity graded on "
+                "cramps from the accelerometer alone (sustained 5-25 Hz mechanomyographic "
+                "vibration of the calf in a still leg, Orizio 1993; Beck et al. 2005; rolling "
+                "over, a bed partner and orientation jumps rejected), weighed by their own "
+                "decision model whose probability is the confidence; severity is graded on "
                 "duration only; see crampsense.detection.acc_only.")
         if self.sleep:
             first = next(iter(self.sleep.values()))
@@ -190,6 +197,18 @@ class CrampResults:
                          .split(" No sleep period")[0])
         return "".join(parts)
 
+
+
+def _model_text() -> str:
+    from crampsense.detection.model import model_info  # noqa: PLC0415 - reads package data
+
+    info = model_info()
+    fit = info.get("model", {})
+    kind = fit.get("type", "a model") if isinstance(fit, dict) else "a model"
+    seeds = info.get("seeds", "?")
+    return (f"{kind} fitted on the night generator's tuning world (seeds {seeds}; "
+            f"'{info.get('command', 'python benchmarks/fit_detector.py')}', "
+            f"{info.get('fitted', '?')})")
 
 
 def empty_frame(schema: Mapping[str, pl.DataType | type[pl.DataType]]) -> pl.DataFrame:
