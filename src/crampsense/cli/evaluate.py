@@ -138,6 +138,10 @@ def render_report(out: Console, report: dict[str, Any]) -> None:
             out.print(_class_table("False cramps per look-alike class (EMG), cramp-free "
                                    "nights: each false cramp is blamed on the look-alike it "
                                    "overlaps most", res["false_by_class"]))
+        if res.get("mixed_false_by_class"):
+            out.print(_class_table("False cramps per look-alike class (EMG), mixed nights",
+                                   [r for r in res["mixed_false_by_class"] if r["false"]]
+                                   or res["mixed_false_by_class"][:0]))
         if res.get("acc_false_by_class"):
             out.print(_class_table("False possible cramps per look-alike class "
                                    "(accelerometer only), cramp-free nights",

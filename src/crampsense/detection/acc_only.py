@@ -10,9 +10,9 @@ look-alikes: rolling over (both legs, posture change), periodic limb movements a
 (phasic bursts, not a plateau), walking and standing (shank upright).
 
 Results are *possible* cramps: the vibration is small, depends on how firmly the sensor sits
-on the calf, and nothing in it tells a cramp from a voluntary calf contraction, so the
-confidence is capped (:data:`MAX_CONFIDENCE`). Method and measured performance:
-``docs/acc-and-sleep.md``.
+on the calf, and nothing in it tells a cramp from a voluntary calf contraction; the
+confidence is the accelerometer decision model's probability (:data:`MAX_CONFIDENCE`).
+Method and measured performance: ``docs/acc-and-sleep.md``.
 
 References
 ----------
@@ -119,16 +119,12 @@ STRETCH_WINDOW_S: Final = 15.0
 STRETCH_RATIO: Final = 1.3
 #: peak_rel: the largest RMS of the 1-s vibration ratio over this long (s).
 PEAK_SMOOTH_S: Final = 3.0
-#: Confidence = CONF_BASE + CONF_SPAN x evidence (0..1), never above MAX_CONFIDENCE. The
-#: accelerometer sees a few mg of vibration whose coupling depends on the strap, cannot tell
-#: a cramp from a voluntary or spastic contraction, and misses cramps the sensor does not sit
-#: over, so even the clearest acc-only event stays below the EMG detector's 0.4 base + rules.
-CONF_BASE: Final = 0.2
-CONF_SPAN: Final = 0.4
-MAX_CONFIDENCE: Final = 0.6
-#: Evidence saturates at a mean ratio of 1.8 x floor and a minute of contraction.
-CONF_FULL_RATIO: Final = 1.8
-CONF_FULL_DURATION_S: Final = 60.0
+#: Confidence = the accelerometer decision model's probability (calibrated on the tuning
+#: world), optionally capped by ``AccCrampParams.max_confidence``. No cap by default: a cap
+#: makes the confidence say less than the evidence does (on the shifted world, events capped
+#: at 0.6 were true 79 % of the time: calibration error 0.2). The label "possible_cramp" says
+#: what the evidence is; the probability says how sure it is.
+MAX_CONFIDENCE: Final = 1.0
 
 _RANGES: Final[dict[str, tuple[float, float]]] = {
     "floor_block_s": (1.0, 120.0),
@@ -310,7 +306,8 @@ def possible_cramps(
     the event's still epochs (both are MMG + sensor-noise ratios, ~1.2-3 for cramps, not
     comparable with EMG ratios); ``severity`` — :func:`crampsense.models.grade_severity` on
     the duration alone (``peak_rel`` nan: vibration ratios are not EMG ratios);
-    ``confidence`` — 0.2 + 0.4 x evidence, capped at 0.6; ``kind`` = ``"possible_cramp"``;
+    ``confidence`` — the accelerometer decision model's probability; ``kind`` =
+    ``"possible_cramp"``;
     ``evidence`` = ``"acc"``; ``woke``, ``got_up``, ``stretched``.
 
     Steps: vibration ratio to the floor, RMS-smoothed over 5 s; hysteresis (on 1.25, off

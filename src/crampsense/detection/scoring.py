@@ -473,6 +473,7 @@ def summarise(sets: Sequence[EvalSetLike], records: Sequence[dict[str, Any]]) ->
     acc_woke = score_records(mixed_recs, ACC_ONLY, truth_filter=lambda t: bool(t[3]))
     world = any(r.get("world") for r in records)
     classes = false_by_class(free_recs, EMG) if world else []
+    mixed_classes = false_by_class(mixed_recs, EMG) if world else []
     acc_classes = false_by_class(free_recs, ACC_ONLY) if world else []
     calib = {run: reliability(records, run) for run in (EMG, ENVELOPE, ACC_ONLY)
              if any(run in r["runs"] for r in records)}
@@ -492,6 +493,7 @@ def summarise(sets: Sequence[EvalSetLike], records: Sequence[dict[str, Any]]) ->
         "envelope": {"pooled": score_records(mixed_recs, ENVELOPE)} if ENVELOPE in calib
         else {},
         "false_by_class": classes,
+        "mixed_false_by_class": mixed_classes,
         "acc_false_by_class": acc_classes,
         "reliability": calib,
         "sweep": sweep_table(records, free_sets) if not world else [],
