@@ -368,16 +368,21 @@ def detect_cramps(legs: Sequence[LegSignals], *, start: datetime,
     level it starts from (a stretch burst at the end included), is fitted with two segments
     (constant, then a straight line) in the log excess amplitude, and the knee is the offset.
 
-    **Rejections**, in order: shorter than ``min_duration_s``; a burst of at most
-    ``plm_max_burst_s`` inside a PLM train (at least ``plm_min_count`` bursts at
-    ``plm_min_interval_s``-``plm_max_interval_s`` onset intervals; WASM 2016); starting while
-    standing (shank vertical in most of the onset window); a body movement: the other leg's
-    activity (not a PLM burst) starting within ``onset_window_s`` of the onset, or both legs'
-    accelerometers moving in the onset window (rolling over); phasic (ALMA, tremor, walking:
-    more than ``phasic_max_quiet_fraction`` of the 0.1-s steps dip below ``quiet_ratio`` x
-    floor or below ``phasic_dip_rel`` x their running 5-s median). Spans without usable
-    signal are reported in ``coverage`` and never contain events. ``CrampResults.rejected``
-    lists what each rule removed.
+    **Decision.** Hard rules: shorter than ``min_duration_s`` (dropped); starting while
+    standing (shank vertical in most of the onset window); a plateau above 40x the floor, or
+    (at 800 Hz or more) a strong, long rise whose spectrum is as broadband as the amplifier
+    floor: not EMG, reported in ``coverage`` as ``"not-emg"``. Every other candidate is
+    weighed by a decision model (gradient-boosted trees over physiological evidence, fitted
+    on the night generator's tuning world by ``python benchmarks/fit_detector.py``; see
+    :mod:`crampsense.detection.model` and :func:`crampsense.detection.rules.event_features`):
+    duration, plateau, share of dipping steps (phasic vs one sustained contraction),
+    periodic-limb-movement train membership (``plm_*``; WASM 2016) and other rises within
+    2 min, the onset ramp, movement of that leg at the onset and after the ramp, the other
+    leg's activity and movement, the level before and after and how long the absolute
+    envelope stays raised (slow tone changes), the envelope's variability, channel
+    agreement. Spans without usable signal are reported in ``coverage`` and never contain
+    events. ``CrampResults.rejected`` lists what was not reported and why;
+    ``CrampResults.candidates`` every weighed candidate with its features and probability.
 
     **Context flags.** ``woke``: accelerometer movement (``move_mg``, ``turn_deg``) on that
     leg within ``woke_after_s`` of the onset, before any getting up. ``got_up``: shank
@@ -386,10 +391,9 @@ def detect_cramps(legs: Sequence[LegSignals], *, start: datetime,
     ``stretch_window_s`` of the event (or 5 s after) reaches ``stretch_ratio`` x the median
     plateau before that window.
 
-    **Confidence** = 0.4 + 0.6 x (0.45 x plateau + 0.30 x duration + 0.25 x agreement), where
-    plateau = clip((median core ratio - off_ratio) / on_ratio, 0, 1), duration =
-    clip((duration - min_duration_s) / (60 s - min_duration_s), 0, 1) and agreement = share of
-    the leg's valid channels that reached ``on_ratio``.
+    **Confidence** = the decision model's probability that the candidate is a cramp;
+    events are reported from 0.5 (chosen in advance). Mixed evidence gives a middling
+    confidence.
 
     **events columns**
 
@@ -404,7 +408,7 @@ def detect_cramps(legs: Sequence[LegSignals], *, start: datetime,
     peak_rel     float64, ratio    largest 3-s RMS of the 1-s envelope / floor
     mean_rel     float64, ratio    mean 1-s envelope / floor within the event
     severity     str               "mild" / "moderate" / "severe" (grade_severity)
-    confidence   float64, 0-1      see above; EMG events range 0.4-1.0
+    confidence   float64, 0-1      the decision model's probability (0.5-1.0)
     kind         str               "cramp", or "possible_cramp" for accelerometer-only legs
     evidence     str               "emg", "emg+acc" (accelerometer valid during the event)
                                    or "acc" (accelerometer only)
