@@ -43,6 +43,10 @@ NIGHT_PLAN = ((2.0, 500.0, 3, True), (2.0, 1000.0, 3, True), (2.0, 200.0, 3, Tru
 #: on 48 tuning nights (EMG candidates, F1 at p >= 0.5): logistic regression 0.69, with all
 #: products of two features 0.80, these trees 0.90 (calibration error 0.008 over all
 #: candidates); depth 3 / 200 rounds / 0.1 gave 0.885.
+#: Short-cramp nights: cramps of 10-40 s (DETECTION.md: "seconds up to about 10 min"; the
+#: log-normal draws few of them, and without them the model learns that short = look-alike).
+SHORT_MAX_S = 40.0
+SHORT_RATES_HZ = (500.0, 1000.0)
 ROUNDS = 100
 DEPTH = 2
 RATE = 0.2
@@ -58,9 +62,12 @@ def _labelled(cands: pl.DataFrame, truth: pl.DataFrame) -> np.ndarray:
     return y
 
 
-def _spec(seed: int, hours: float, fs: float, n_cramps: int | None) -> NightSpec:
+def _spec(seed: int, hours: float, fs: float, n_cramps: int | None,
+          cramp_max_s: float = 900.0) -> NightSpec:
     return NightSpec(seed=seed, duration_s=hours * 3600.0, emg_fs_hz=fs, n_cramps=n_cramps,
-                     world=tuning_world(), lookalikes=ALL_KINDS)
+                     world=tuning_world(), lookalikes=ALL_KINDS,
+                     cramp_min_duration_s=min(10.0, cramp_max_s),
+                     cramp_max_duration_s=cramp_max_s)
 
 
 def _overlaps(row: dict[str, Any], truth: pl.DataFrame) -> bool:
@@ -68,7 +75,7 @@ def _overlaps(row: dict[str, Any], truth: pl.DataFrame) -> bool:
     return bool(((t["onset_s"] < row["offset_s"]) & (t["offset_s"] > row["onset_s"])).any())
 
 
-def one_night(args: tuple[int, float, float, int | None]) -> dict[str, Any]:
+def one_night(args: tuple[Any, ...]) -> dict[str, Any]:
     """Candidate features and labels of one tuning night, for each evidence kind."""
     spec = _spec(*args)
     fs = spec.emg_fs_hz
@@ -102,20 +109,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--dump", type=Path, help="also write every candidate row (JSON)")
-    ap.add_argument("--load", type=Path, help="fit on rows written by --dump (no nights run)")
+    ap.add_argument("--short-nights", type=int, default=32,
+                    help="extra 1-h nights whose cramps last 10-40 s (default 32)")
+    ap.add_argument("--load", type=Path, nargs="+",
+                    help="fit on rows written by --dump (no nights run)")
     a = ap.parse_args(argv)
-    jobs = []
+    jobs: list[tuple[Any, ...]] = []
     for i in range(a.nights):
         hours, fs, cramps, _ = NIGHT_PLAN[i % len(NIGHT_PLAN)]
         jobs.append((a.seed_base + i, hours, fs, cramps))
+    for i in range(a.short_nights):  # short cramps: the literature's "seconds up to 10 min"
+        jobs.append((a.seed_base + a.nights + i, 1.0, SHORT_RATES_HZ[i % 2], 3, SHORT_MAX_S))
     t0 = time.perf_counter()
     if a.load is not None:
-        nights = json.loads(a.load.read_text(encoding="utf-8"))
+        nights, loaded = [], []
+        for path in a.load:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            nights += d["nights"] if isinstance(d, dict) else d
+            loaded += d["jobs"] if isinstance(d, dict) else jobs[:len(d)]
+        jobs = [tuple(j) for j in loaded]
     else:
         with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
             nights = list(pool.map(one_night, jobs))
     if a.dump is not None:
-        a.dump.write_text(json.dumps(nights), encoding="utf-8")
+        a.dump.write_text(json.dumps({"jobs": jobs, "nights": nights}), encoding="utf-8")
     truths = [generate_night(_spec(*job)).cramps() for job in jobs]  # schedule only: fast
     models: dict[str, Any] = {}
     report: dict[str, Any] = {}
@@ -151,9 +168,9 @@ def main(argv: list[str] | None = None) -> None:
         print(kind, report[kind])
     doc = {"format": 1, "fitted": datetime.now(UTC).strftime("%Y-%m-%d"),
            # the rows of --load are those of this command (its --dump)
-           "command": f"python benchmarks/fit_detector.py --nights {a.nights} --seed-base "
-                      f"{a.seed_base}",
-           "world": "tuning", "seeds": f"{a.seed_base}-{a.seed_base + a.nights - 1}",
+           "command": f"python benchmarks/fit_detector.py --nights {a.nights} --short-nights "
+                      f"{a.short_nights} --seed-base {a.seed_base}",
+           "world": "tuning", "seeds": f"{min(j[0] for j in jobs)}-{max(j[0] for j in jobs)}",
            "nights": [*[list(j) for j in jobs][:4], "..."],
            "model": {"type": "gradient-boosted trees", "rounds": ROUNDS, "depth": DEPTH,
                      "rate": RATE}, "fit": report,

@@ -176,7 +176,7 @@ def test_cli_prints_the_tables_and_check_fails_on_a_missed_target(
     # --check exits 1 exactly when a target is missed (None: not measured on this corpus)
     assert code == (1 if any(v is False for v in met.values()) else 0)
     for title in ("Mixed nights", "Stress sets", "Sample rates", "Gains", "Accelerometer only",
-                  "Threshold sweep", "Targets (issues 3 and 9)"):
+                  "Threshold sweep", "Targets (issue 3 and issue 9)"):
         assert title in text
     assert "IoU >= 0.2" in text
     assert "onsets within 30 s" in text

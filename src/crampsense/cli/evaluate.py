@@ -222,7 +222,7 @@ def _confidence_sweep_table(rows: Sequence[dict[str, Any]]) -> Table:
 
 
 def _targets_table(rows: Sequence[dict[str, Any]]) -> Table:
-    t = Table(title="Targets (issues 3 and 9)", title_justify="left", show_edge=False,
+    t = Table(title="Targets (issue 3 and issue 9)", title_justify="left", show_edge=False,
               pad_edge=False, box=box.SIMPLE_HEAD)
     for c in ("target", "goal", "measured", "met"):
         t.add_column(c, justify="left" if c == "target" else "right")
