@@ -1,23 +1,28 @@
-"""The decision model: a logistic regression over a candidate event's physiological evidence.
+"""The decision model: gradient-boosted trees over a candidate event's physiological evidence.
 
-Each candidate event (a sustained rise of one leg's EMG, or for accelerometer-only legs an
-abrupt awakening with calf vibration) is described by a few features that separate cramps
-from their look-alikes on any night (duration, plateau, continuity, train periodicity, onset
-dynamics, movement of that leg at the onset, what the other leg does, the local baseline, the
-spectrum). A logistic regression turns them into the probability that the candidate is a
-cramp; that probability is the event's ``confidence`` and an event is reported when it
-reaches :data:`REPORT_PROBABILITY`.
+Each candidate event (a sustained rise of one leg's EMG, or for accelerometer-only legs a
+sustained rise of calf vibration in a still leg) is described by a few features that separate
+cramps from their look-alikes on any night (duration, plateau, continuity, train periodicity,
+onset dynamics, movement of that leg at the onset, what the other leg does, the local baseline
+and how long a rise lasts). A model turns them into the probability that the candidate is a
+cramp; that probability is the event's ``confidence`` and an event is reported when it reaches
+:data:`REPORT_PROBABILITY`.
 
-The coefficients are package data (``decision_model.json``), fitted on the *tuning* world of
-the night generator by ``python benchmarks/fit_detector.py`` (numpy/scipy only: standardised
-features, L2-penalised maximum likelihood with L-BFGS). The file records the feature names,
-the command, the seeds and the fit's own figures.
+The shipped models are gradient-boosted depth-2 trees on the logistic loss (:class:`TreeModel`,
+:func:`fit_trees`; numpy only). A logistic regression (:class:`LogisticModel`,
+:func:`fit_logistic`, optionally with every product of two features) is kept for comparison:
+by 4-fold cross-validation by night on the tuning world it reached F1 0.69 (0.80 with
+products) where the trees reached 0.90. The coefficients are package data
+(``decision_model.json``), fitted on the *tuning* world of the night generator by
+``python benchmarks/fit_detector.py``; the file records the feature names, the command, the
+seeds and the fit's in-sample figures.
 
 References
 ----------
-.. [1] Hosmer D.W., Lemeshow S., Applied Logistic Regression, 2nd ed., Wiley, 2000.
+.. [1] Friedman J.H., Greedy function approximation: a gradient boosting machine, Ann Stat
+   29(5):1189-1232, 2001.
 .. [2] Niculescu-Mizil A., Caruana R., Predicting good probabilities with supervised
-   learning, ICML 2005 (logistic regression is close to calibrated on its own world).
+   learning, ICML 2005 (boosted trees and logistic regression on their own world).
 """
 
 from __future__ import annotations
