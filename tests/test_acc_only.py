@@ -59,11 +59,17 @@ def scored() -> Scored:
 def test_finds_cramps_of_generated_nights_from_the_accelerometer(scored: Scored) -> None:
     truth = pl.concat([n.cramps() for n, _ in scored])
     tp = fp = 0
+    false_conf: list[float] = []
     for night, det in scored:
         sc = compare_events(det, night.cramps(), iou=0.2)
         tp, fp = tp + sc.tp, fp + sc.fp
+        hit = set(sc.matches["detected_index"].to_list())
+        false_conf += [c for i, c in enumerate(det["confidence"].to_list()) if i not in hit]
     assert tp >= 0.6 * truth.height
-    assert fp <= 1
+    # 5/6 found; the false ones say they are unsure (the rule-based version: fp <= 1 at a
+    # flat 0.2-0.6 confidence that did not tell them apart)
+    assert fp <= 2
+    assert all(c < 0.6 for c in false_conf), false_conf
 
 
 def test_output_columns_and_honest_confidence(scored: Scored) -> None:
