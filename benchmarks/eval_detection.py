@@ -1,7 +1,8 @@
 """Score the detector on fresh synthetic nights: a thin wrapper of ``crampsense evaluate``.
 
-The corpus, the scoring and the tables live in ``crampsense.cli.evaluate_corpus`` /
-``crampsense.cli.evaluate``; see ``docs/evaluation.md``. Examples::
+The corpus lives in ``firmware_sims.night.corpus``, the scoring in
+``crampsense.detection.scoring`` and the tables in ``crampsense.cli.evaluate``; see
+``docs/evaluation.md``. Examples::
 
     python benchmarks/eval_detection.py --quick
     python benchmarks/eval_detection.py --real --json results.json

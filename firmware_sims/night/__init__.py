@@ -59,14 +59,17 @@ from crampsense.errors import ConfigError
 from .render import TILE_S, LegRenderer
 from .schedule import Schedule, make_schedule
 from .spec import (
+    ALL_KINDS,
     LOOKALIKE_KINDS,
     NightSpec,
     ScriptedEvent,
     floor_band_hz,
     reference_bandpass_sos,
 )
+from .world import World, shifted_world, tuning_world
 
 __all__ = [
+    "ALL_KINDS",
     "LOOKALIKE_KINDS",
     "TILE_S",
     "TRUTH_SCHEMA",
@@ -74,10 +77,13 @@ __all__ = [
     "ScriptedEvent",
     "SyntheticLeg",
     "SyntheticNight",
+    "World",
     "demo_spec",
     "floor_band_hz",
     "generate_night",
     "reference_bandpass_sos",
+    "shifted_world",
+    "tuning_world",
 ]
 
 #: Column names and dtypes of :attr:`SyntheticNight.truth`.

@@ -305,7 +305,60 @@ class LeadOff:
         return m
 
 
-EmgComponent = Envelope | Spikes | Pop | Sines | Bumps | LeadOff
+@dataclass(frozen=True, eq=False)
+class WhiteNoise:
+    """Broadband (white) noise added to the EMG, as from an electrode that lost part of its
+    contact: flat to Nyquist, unlike muscle activity's hump near 60-150 Hz.
+
+    Attributes
+    ----------
+    t0_s, t1_s : float
+    fade_s : float
+        Raised-cosine fade at both ends (s).
+    level_uv : ndarray, shape (n_ch,)
+        RMS of the noise per channel (µV, whole band).
+    """
+
+    t0_s: float
+    t1_s: float
+    fade_s: float
+    level_uv: F64
+
+    @property
+    def lo_s(self) -> float:
+        return self.t0_s
+
+    @property
+    def hi_s(self) -> float:
+        return self.t1_s
+
+    def shifted(self, dt_s: float) -> WhiteNoise:
+        return replace(self, t0_s=self.t0_s + dt_s, t1_s=self.t1_s + dt_s)
+
+    def add(self, t_s: F64, z: F64, out: F64) -> None:
+        """Add ``level · fade · z`` (``z`` unit white noise, shape (n_ch, n)) into ``out``."""
+        j0, j1 = _span(t_s, self.t0_s, self.t1_s)
+        if j1 <= j0:
+            return
+        w = _fade(t_s[j0:j1], self.t0_s, self.t1_s, self.fade_s)
+        out[:, j0:j1] += self.level_uv[:, None] * w[None, :] * z[:, j0:j1]
+
+
+@dataclass(frozen=True)
+class Tilt:
+    """A change of one leg's sensor roll about the shank axis by ``roll_deg``, linear over
+    ``[t0_s, t1_s]`` and kept afterwards (a new resting posture of that leg, or a strap that
+    rotated). Several tilts add up."""
+
+    t0_s: float
+    t1_s: float
+    roll_deg: float
+
+    def shifted(self, dt_s: float) -> Tilt:
+        return replace(self, t0_s=self.t0_s + dt_s, t1_s=self.t1_s + dt_s)
+
+
+EmgComponent = Envelope | Spikes | Pop | Sines | Bumps | LeadOff | WhiteNoise
 AccComponent = Sines | Bumps
 
 

@@ -32,8 +32,11 @@ from .components import (
     PostureOp,
     Sines,
     Spikes,
+    Tilt,
+    WhiteNoise,
 )
 from .spec import ScriptedEvent
+from .world import World
 
 # --- cramps -------------------------------------------------------------------------------
 #: Median cramp duration (s): DETECTION.md suggests a log-normal with median 1-2 min.
@@ -174,6 +177,9 @@ MAX_NIGHT_FRACTION: Final[dict[str, float]] = {
     "mains_hum": 0.2,
     "baseline_wander": 0.05,
     "lead_off": 0.08,
+    "tone_change": 0.25,
+    "electrode_detach": 0.1,
+    "restless_wake": 0.15,
 }
 #: Random events per 8-h night (inclusive range), scaled to the night length, at least one.
 COUNT_PER_8H: Final[dict[str, tuple[int, int]]] = {
@@ -203,7 +209,17 @@ PLACEMENT_WINDOW: Final[dict[str, str]] = {
     "mains_hum": "any",
     "baseline_wander": "any",
     "lead_off": "any",
+    "reposition": "sleep",
+    "tone_change": "any",
+    "electrode_detach": "any",
+    "restless_wake": "sleep",
+    "bed_partner": "any",
+    "strap_slip": "any",
 }
+#: World nights: kinds that never overlap one another on a leg (they change the posture, take
+#: the signal away, or are the events scored); every other kind may overlap anything.
+EXCLUSIVE_KINDS: Final = frozenset({"cramp", "walk", "roll_over", "lead_off",
+                                    "electrode_detach"})
 #: Kinds that always involve every simulated leg.
 BILATERAL_KINDS: Final = frozenset({"roll_over", "walk", "hypnic_jerk"})
 
@@ -215,6 +231,7 @@ class LegPart:
     emg: list[EmgComponent] = field(default_factory=list)
     acc: list[AccComponent] = field(default_factory=list)
     truth: tuple[float, float] | None = None  # None: context only, no truth row
+    tilt: list[Tilt] = field(default_factory=list)  # changes of this leg's own roll
 
 
 @dataclass
@@ -261,6 +278,15 @@ class Ctx:
     night_s: float
     cramp_min_s: float
     cramp_max_s: float
+    world: World | None = None
+
+    def w(self, key: str, legacy: tuple[float, float]) -> tuple[float, float]:
+        """The world's range for ``key``, or the legacy catalogue's ``legacy`` range."""
+        return legacy if self.world is None else self.world.prior(key)
+
+    def prob(self, key: str, legacy: float) -> float:
+        """The world's probability ``key``, or the legacy catalogue's."""
+        return legacy if self.world is None else self.world.probs[key]
 
     def u(self, bounds: tuple[float, float]) -> float:
         return float(self.rng.uniform(bounds[0], bounds[1]))
@@ -382,47 +408,54 @@ def build_cramp(ctx: Ctx, leg: str, ev: ScriptedEvent | None) -> EventPlan:
     level = (
         ev.plateau_rel
         if ev is not None and ev.plateau_rel is not None
-        else (ctx.u(CRAMP_PLATEAU_REL))
+        else (ctx.u(ctx.w("cramp_plateau_rel", CRAMP_PLATEAU_REL)))
     )
+    world = ctx.world is not None
 
     def flag(value: bool | None, p: float) -> bool:
         drawn = bool(rng.random() < p)
         return drawn if value is None else value
 
-    woke = flag(None if ev is None else ev.woke, CRAMP_WOKE_P)
-    got_up = flag(None if ev is None else ev.got_up, CRAMP_GOT_UP_P)
-    stretched = flag(None if ev is None else ev.stretched, CRAMP_STRETCHED_P)
-    ramp = min(ctx.u(CRAMP_RAMP_S), CRAMP_RAMP_MAX_FRACTION * dur)
-    decay_s = ctx.u(CRAMP_DECAY_S)
-    resid_s = ctx.u(CRAMP_RESIDUAL_S)
+    woke = flag(None if ev is None else ev.woke, ctx.prob("cramp_woke", CRAMP_WOKE_P))
+    got_up = flag(None if ev is None else ev.got_up, ctx.prob("cramp_got_up", CRAMP_GOT_UP_P))
+    stretched = flag(None if ev is None else ev.stretched,
+                     ctx.prob("cramp_stretched", CRAMP_STRETCHED_P))
+    ramp = min(ctx.u(ctx.w("cramp_ramp_s", CRAMP_RAMP_S)), CRAMP_RAMP_MAX_FRACTION * dur)
+    decay_s = ctx.u(ctx.w("cramp_decay_s", CRAMP_DECAY_S))
+    resid_s = ctx.u(ctx.w("cramp_residual_s", CRAMP_RESIDUAL_S))
+    # (legacy nights draw nothing here: their random stream stays as it was)
+    fluct_sd = ctx.u(ctx.w("cramp_fluct_sd", (0.0, 0.0))) if world else CRAMP_FLUCT_SD
+    resid_rel = (ctx.u(ctx.w("cramp_residual_rel", (0.0, 0.0))) if world
+                 else CRAMP_RESIDUAL_REL)
 
     # Total in-band level e(t) (x floor) on a fine grid from onset to the end of the residual.
     step = ENVELOPE_STEP_S
     n_in = round(dur / step) + 1
     t_in = np.linspace(0.0, dur, n_in)
+    limit = CRAMP_FLUCT_LIMIT if not world else 1.5 * fluct_sd
     fluct = 1.0 + np.clip(
-        CRAMP_FLUCT_SD * _smooth_noise(rng, n_in, CRAMP_FLUCT_SMOOTH_S / step),
-        -CRAMP_FLUCT_LIMIT,
-        CRAMP_FLUCT_LIMIT,
+        fluct_sd * _smooth_noise(rng, n_in, CRAMP_FLUCT_SMOOTH_S / step), -limit, limit
     )
-    plateau = np.maximum(level * fluct, CRAMP_PLATEAU_MIN_REL)
+    plateau = np.maximum(level * fluct, CRAMP_PLATEAU_MIN_REL if not world else 1.2)
     u = np.clip(t_in / ramp, 0.0, 1.0)
     e_in = 1.0 + (plateau - 1.0) * (u * u * (3.0 - 2.0 * u))  # smoothstep ramp
     if stretched:
-        st_s = min(ctx.u(STRETCH_S), 0.3 * dur)
-        st_gain = ctx.u(STRETCH_GAIN)
+        st_s = min(ctx.u(ctx.w("cramp_stretch_s", STRETCH_S)), 0.3 * dur)
+        st_gain = ctx.u(ctx.w("cramp_stretch_gain", STRETCH_GAIN))
         edge = min(0.3, st_s / 3)
         w = np.clip(np.minimum(t_in - (dur - st_s), dur - t_in + edge) / edge, 0.0, 1.0)
         e_in *= 1.0 + (st_gain - 1.0) * w
     t_dec = np.arange(step, decay_s + step / 2, step)
     tau = decay_s / 4.0
     e_end = float(e_in[-1])
-    e_dec = CRAMP_RESIDUAL_REL + (e_end - CRAMP_RESIDUAL_REL) * np.exp(-t_dec / tau)
+    resid_rel = min(resid_rel, e_end)
+    e_dec = resid_rel + (e_end - resid_rel) * np.exp(-t_dec / tau)
     t_res = np.array([decay_s + resid_s])
     t_all = np.concatenate([t_in, dur + t_dec, dur + t_res])
     e_all = np.concatenate([e_in, e_dec, [1.0]])
     excess = np.sqrt(np.maximum(e_all * e_all - 1.0, 0.0))
-    second = CRAMP_WEAK_CHANNEL if rng.random() < CRAMP_WEAK_CHANNEL_P else CRAMP_SECOND_CHANNEL
+    weak_p = ctx.prob("cramp_weak_channel", CRAMP_WEAK_CHANNEL_P)
+    second = CRAMP_WEAK_CHANNEL if rng.random() < weak_p else CRAMP_SECOND_CHANNEL
     factors = ctx.channel_factors(*second)
     env = Envelope(t_s=t_all, amp=factors[:, None] * excess[None, :])
     # peak_rel: the largest 1-s moving RMS of the designed level over [onset, offset].
@@ -432,10 +465,15 @@ def build_cramp(ctx: Ctx, leg: str, ev: ScriptedEvent | None) -> EventPlan:
 
     parts: dict[str, LegPart] = {leg: LegPart(emg=[env], truth=(0.0, dur))}
     if woke:
-        t_w = min(0.6 * ramp, WAKE_MAX_DELAY_S)
+        if world:  # the painful awakening comes with or after the ramp (DETECTION.md)
+            t_w = min(max(0.5, ramp * ctx.u(ctx.w("cramp_wake_delay_of_ramp", (0.6, 0.6)))),
+                      0.8 * dur)
+        else:
+            t_w = min(0.6 * ramp, WAKE_MAX_DELAY_S)
         parts[leg].acc.append(
             _movement(
-                ctx, t_w, t_w + ctx.u(WAKE_DURATION_S), 6, amp_mg=WAKE_ACC_MG, sigma_s=(0.15, 0.6)
+                ctx, t_w, t_w + ctx.u(WAKE_DURATION_S), 6,
+                amp_mg=ctx.w("cramp_wake_mg", WAKE_ACC_MG), sigma_s=(0.15, 0.6)
             )
         )
     posture: list[PostureOp] = []
@@ -453,13 +491,14 @@ def build_cramp(ctx: Ctx, leg: str, ev: ScriptedEvent | None) -> EventPlan:
         parts=parts,
         posture=posture,
         cramp=CrampInfo(leg, peak_rel, woke, got_up, stretched),
-        guard_before_s=CRAMP_GUARD_BEFORE_S,
+        guard_before_s=CRAMP_GUARD_BEFORE_S if not world else 0.0,
+        guard_after_s=GUARD_S if not world else 0.0,
     )
 
 
 def build_plm(ctx: Ctx, legs: tuple[str, ...], ev: ScriptedEvent | None) -> EventPlan:
     rng = ctx.rng
-    period = ctx.u(PLM_PERIOD_S)
+    period = ctx.u(ctx.w("plm_period_s", PLM_PERIOD_S))
     if ev is not None and ev.n_bursts is not None:
         n = ev.n_bursts
     else:
@@ -468,8 +507,11 @@ def build_plm(ctx: Ctx, legs: tuple[str, ...], ev: ScriptedEvent | None) -> Even
         n = int(rng.integers(PLM_BURSTS[0], n_max + 1))
     intervals = np.clip(period * rng.uniform(0.8, 1.2, n - 1), *PLM_INTERVAL_S)
     starts = np.concatenate([[0.0], np.cumsum(intervals)])
-    durs = np.minimum(rng.uniform(*PLM_BURST_S, n), np.append(intervals, np.inf) - 2.0)
-    train_level = ctx.u(PLM_LEVEL_REL)
+    durs = rng.uniform(*ctx.w("plm_burst_s", PLM_BURST_S), n)
+    if ctx.world is not None and len(legs) > 1:  # WASM 2016: bilateral bursts up to 15 s
+        durs = np.minimum(durs * rng.uniform(1.0, 1.5, n), 15.0)
+    durs = np.minimum(durs, np.append(intervals, np.inf) - 2.0)
+    train_level = ctx.u(ctx.w("plm_level_rel", PLM_LEVEL_REL))
     parts: dict[str, LegPart] = {}
     for j, leg in enumerate(legs):
         s = starts if j == 0 else np.maximum(starts + rng.uniform(-0.3, 0.3, n), 0.0)
@@ -479,7 +521,8 @@ def build_plm(ctx: Ctx, legs: tuple[str, ...], ev: ScriptedEvent | None) -> Even
         env = bursts_envelope(s, d, ctx.channel_factors(0.4, 1.0)[:, None] * levels[None, :])
         centres = s + d / 2
         sig = np.clip(d / 4, 0.1, 0.5)
-        amp = rng.uniform(*PLM_ACC_MG, (3, n)) * rng.choice([-1.0, 1.0], (3, n))
+        amp = rng.uniform(*ctx.w("plm_acc_mg", PLM_ACC_MG), (3, n)) * rng.choice([-1.0, 1.0],
+                                                                                 (3, n))
         amp[1] *= 0.3  # dorsiflexion moves the shank mostly in its sagittal plane
         parts[leg] = LegPart(
             emg=[env], acc=[Bumps(centres, sig, amp)], truth=(float(s[0]), float((s + d)[-1]))
@@ -489,12 +532,13 @@ def build_plm(ctx: Ctx, legs: tuple[str, ...], ev: ScriptedEvent | None) -> Even
 
 def build_roll(ctx: Ctx, ev: ScriptedEvent | None) -> EventPlan:
     rng = ctx.rng
-    dur = ev.duration_s if ev is not None and ev.duration_s is not None else ctx.u(ROLL_S)
+    dur = (ev.duration_s if ev is not None and ev.duration_s is not None
+           else ctx.u(ctx.w("roll_s", ROLL_S)))
     parts: dict[str, LegPart] = {}
     n_pts = max(3, int(dur / 0.25) + 1)
     t = np.linspace(0.0, dur, n_pts)
     for leg in ctx.legs:
-        lv = rng.uniform(*ROLL_LEVEL_REL, n_pts)
+        lv = rng.uniform(*ctx.w("roll_level_rel", ROLL_LEVEL_REL), n_pts)
         lv[0] = lv[-1] = 0.0
         env = Envelope(t, ctx.channel_factors(0.5, 1.0)[:, None] * lv[None, :])
         m = int(rng.integers(3, 11))
@@ -587,13 +631,14 @@ def build_jerk(ctx: Ctx, ev: ScriptedEvent | None) -> EventPlan:
 
 def build_alma(ctx: Ctx, leg: str, ev: ScriptedEvent | None) -> EventPlan:
     rng = ctx.rng
-    run = ev.duration_s if ev is not None and ev.duration_s is not None else ctx.u(ALMA_RUN_S)
+    run = (ev.duration_s if ev is not None and ev.duration_s is not None
+           else ctx.u(ctx.w("alma_run_s", ALMA_RUN_S)))
     rate = ctx.u(ALMA_RATE_HZ)
     n = max(2, int(run * rate))
     starts = np.arange(n) / rate + rng.uniform(-0.05, 0.05, n) / rate
     starts -= starts[0]
     durs = rng.uniform(0.1, min(0.7, 0.6 / rate), n)
-    level = ctx.u(ALMA_LEVEL_REL) * rng.uniform(0.8, 1.2, n)
+    level = ctx.u(ctx.w("alma_level_rel", ALMA_LEVEL_REL)) * rng.uniform(0.8, 1.2, n)
     env = bursts_envelope(starts, durs, ctx.channel_factors(0.4, 1.0)[:, None] * level[None, :])
     amp = rng.uniform(*ALMA_ACC_MG, (3, n)) * rng.choice([-1.0, 1.0], (3, n))
     move = Bumps(starts + durs / 2, np.clip(durs / 3, 0.04, 0.2), amp)
@@ -688,8 +733,139 @@ def _duration(ctx: Ctx, kind: str, bounds: tuple[float, float], ev: ScriptedEven
     return ctx.u(ctx.capped(kind, bounds))
 
 
+# --- world-only look-alikes (DETECTION.md, "What the first evaluation missed") --------------
+#: Voluntary movements are not tonic: their level wanders by this much around the drawn level
+#: (relative, uniform), on control points this far apart (s).
+VOLUNTARY_WANDER: Final = (0.5, 1.2)
+VOLUNTARY_STEP_S: Final = 0.3
+#: A few pops inside a detachment besides the two at its ends (inclusive range).
+DETACH_INNER_POPS: Final = (0, 5)
+
+
+def _voluntary_env(ctx: Ctx, t0_s: float, dur_s: float, level: float, *, rise_s: float,
+                   factors: F64) -> Envelope:
+    """A voluntary contraction: quick rise, irregular level, quick fall (excess amplitude)."""
+    rise = min(rise_s, dur_s / 3.0)
+    n_mid = max(1, int((dur_s - 2 * rise) / VOLUNTARY_STEP_S))
+    mid_t = np.linspace(t0_s + rise, t0_s + dur_s - rise, n_mid + 1)
+    mid_a = level * ctx.rng.uniform(*VOLUNTARY_WANDER, mid_t.size)
+    t = np.concatenate([[t0_s], mid_t, [t0_s + dur_s]])
+    a = np.concatenate([[0.0], mid_a, [0.0]])
+    t = np.maximum.accumulate(t + np.arange(t.size) * 1e-6)  # strictly increasing
+    return Envelope(t, factors[:, None] * a[None, :])
+
+
+def build_reposition(ctx: Ctx, leg: str, ev: ScriptedEvent | None) -> EventPlan:
+    """Voluntary repositioning of one leg: a sustained unilateral contraction 3-45 s at 5-30x,
+    movement of that leg from the first second, and a new resting roll of that leg."""
+    dur = _duration(ctx, "reposition", ctx.w("reposition_s", (3.0, 45.0)), ev)
+    level = ctx.u(ctx.w("reposition_level_rel", (5.0, 30.0)))
+    env = _voluntary_env(ctx, 0.0, dur, level,
+                         rise_s=ctx.u(ctx.w("reposition_rise_s", (0.1, 1.0))),
+                         factors=ctx.channel_factors(0.4, 1.0))
+    amp = ctx.w("reposition_acc_mg", (50.0, 400.0))
+    n_move = max(2, int(dur / 2.0))
+    move = _movement(ctx, 0.3, max(0.6, min(dur, 4.0)), 3, amp_mg=amp, sigma_s=(0.15, 0.6))
+    more = _movement(ctx, 0.3, dur, n_move, amp_mg=(0.2 * amp[0], 0.6 * amp[1]),
+                     sigma_s=(0.2, 1.0))
+    roll = ctx.u(ctx.w("reposition_roll_deg", (10.0, 45.0))) * float(ctx.rng.choice([-1, 1]))
+    turn = min(dur, ctx.u((0.5, 3.0)))
+    tilt = Tilt(0.3, 0.3 + turn, roll)
+    return EventPlan("reposition", {leg: LegPart(emg=[env], acc=[move, more], truth=(0.0, dur),
+                                                 tilt=[tilt])})
+
+
+def build_tone(ctx: Ctx, legs: tuple[str, ...], ev: ScriptedEvent | None) -> EventPlan:
+    """A slow change of muscle tone: 1.5-3x for 10-60 min with ramps of about a minute."""
+    dur = _duration(ctx, "tone_change", ctx.w("tone_s", (600.0, 3600.0)), ev)
+    ramp = min(ctx.u(ctx.w("tone_ramp_s", (30.0, 120.0))), dur / 3.0)
+    parts: dict[str, LegPart] = {}
+    for leg in legs:
+        total = ctx.u(ctx.w("tone_level_rel", (1.5, 3.0)))
+        a = math.sqrt(max(total * total - 1.0, 0.0))
+        n_pts = max(4, int(dur / 30.0))
+        t = np.linspace(ramp, dur - ramp, n_pts)
+        lv = a * (1.0 + 0.1 * _smooth_noise(ctx.rng, n_pts, 2.0))  # slow +-10 % wander
+        tt = np.concatenate([[0.0], t, [dur]])
+        aa = np.concatenate([[0.0], np.maximum(lv, 0.0), [0.0]])
+        parts[leg] = LegPart(emg=[Envelope(tt, ctx.channel_factors(0.6, 1.0)[:, None]
+                                           * aa[None, :])], truth=(0.0, dur))
+    return EventPlan("tone_change", parts)
+
+
+def build_detach(ctx: Ctx, leg: str, ev: ScriptedEvent | None) -> EventPlan:
+    """Partial electrode detachment: broadband noise 50-300 µV for 1-10 min, pops at both
+    ends and a few inside; the amplifier's lead-off flag stays low (contact is partial)."""
+    rng = ctx.rng
+    dur = _duration(ctx, "electrode_detach", ctx.w("detach_s", (60.0, 600.0)), ev)
+    level = ctx.u(ctx.w("detach_noise_uv", (50.0, 300.0))) * ctx.channel_factors(0.0, 0.4)
+    comps: list[EmgComponent] = [WhiteNoise(0.0, dur, min(1.0, dur / 10), level)]
+    k = int(rng.integers(DETACH_INNER_POPS[0], DETACH_INNER_POPS[1] + 1))
+    for t0 in [0.0, *np.sort(rng.uniform(0.0, dur, k)).tolist(), dur]:
+        amp = ctx.u(ctx.w("detach_pop_uv", (200.0, 3000.0))) * float(rng.choice([-1.0, 1.0]))
+        comps.append(Pop(float(t0), ctx.u(POP_TAU_S), amp * ctx.channel_factors(0.0, 0.3)))
+    return EventPlan("electrode_detach", {leg: LegPart(emg=comps, truth=(0.0, dur))})
+
+
+def build_restless(ctx: Ctx, legs: tuple[str, ...], ev: ScriptedEvent | None) -> EventPlan:
+    """A restless wake period: voluntary movements of one or both legs every 10-60 s for
+    5-20 min, each 2-15 s, with movement on the moving leg's accelerometer."""
+    rng = ctx.rng
+    dur = _duration(ctx, "restless_wake", ctx.w("restless_s", (300.0, 1200.0)), ev)
+    parts: dict[str, LegPart] = {leg: LegPart(truth=(0.0, dur)) for leg in legs}
+    t = 0.0
+    while True:
+        move_s = ctx.u(ctx.w("restless_move_s", (2.0, 15.0)))
+        if t + move_s > dur:
+            break
+        who = legs if len(legs) == 1 or rng.random() < 0.5 else (legs[int(rng.integers(2))],)
+        for leg in who:
+            level = ctx.u(ctx.w("restless_level_rel", (3.0, 20.0)))
+            parts[leg].emg.append(_voluntary_env(ctx, t, move_s, level,
+                                                 rise_s=ctx.u((0.1, 1.0)),
+                                                 factors=ctx.channel_factors(0.4, 1.0)))
+            parts[leg].acc.append(_movement(ctx, t + 0.2, t + move_s, max(2, int(move_s)),
+                                            amp_mg=ctx.w("restless_acc_mg", (30.0, 300.0)),
+                                            sigma_s=(0.15, 0.8)))
+            if rng.random() < 0.3:
+                parts[leg].tilt.append(Tilt(t + 0.3, t + 0.3 + min(move_s, 2.0),
+                                            ctx.u((-30.0, 30.0))))
+        t += move_s + ctx.u(ctx.w("restless_interval_s", (10.0, 60.0)))
+    return EventPlan("restless_wake", parts)
+
+
+def build_partner(ctx: Ctx, ev: ScriptedEvent | None) -> EventPlan:
+    """A bed partner moving: both legs' accelerometers move together, the calves stay quiet."""
+    dur = _duration(ctx, "bed_partner", ctx.w("partner_s", (1.0, 20.0)), ev)
+    n = max(1, int(dur / 1.5))
+    centres = np.sort(ctx.rng.uniform(0.0, dur, n))
+    sig = ctx.rng.uniform(0.3, 1.5, n)
+    base = ctx.rng.uniform(*ctx.w("partner_acc_mg", (5.0, 80.0)), (3, n)) * ctx.rng.choice(
+        [-1.0, 1.0], (3, n))
+    parts: dict[str, LegPart] = {}
+    for leg in ctx.legs:  # the mattress moves both shanks alike, a little differently
+        amp = base * ctx.rng.uniform(0.6, 1.0, (3, n))
+        parts[leg] = LegPart(acc=[Bumps(centres, sig, amp)], truth=(0.0, dur))
+    return EventPlan("bed_partner", parts)
+
+
+def build_slip(ctx: Ctx, leg: str, ev: ScriptedEvent | None) -> EventPlan:
+    """A strap that slips or rotates: the sensor's roll about the shank jumps by 10-90° with
+    a small jolt; the leg itself does not move and the calf stays quiet."""
+    del ev
+    slip_s = ctx.u(ctx.w("slip_s", (0.1, 1.0)))
+    roll = ctx.u(ctx.w("slip_roll_deg", (10.0, 90.0))) * float(ctx.rng.choice([-1, 1]))
+    jolt = _movement(ctx, 0.0, slip_s, 1, amp_mg=ctx.w("slip_jolt_mg", (5.0, 50.0)),
+                     sigma_s=(0.05, 0.2))
+    return EventPlan("strap_slip", {leg: LegPart(acc=[jolt], truth=(0.0, slip_s),
+                                                 tilt=[Tilt(0.0, slip_s, roll)])})
+
+
 OneLegBuilder = Callable[[Ctx, str, ScriptedEvent | None], EventPlan]
 ONE_LEG_BUILDERS: Final[dict[str, OneLegBuilder]] = {
+    "reposition": build_reposition,
+    "electrode_detach": build_detach,
+    "strap_slip": build_slip,
     "alma": build_alma,
     "fasciculation": build_fasciculation,
     "ecg_crosstalk": build_ecg,
@@ -711,10 +887,18 @@ def build(ctx: Ctx, kind: str, legs: tuple[str, ...] | None, ev: ScriptedEvent |
         return build_walk(ctx, ev)
     if kind == "hypnic_jerk":
         return build_jerk(ctx, ev)
-    if kind == "plm_train":
+    if kind == "bed_partner":
+        return build_partner(ctx, ev)
+    if kind in ("plm_train", "tone_change", "restless_wake"):
         if legs is None:
-            bilateral = len(ctx.legs) > 1 and ctx.rng.random() < PLM_BILATERAL_P
+            p = ctx.prob({"plm_train": "plm_bilateral", "tone_change": "tone_bilateral",
+                          "restless_wake": "restless_bilateral"}[kind], PLM_BILATERAL_P)
+            bilateral = len(ctx.legs) > 1 and ctx.rng.random() < p
             legs = ctx.legs if bilateral else (ctx.legs[int(ctx.rng.integers(len(ctx.legs)))],)
+        if kind == "tone_change":
+            return build_tone(ctx, legs, ev)
+        if kind == "restless_wake":
+            return build_restless(ctx, legs, ev)
         return build_plm(ctx, legs, ev)
     leg = legs[0] if legs else ctx.legs[int(ctx.rng.integers(len(ctx.legs)))]
     return ONE_LEG_BUILDERS[kind](ctx, leg, ev)

@@ -18,7 +18,7 @@ from scipy import signal
 
 from crampsense.models import G_MG
 
-from .components import F64, Bumps, Envelope, LeadOff, Pop, Sines, Spikes
+from .components import F64, Bumps, Envelope, LeadOff, Pop, Sines, Spikes, WhiteNoise
 from .schedule import LegModel, rng_for
 from .spec import NightSpec, reference_bandpass_sos
 
@@ -76,7 +76,7 @@ SETTLE_FIDGET_SIGMA_S: Final = (0.2, 0.6)
 SETTLE_FADE_S: Final = 20.0
 
 # Stream tags in the noise generators' spawn keys: (leg index, stream, tile).
-_FLOOR, _ACTIVITY, _ACC, _LEAD_OFF, _MMG, _MMG_GAIN, _SETTLE = 1, 2, 3, 4, 5, 6, 7
+_FLOOR, _ACTIVITY, _ACC, _LEAD_OFF, _MMG, _MMG_GAIN, _SETTLE, _DETACH = 1, 2, 3, 4, 5, 6, 7, 8
 
 
 _T = TypeVar("_T")
@@ -186,7 +186,12 @@ class LegRenderer:
         )
         self.mmg_scale = 1.0 / np.sqrt(_band_gain2(self.mmg_sos, self.acc_fs, None))
         self.mmg_margin_n = min(self.acc_tile_n, round(MMG_MARGIN_S * self.acc_fs))
-        gain = float(self._rng(_MMG_GAIN, 0).uniform(*MMG_MG_PER_EXCESS))
+        world = self.spec.world
+        if world is None:
+            gain = float(self._rng(_MMG_GAIN, 0).uniform(*MMG_MG_PER_EXCESS))
+        else:  # coupling through a strap: log-uniform, from too weak to see to several mg
+            lo, hi = world.prior("mmg_mg_per_excess")
+            gain = float(np.exp(self._rng(_MMG_GAIN, 0).uniform(np.log(lo), np.log(hi))))
         self.mmg_axis_mg = gain * np.asarray(MMG_AXIS_WEIGHT)
 
     def _mmg(self, tile: int, t: F64) -> F64 | None:
@@ -259,7 +264,9 @@ class LegRenderer:
                 act = signal.sosfilt(self.act_sos, raw, axis=1)[:, self.margin_n :]
                 acc64 += act * (self.act_scale / self.floor_white_sd * np.sqrt(power) * scale)
             for c in comps:
-                if isinstance(c, Spikes):
+                if isinstance(c, WhiteNoise):
+                    c.add(t, self._rng(_DETACH, tile).standard_normal((self.n_ch, n)), acc64)
+                elif isinstance(c, Spikes):
                     c.add(i0, fs, acc64)
                 elif isinstance(c, Pop | Bumps):
                     c.add(t, acc64)
@@ -293,7 +300,7 @@ class LegRenderer:
         psi = np.interp(t, m.psi_t, m.psi_deg)
         up = np.interp(t, m.up_t, m.up_frac)
         theta = np.deg2rad(m.lying_pitch_deg + up * (m.standing_pitch_deg - m.lying_pitch_deg))
-        phi = np.deg2rad(m.roll_sign * psi + m.mount_roll_deg)
+        phi = np.deg2rad(m.roll_sign * psi + m.mount_roll_deg + m.tilt_deg(t))
         ct = np.cos(theta)
         acc = G_MG * np.stack([np.sin(theta), ct * np.sin(phi), ct * np.cos(phi)])
         acc += m.acc_bias_mg[:, None]

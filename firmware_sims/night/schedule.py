@@ -12,7 +12,7 @@ from crampsense.errors import ConfigError
 from crampsense.models import grade_severity
 
 from . import events
-from .components import F64, AccComponent, EmgComponent, PostureOp
+from .components import F64, AccComponent, EmgComponent, PostureOp, Tilt
 from .events import Ctx, EventPlan
 from .spec import LEGS, NightSpec
 
@@ -64,6 +64,12 @@ PLACEMENT_ORDER: Final = (
     "roll_over",
     "alma",
     "electrode_pop",
+    "electrode_detach",
+    "reposition",
+    "tone_change",
+    "restless_wake",
+    "bed_partner",
+    "strap_slip",
 )
 #: Attempts to redraw a random cramp that did not fit before giving up.
 CRAMP_PLACEMENT_TRIES: Final = 8
@@ -103,6 +109,18 @@ class LegModel:
     lying_pitch_deg: float = 0.0
     standing_pitch_deg: float = 90.0
     acc_bias_mg: F64 = field(default_factory=lambda: np.zeros(3))
+    tilts: list[Tilt] = field(default_factory=list)
+
+    def tilt_deg(self, t_s: F64) -> F64 | float:
+        """Extra roll of this leg's sensor (deg) at times ``t_s``: the sum of its tilts."""
+        if not self.tilts:
+            return 0.0
+        t0 = np.array([k.t0_s for k in self.tilts])
+        t1 = np.array([k.t1_s for k in self.tilts])
+        d = np.array([k.roll_deg for k in self.tilts])
+        u = np.clip((t_s[None, :] - t0[:, None]) / np.maximum(t1 - t0, 1e-3)[:, None], 0.0, 1.0)
+        out: F64 = d @ u
+        return out
 
     def drift(self, t_s: float) -> F64:
         """Floor multiplier per channel at ``t_s`` (1.0 = nominal)."""
@@ -202,7 +220,9 @@ def make_schedule(spec: NightSpec) -> Schedule:
     rng = rng_for(spec.seed, SCHEDULE_STREAM)
     night_s = spec.duration_s
     n_ch = len(spec.emg_channels)
-    ctx = Ctx(rng, spec.legs, n_ch, night_s, spec.cramp_min_duration_s, spec.cramp_max_duration_s)
+    ctx = Ctx(rng, spec.legs, n_ch, night_s, spec.cramp_min_duration_s, spec.cramp_max_duration_s,
+              spec.world)
+    world = spec.world is not None
     if spec.sleep_onset_s is not None:
         sleep_onset = spec.sleep_onset_s
     else:
@@ -227,8 +247,9 @@ def make_schedule(spec: NightSpec) -> Schedule:
     wanted = [k for k in dict.fromkeys(spec.lookalikes) if k not in scripted_kinds]
     scale = night_s / (8 * 3600.0)
     counts: dict[str, int] = {}
+    table = events.COUNT_PER_8H if spec.world is None else spec.world.counts_per_8h
     for kind in wanted:
-        lo, hi = events.COUNT_PER_8H[kind]
+        lo, hi = table[kind]
         counts[kind] = max(1, round(int(rng.integers(lo, hi + 1)) * scale))
     for kind in PLACEMENT_ORDER:
         if kind == "cramp":
@@ -236,7 +257,16 @@ def make_schedule(spec: NightSpec) -> Schedule:
             continue
         for _ in range(counts.get(kind, 0)):
             plan = events.build(ctx, kind, None, None)
-            onset = _sample(rng, timeline.feasible(plan, _window(kind, sleep_onset, night_s)))
+            window = _window(kind, sleep_onset, night_s)
+            if world:
+                plan.guard_before_s = plan.guard_after_s = 0.0
+            if world and kind not in events.EXCLUSIVE_KINDS:
+                # World nights: look-alikes overlap anything, as in real nights.
+                span = max(plan.footprint(leg)[1] for leg in plan.parts)
+                onset = _sample(rng, [(window[0], window[1] - span)]
+                                if window[1] - span > window[0] else [])
+            else:
+                onset = _sample(rng, timeline.feasible(plan, window))
             if onset is None:
                 logger.info("night seed %d: no room for a %s; skipped", spec.seed, kind)
                 continue
@@ -347,7 +377,8 @@ def _leg_models(
             leg=leg,
             leg_index=LEGS.index(leg),
             floor_uv=rng.uniform(*FLOOR_UV, n_ch),
-            drift_amp=rng.uniform(0.0, DRIFT_AMPLITUDE, (n_ch, 3)),
+            drift_amp=rng.uniform(0.0, DRIFT_AMPLITUDE if spec.world is None
+                                  else spec.world.prior("floor_drift_amplitude")[1], (n_ch, 3)),
             drift_period_s=rng.uniform(*DRIFT_PERIOD_S, (n_ch, 3)),
             drift_phase=rng.uniform(0.0, 2 * np.pi, (n_ch, 3)),
             psi_t=psi_t,
@@ -368,5 +399,6 @@ def _leg_models(
                 continue
             model.emg.extend(c.shifted(onset) for c in part.emg)
             model.acc.extend(c.shifted(onset) for c in part.acc)
+            model.tilts.extend(k.shifted(onset) for k in part.tilt)
         models[leg] = model
     return models

@@ -17,7 +17,10 @@ from scipy import signal
 from crampsense.errors import ConfigError
 from crampsense.models import MIN_ACC_FS_HZ, MIN_EMG_FS_HZ
 
+from .world import NEW_KINDS, World
+
 __all__ = [
+    "ALL_KINDS",
     "LEGS",
     "LOOKALIKE_KINDS",
     "NightSpec",
@@ -40,6 +43,9 @@ LOOKALIKE_KINDS: Final[tuple[str, ...]] = (
     "baseline_wander",
     "lead_off",
 )
+#: Every look-alike kind of world nights (:class:`~firmware_sims.night.world.World`): the
+#: catalogue above plus the kinds the first evaluation missed.
+ALL_KINDS: Final[tuple[str, ...]] = LOOKALIKE_KINDS + NEW_KINDS
 #: Legs in a fixed order; a leg's index seeds its noise streams, so it never depends on which
 #: legs a spec asks for.
 LEGS: Final[tuple[str, ...]] = ("left", "right")
@@ -172,6 +178,11 @@ class NightSpec:
     acc_settling : bool
         Add in-bed wakefulness before sleep onset to the accelerometer: slow posture wander
         and fidgets on both legs (own random streams, as above).
+    world : World or None
+        ``None``: the original catalogue (every event alone on its legs, with quiet around it;
+        kept for the device simulators, the demo and old fixtures). A
+        :class:`~firmware_sims.night.world.World`: its priors and mix, no quiet guards,
+        look-alikes overlapping anything, and the kinds of :data:`ALL_KINDS`.
     """
 
     seed: int
@@ -190,6 +201,7 @@ class NightSpec:
     sleep_onset_s: float | None = None
     acc_mmg: bool = True
     acc_settling: bool = True
+    world: World | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -220,10 +232,12 @@ def _validate(spec: NightSpec) -> None:
         isinstance(spec.n_cramps, bool) or not isinstance(spec.n_cramps, int) or spec.n_cramps < 0
     ):
         raise ConfigError(f"NightSpec.n_cramps must be None or an int >= 0, got {spec.n_cramps!r}")
-    unknown = [k for k in spec.lookalikes if k not in LOOKALIKE_KINDS]
+    known = LOOKALIKE_KINDS if spec.world is None else ALL_KINDS
+    unknown = [k for k in spec.lookalikes if k not in known]
     if unknown:
         raise ConfigError(
-            f"NightSpec.lookalikes has unknown kinds {unknown}; choose from {LOOKALIKE_KINDS}"
+            f"NightSpec.lookalikes has unknown kinds {unknown}; choose from {known} (the kinds "
+            f"{NEW_KINDS} need a world: NightSpec(world=tuning_world()))"
         )
     if not _finite_positive(spec.gain):
         raise ConfigError(f"NightSpec.gain must be a positive finite number, got {spec.gain!r}")

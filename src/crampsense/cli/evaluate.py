@@ -1,7 +1,9 @@
 """``crampsense evaluate``: score the detector on a fresh synthetic corpus and real recordings.
 
-The corpus, the runs and the scoring live in :mod:`crampsense.cli.evaluate_corpus`; this
-module is the command and its tables. Protocol and how to reproduce: ``docs/evaluation.md``.
+The corpus and its runs live in ``firmware_sims.night.corpus`` (imported here only, lazily:
+the package never needs the simulators), the scoring in :mod:`crampsense.detection.scoring`
+and the real-recording checks in :mod:`crampsense.cli.evaluate_corpus`; this module is the
+command and its tables. Protocol and how to reproduce: ``docs/evaluation.md``.
 """
 
 from __future__ import annotations
@@ -22,20 +24,15 @@ from rich.console import Console
 from rich.table import Table
 
 from crampsense import __version__
-from crampsense.cli.evaluate_corpus import (
-    DEFAULT_SEED_BASE,
-    IOU,
-    MAX_FA_PER_NIGHT,
-    build_corpus,
-    find_data_dir,
-    real_checks,
-    run_corpus,
-    summarise,
-)
+from crampsense.cli.evaluate_corpus import find_data_dir, real_checks
 from crampsense.errors import DetectionError, UsageError
 
 __all__ = ["evaluate", "render_report", "run_evaluation"]
 
+#: First seed of the evaluation corpus (the same number as
+#: ``firmware_sims.night.corpus.DEFAULT_SEED_BASE``, checked by a test; a literal here keeps
+#: ``crampsense --help`` from importing the simulators).
+DEFAULT_SEED_BASE: Final = 10_000
 #: Columns of the per-set table, in order (also the keys the tests check).
 SET_COLUMNS: Final = ("set", "nights", "h", "true", "det", "TP", "FP", "FN", "sens", "prec",
                       "F1", "FA/night", "FA/8 h", "FA/h sleep", "onset s med (IQR)",
@@ -58,7 +55,7 @@ def _s(x: Any) -> str:
 
 def matching_text() -> str:
     """The matching parameters, printed with every result."""
-    from crampsense.detection.scoring import LENIENT_ONSET_S  # noqa: PLC0415 - loads the detector
+    from crampsense.detection.scoring import IOU, LENIENT_ONSET_S  # noqa: PLC0415 - the detector
 
     return (f"Matching: one-to-one per leg, greedy by best IoU (YASA compare_detection idea); "
             f"strict = interval IoU >= {IOU:g}; lenient = any overlap and onsets within "
@@ -90,7 +87,8 @@ def _set_table(title: str, rows: Sequence[dict[str, Any]], *, gains: bool = Fals
 def render_report(out: Console, report: dict[str, Any]) -> None:
     """Print every table of a report made by :func:`run_evaluation`."""
     meta = report["meta"]
-    out.print(f"[bold]crampsense evaluate[/] {meta['corpus']} corpus, seeds from "
+    out.print(f"[bold]crampsense evaluate[/] {meta['corpus']} corpus, {meta.get('world', '')} "
+              f"world, seeds from "
               f"{meta['seed_base']} (tuning used seeds < 1000), {meta['nights']} nights, "
               f"{meta['workers']} workers, {meta['wall_s']:.0f} s wall, "
               f"{meta['cpu_s']:.0f} s CPU in workers.")
@@ -129,8 +127,33 @@ def render_report(out: Console, report: dict[str, Any]) -> None:
                              [*acc["sets"], woke]))
         kinds = acc["pooled"]["kinds"]
         out.print(f"Accelerometer-only detections by kind: {kinds or 'none'}")
+        env = res.get("envelope", {}).get("pooled")
+        if env:
+            out.print()
+            out.print(_set_table("Pre-computed envelope (the mixed nights' EMG as a rectified, "
+                                 "5-Hz-smoothed 50-Hz envelope)", [{"set": "envelope, mixed",
+                                                                   **env}]))
+        if res.get("false_by_class"):
+            out.print()
+            out.print(_class_table("False cramps per look-alike class (EMG), cramp-free "
+                                   "nights: each false cramp is blamed on the look-alike it "
+                                   "overlaps most", res["false_by_class"]))
+        if res.get("mixed_false_by_class"):
+            out.print(_class_table("False cramps per look-alike class (EMG), mixed nights",
+                                   [r for r in res["mixed_false_by_class"] if r["false"]]
+                                   or res["mixed_false_by_class"][:0]))
+        if res.get("acc_false_by_class"):
+            out.print(_class_table("False possible cramps per look-alike class "
+                                   "(accelerometer only), cramp-free nights",
+                                   res["acc_false_by_class"]))
+        for run, calib in res.get("reliability", {}).items():
+            out.print()
+            out.print(_reliability_table(run, calib))
         out.print()
-        out.print(_sweep_table(res["sweep"]))
+        if res.get("sweep"):
+            out.print(_sweep_table(res["sweep"]))
+        if res.get("confidence_sweep"):
+            out.print(_confidence_sweep_table(res["confidence_sweep"]))
         out.print()
         out.print(_targets_table(res["targets"]))
     real = report.get("real")
@@ -150,6 +173,8 @@ def _sweep_table(rows: Sequence[dict[str, Any]]) -> Table:
         if r["default"]:
             mark.append("<- operating point chosen in advance (default)")
         if not r["meets_fa_limit"]:
+            from crampsense.detection.scoring import MAX_FA_PER_NIGHT  # noqa: PLC0415
+
             mark.append(f"FA > {MAX_FA_PER_NIGHT:g}/night")
         t.add_row(f"{r['on_ratio']:g}", str(r["tp"]), str(r["fp"]), str(r["fn"]),
                   _f(r["sensitivity"], 3), _f(r["precision"], 3), _f(r["f1"], 3),
@@ -157,9 +182,48 @@ def _sweep_table(rows: Sequence[dict[str, Any]]) -> Table:
     return t
 
 
-def _targets_table(rows: Sequence[dict[str, Any]]) -> Table:
-    t = Table(title="Targets (issue 3)", title_justify="left", show_edge=False, pad_edge=False,
+def _class_table(title: str, rows: Sequence[dict[str, Any]]) -> Table:
+    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False,
               box=box.SIMPLE_HEAD)
+    for c in ("class", "false", "nights with it", "FA/night"):
+        t.add_column(c, justify="left" if c == "class" else "right")
+    for r in rows:
+        t.add_row(r["class"], str(r["false"]), str(r["nights_with_class"]),
+                  _f(r["fa_per_night"], 3))
+    return t
+
+
+def _reliability_table(run: str, calib: dict[str, Any]) -> Table:
+    t = Table(title=f"Reliability of the confidence, {run} events (all nights): share of the "
+              f"events in each bin that were true cramps; ECE {_f(calib['ece'], 3)} over "
+              f"{calib['n']} events", title_justify="left", show_edge=False, pad_edge=False,
+              box=box.SIMPLE_HEAD)
+    for c in ("confidence", "events", "mean confidence", "share true"):
+        t.add_column(c, justify="right")
+    for b in calib["bins"]:
+        if b["n"]:
+            t.add_row(f"{b['lo']:.1f}-{b['hi']:.1f}", str(b["n"]), _f(b["mean_confidence"]),
+                      _f(b["share_true"]))
+    return t
+
+
+def _confidence_sweep_table(rows: Sequence[dict[str, Any]]) -> Table:
+    t = Table(title="Reporting threshold on the confidence (mixed nights; FA/night on "
+              "cramp-free nights)", title_justify="left", show_edge=False, pad_edge=False)
+    for c in ("threshold", "TP", "FP", "FN", "sensitivity", "precision", "F1",
+              "FA/night (cramp-free)", ""):
+        t.add_column(c, justify="right" if c else "left")
+    for r in rows:
+        mark = "<- operating point chosen in advance" if r["default"] else ""
+        t.add_row(f"{r['threshold']:g}", str(r["tp"]), str(r["fp"]), str(r["fn"]),
+                  _f(r["sensitivity"], 3), _f(r["precision"], 3), _f(r["f1"], 3),
+                  _f(r["fa_per_night_lookalike"], 3), mark)
+    return t
+
+
+def _targets_table(rows: Sequence[dict[str, Any]]) -> Table:
+    t = Table(title="Targets (issue 3 and issue 9)", title_justify="left", show_edge=False,
+              pad_edge=False, box=box.SIMPLE_HEAD)
     for c in ("target", "goal", "measured", "met"):
         t.add_column(c, justify="left" if c == "target" else "right")
     for r in rows:
@@ -206,20 +270,24 @@ def _render_real(out: Console, real: dict[str, Any]) -> None:
 def run_evaluation(*, corpus: str = "quick", seed_base: int = DEFAULT_SEED_BASE,
                    workers: int = 2, real: bool = False, synthetic: bool = True,
                    data_dir: Path | None = None, detector: Any = None,
-                   on_done: Any = None) -> dict[str, Any]:
+                   on_done: Any = None, world: str = "legacy") -> dict[str, Any]:
     """Build the corpus, run it, score it (and the real checks); return the JSON-ready report.
 
     Keys: ``meta`` (corpus, seed_base, workers, nights, wall_s, cpu_s, version, python,
     command), ``corpus`` (set name -> description and seeds), ``results`` (see
-    :func:`crampsense.cli.evaluate_corpus.summarise`), ``nights`` (one record per night),
+    :func:`crampsense.detection.scoring.summarise`), ``nights`` (one record per night),
     ``real`` (see :func:`crampsense.cli.evaluate_corpus.real_checks`, or a ``skipped`` reason).
     """
     t0 = time.perf_counter()
     report: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     if synthetic:
-        sets = build_corpus(corpus, seed_base=seed_base)  # type: ignore[arg-type]
-        records = run_corpus(sets, workers=workers, detector=detector, on_done=on_done)
+        from crampsense.cli.simulated import corpus as sim  # noqa: PLC0415 - simulators on demand
+        from crampsense.detection.scoring import summarise  # noqa: PLC0415
+
+        sets = sim.build_corpus(corpus, seed_base=seed_base,  # type: ignore[arg-type]
+                                world=world)  # type: ignore[arg-type]
+        records = sim.run_corpus(sets, workers=workers, detector=detector, on_done=on_done)
         report["corpus"] = {s.name: {"kind": s.kind, "description": s.description,
                                      "seeds": [c.spec.seed for c in s.cases]} for s in sets}
         report["results"] = summarise(sets, records)
@@ -230,7 +298,8 @@ def run_evaluation(*, corpus: str = "quick", seed_base: int = DEFAULT_SEED_BASE,
                           {"data_dir": None, "skipped": f"no real-data folder at "
                            f"{data_dir or '<repo>/../shared/data'}"})
     report["meta"] = {
-        "corpus": corpus if synthetic else "none", "seed_base": seed_base, "workers": workers,
+        "corpus": corpus if synthetic else "none", "world": world,
+        "seed_base": seed_base, "workers": workers,
         "nights": len(records), "wall_s": time.perf_counter() - t0,
         "cpu_s": float(sum(r["cpu_s"] for r in records)), "version": __version__,
         "python": platform.python_version(), "cpus": os.cpu_count(),
@@ -251,7 +320,7 @@ def _failed(report: dict[str, Any]) -> list[str]:
 @click.command()
 @click.option("--quick", is_flag=True,
               help="The quick corpus (1-h nights, ~40 nights, about a minute on 2 cores).")
-@click.option("--corpus", "corpus", type=click.Choice(["tiny", "quick", "full"]),
+@click.option("--corpus", "corpus", type=click.Choice(["tiny", "quick", "medium", "full"]),
               default="full", show_default=True,
               help="Corpus size: full = 8-h nights where it matters (~170 nights).")
 @click.option("--seed-base", type=int, default=DEFAULT_SEED_BASE, show_default=True,
@@ -265,12 +334,17 @@ def _failed(report: dict[str, Any]) -> list[str]:
 @click.option("--real-only", is_flag=True, help="Only the real-recording checks.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Real-data folder (default: <repo>/../shared/data).")
+@click.option("--world", type=click.Choice(["shifted", "tuning", "legacy"]), default="shifted",
+              show_default=True,
+              help="Which world the nights come from: shifted (wider priors, another mix; the "
+                   "test world), tuning (the world the decision model was fitted on) or legacy "
+                   "(the original catalogue: every event alone with quiet around it).")
 @click.option("--check", is_flag=True,
               help="Exit with status 1 when a target or a real check is not met.")
 @click.pass_context
 def evaluate(ctx: click.Context, quick: bool, corpus: str, seed_base: int, workers: int,
              json_path: Path | None, real: bool, real_only: bool, data_dir: Path | None,
-             check: bool) -> None:
+             world: str, check: bool) -> None:
     """Score the cramp detector on fresh synthetic nights and on real recordings.
 
     \b
@@ -301,7 +375,7 @@ def evaluate(ctx: click.Context, quick: bool, corpus: str, seed_base: int, worke
 
     report = run_evaluation(corpus=corpus, seed_base=seed_base, workers=workers,
                             real=real or real_only, synthetic=not real_only,
-                            data_dir=data_dir, on_done=progress)
+                            data_dir=data_dir, on_done=progress, world=world)
     wide = Console(width=max(out.width, REPORT_WIDTH), no_color=out.no_color, highlight=False,
                    soft_wrap=False, file=out.file)
     render_report(wide, report)

@@ -22,7 +22,7 @@ from firmware_sims.bedroom import (
     quiet_bedroom,
     quiet_zoo,
 )
-from firmware_sims.night import LOOKALIKE_KINDS, NightSpec, demo_spec, generate_night
+from firmware_sims.night import LOOKALIKE_KINDS, NightSpec, corpus, demo_spec, generate_night
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -40,6 +40,7 @@ __all__ = [
     "PLACEMENT_OF",
     "NightSpec",
     "bedroom",
+    "corpus",
     "demo_spec",
     "generate_night",
     "progress_bar",

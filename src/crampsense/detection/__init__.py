@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from crampsense.detection.acc import AccFeatures, acc_features
 from crampsense.detection.acc_only import AccCrampParams, possible_cramps
-from crampsense.detection.detector import CrampResults, LegSignals, detect_cramps
+from crampsense.detection.detector import LegSignals, detect_cramps
 from crampsense.detection.emg import (
     EmgFrontEnd,
     Envelope,
@@ -26,6 +26,7 @@ from crampsense.detection.emg import (
     hop_envelope,
 )
 from crampsense.detection.params import DetectionParams
+from crampsense.detection.results import CrampResults
 from crampsense.detection.scoring import EventScores, compare_events
 from crampsense.detection.sleep import AccEpochs, SleepParams, SleepPeriod, acc_epochs, sleep_period
 from crampsense.detection.stream import CrampAlarm, StreamingDetector, StreamLeg, StreamUpdate

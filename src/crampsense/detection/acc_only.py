@@ -10,9 +10,9 @@ look-alikes: rolling over (both legs, posture change), periodic limb movements a
 (phasic bursts, not a plateau), walking and standing (shank upright).
 
 Results are *possible* cramps: the vibration is small, depends on how firmly the sensor sits
-on the calf, and nothing in it tells a cramp from a voluntary calf contraction, so the
-confidence is capped (:data:`MAX_CONFIDENCE`). Method and measured performance:
-``docs/acc-and-sleep.md``.
+on the calf, and nothing in it tells a cramp from a voluntary calf contraction; the
+confidence is the accelerometer decision model's probability (:data:`MAX_CONFIDENCE`).
+Method and measured performance: ``docs/acc-and-sleep.md``.
 
 References
 ----------
@@ -35,6 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 from scipy.ndimage import uniform_filter1d
 
+from crampsense.detection.model import REPORT_PROBABILITY, model_for
 from crampsense.detection.schema import EVENT_ROW_SCHEMA
 from crampsense.detection.sleep import AccEpochs, SleepPeriod, _check_ranges, _quiet_nan, _runs
 from crampsense.errors import ConfigError, DetectionError
@@ -118,16 +119,12 @@ STRETCH_WINDOW_S: Final = 15.0
 STRETCH_RATIO: Final = 1.3
 #: peak_rel: the largest RMS of the 1-s vibration ratio over this long (s).
 PEAK_SMOOTH_S: Final = 3.0
-#: Confidence = CONF_BASE + CONF_SPAN x evidence (0..1), never above MAX_CONFIDENCE. The
-#: accelerometer sees a few mg of vibration whose coupling depends on the strap, cannot tell
-#: a cramp from a voluntary or spastic contraction, and misses cramps the sensor does not sit
-#: over, so even the clearest acc-only event stays below the EMG detector's 0.4 base + rules.
-CONF_BASE: Final = 0.2
-CONF_SPAN: Final = 0.4
-MAX_CONFIDENCE: Final = 0.6
-#: Evidence saturates at a mean ratio of 1.8 x floor and a minute of contraction.
-CONF_FULL_RATIO: Final = 1.8
-CONF_FULL_DURATION_S: Final = 60.0
+#: Confidence = the accelerometer decision model's probability (calibrated on the tuning
+#: world), optionally capped by ``AccCrampParams.max_confidence``. No cap by default: a cap
+#: makes the confidence say less than the evidence does (on the shifted world, events capped
+#: at 0.6 were true 79 % of the time: calibration error 0.2). The label "possible_cramp" says
+#: what the evidence is; the probability says how sure it is.
+MAX_CONFIDENCE: Final = 1.0
 
 _RANGES: Final[dict[str, tuple[float, float]]] = {
     "floor_block_s": (1.0, 120.0),
@@ -271,6 +268,7 @@ def possible_cramps(
     leg: str,
     other: AccEpochs | None = None,
     params: AccCrampParams | None = None,
+    collect: list[dict[str, object]] | None = None,
 ) -> pl.DataFrame:
     """Possible cramps of one leg from its accelerometer alone.
 
@@ -287,6 +285,10 @@ def possible_cramps(
         The other leg's epochs on the same grid: movement of both legs at the onset is
         rolling over, not a cramp.
     params : AccCrampParams, optional
+    collect : list, optional
+        When given, every candidate the decision model weighed is appended to it as a dict
+        (``leg``, ``onset_s``, ``offset_s``, ``probability``, ``reported`` and the features of
+        :data:`crampsense.detection.model.ACC_FEATURES`).
 
     Returns
     -------
@@ -304,7 +306,8 @@ def possible_cramps(
     the event's still epochs (both are MMG + sensor-noise ratios, ~1.2-3 for cramps, not
     comparable with EMG ratios); ``severity`` — :func:`crampsense.models.grade_severity` on
     the duration alone (``peak_rel`` nan: vibration ratios are not EMG ratios);
-    ``confidence`` — 0.2 + 0.4 x evidence, capped at 0.6; ``kind`` = ``"possible_cramp"``;
+    ``confidence`` — the accelerometer decision model's probability; ``kind`` =
+    ``"possible_cramp"``;
     ``evidence`` = ``"acc"``; ``woke``, ``got_up``, ``stretched``.
 
     Steps: vibration ratio to the floor, RMS-smoothed over 5 s; hysteresis (on 1.25, off
@@ -342,6 +345,13 @@ def possible_cramps(
     lo = ((smooth >= p.off_ratio) | moving) & valid
     lo = _bridge(lo, round(p.merge_gap_s / es))
     other_moving = _moving(other, p) if other is not None else np.zeros(n, dtype=bool)
+    other_ratio = np.ones(n)
+    if other is not None:
+        ov = np.where(other.valid, other.vib_mg[MMG_AXIS], np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            other_ratio = ov / vibration_floor(ov, es, p)
+        other_ratio = np.where(np.isfinite(other_ratio), other_ratio, 1.0)
+    model = model_for("acc")
     zang = epochs.z_angle_deg
     half = round(p.smooth_s / es / 2)
     b0, b1 = _runs(hi)
@@ -368,22 +378,31 @@ def possible_cramps(
         reason = _reject(p, es=es, dur=dur, mv=mv, ratio=ratio[seg], moving=moving,
                          other_moving=other_moving, zang=zang, onset_i=onset_i, sleep=sleep,
                          start_s=epochs.start_s)
-        if reason:
+        if reason in HARD_REJECTIONS:
             logger.debug("acc candidate %.0f-%.0f s rejected: %s", onset_i * es, offset_i * es,
                          reason)
             continue
         st = ~mv
         r_still = ratio[seg][st]
         mean_rel = float(r_still.mean()) if r_still.size else math.nan
-        if not mean_rel >= p.min_mean_rel:
+        if not math.isfinite(mean_rel):
             continue
         t_first = first_hi * es
         outside = (burst_t < onset_i * es) | (burst_t >= offset_i * es)
         near = np.abs(burst_t[outside & (burst_len <= p.plm_max_burst_s)] - t_first)
-        if ((near >= p.plm_min_interval_s) & (near <= p.plm_max_interval_s)).sum() >= (
-            p.plm_min_neighbours
-        ):
-            logger.debug("acc candidate at %.0f s rejected: part of a PLM-like train", t_first)
+        feats = _acc_features(epochs, ratio=ratio, moving=moving, other_moving=other_moving,
+                              other_ratio=other_ratio, zang=zang, onset_i=onset_i,
+                              offset_i=offset_i, mean_rel=mean_rel, p=p)
+        feats["log_neighbours"] = math.log1p(int(((near >= p.plm_min_interval_s)
+                                                  & (near <= p.plm_max_interval_s)).sum()))
+        prob = model.probability(feats)
+        if collect is not None:
+            collect.append({"leg": leg, "onset_s": epochs.start_s + onset_i * es,
+                            "offset_s": epochs.start_s + offset_i * es, "probability": prob,
+                            "reported": prob >= REPORT_PROBABILITY, **feats})
+        if prob < REPORT_PROBABILITY:
+            logger.debug("acc candidate at %.0f s weighed %.2f: %s", t_first, prob,
+                         reason or model.strongest_against(feats))
             continue
         peak_series = _rms_smooth(np.where(mv, 1.0, ratio[seg]), round(PEAK_SMOOTH_S / es))
         peak_rel = float(peak_series.max())
@@ -396,9 +415,7 @@ def possible_cramps(
         body = r_still[: max(1, r_still.size - round(p.stretch_window_s / es))]
         stretched = bool(tail.size and body.size
                          and tail.max() >= p.stretch_ratio * float(np.median(body)))
-        evidence = (0.5 * float(np.clip((mean_rel - 1.0) / (CONF_FULL_RATIO - 1.0), 0.0, 1.0))
-                    + 0.3 * min(1.0, dur / CONF_FULL_DURATION_S) + 0.2 * float(woke))
-        conf = min(p.max_confidence, CONF_BASE + CONF_SPAN * evidence)
+        conf = min(p.max_confidence, prob)
         t0 = epochs.start_s + onset_i * es
         rows.append({
             "onset_s": t0,
@@ -488,3 +505,57 @@ def _reject(p: AccCrampParams, *, es: float, dur: float, mv: BOOL, ratio: F64, m
     ):
         return "outside the sleep period"
     return ""
+
+
+#: Candidates these rules reject are never weighed: an event needs some duration and must
+#: start in the sleep period; both legs moving at the onset (rolling over, a bed partner) or
+#: an orientation change at the onset (rolling over, a strap that slipped) is never a cramp
+#: of one still leg. The other old rules (mostly moving, phasic, moving before, PLM-like
+#: neighbours) became evidence for the decision model.
+HARD_REJECTIONS: Final = frozenset({"short", "outside the sleep period",
+                                    "both legs moved (rolling over)",
+                                    "posture change at onset"})
+#: The leg counts as still before the onset for at most this long (s).
+PRE_STILL_MAX_S: Final = 300.0
+#: Orientation change measured between the still epochs this long before and after (s).
+TURN_WINDOW_S: Final = 10.0
+
+
+def _acc_features(ep: AccEpochs, *, ratio: F64, moving: BOOL, other_moving: BOOL,
+                  other_ratio: F64, zang: F64, onset_i: int, offset_i: int, mean_rel: float,
+                  p: AccCrampParams) -> dict[str, float]:
+    """The decision model's evidence for one accelerometer-only candidate
+    (:data:`crampsense.detection.model.ACC_FEATURES`, plus ``log_neighbours``)."""
+    es = ep.epoch_s
+    seg = slice(onset_i, offset_i)
+    mv = moving[seg]
+    vib = ep.vib_mg[MMG_AXIS][seg][~mv]
+    vib = vib[np.isfinite(vib)]
+    w = max(1, round(2.0 / es))
+    om = ep.motion_mg[max(0, onset_i - w):onset_i + w]
+    om = om[np.isfinite(om)]
+    before = moving[max(0, onset_i - round(PRE_STILL_MAX_S / es)):onset_i]
+    still_before = np.flatnonzero(before[::-1])
+    pre_still = (still_before[0] if still_before.size else before.size) * es
+    tw = max(1, round(TURN_WINDOW_S / es))
+    b = np.where(moving[max(0, onset_i - tw):onset_i], np.nan,
+                 zang[max(0, onset_i - tw):onset_i])
+    a = np.where(moving[onset_i:onset_i + 3 * tw], np.nan, zang[onset_i:onset_i + 3 * tw])
+    turn = 0.0
+    if np.isfinite(b).any() and np.isfinite(a).any():
+        with _quiet_nan():
+            turn = abs(float(np.nanmedian(a[-tw:]) - np.nanmedian(b)))
+        turn = turn if math.isfinite(turn) else 0.0
+    wo = round(p.onset_window_s / es)
+    return {
+        "log_duration_s": math.log(max((offset_i - onset_i) * es, es)),
+        "log_vibration_mg": math.log(max(float(vib.mean()), 1e-3)) if vib.size else 0.0,
+        "log_vibration_ratio": math.log(max(mean_rel, 0.5)),
+        "vibration_share": float((ratio[seg][~mv] >= p.tonic_ratio).mean()) if (~mv).any()
+        else 0.0,
+        "log_onset_move_mg": float(np.log1p(om.max())) if om.size else 0.0,
+        "other_vibration": math.log(max(float(np.mean(other_ratio[seg])), 0.5)),
+        "other_move": float(other_moving[max(0, onset_i - wo):onset_i + wo].any()),
+        "turn_deg": turn,
+        "log_pre_still_s": math.log1p(pre_still),
+    }

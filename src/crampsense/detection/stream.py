@@ -38,17 +38,11 @@ from numpy.typing import NDArray
 
 from crampsense.detection.detector import (
     LEGS,
-    PEAK_SMOOTH_S,
-    PHASIC_LOCAL_S,
-    STANDING_FRACTION,
-    STRETCH_AFTER_S,
     TURN_MARGIN_S,
-    CrampResults,
     _AccSteps,
     _evaluate,
     _events_frame,
     _LegStream,
-    _quiet_fraction,
     _results,
 )
 from crampsense.detection.emg import (
@@ -60,6 +54,14 @@ from crampsense.detection.emg import (
     hysteresis_spans,
 )
 from crampsense.detection.params import DetectionParams
+from crampsense.detection.results import CrampResults
+from crampsense.detection.rules import (
+    PEAK_SMOOTH_S,
+    PHASIC_LOCAL_S,
+    STANDING_FRACTION,
+    STRETCH_AFTER_S,
+    _quiet_fraction,
+)
 from crampsense.errors import DetectionError
 from crampsense.models import Leg
 

@@ -579,3 +579,30 @@ def test_demo_night_detected_equals_truth(fs_hz: float) -> None:
     true_s = (cramps["offset_s"] - cramps["onset_s"]).to_numpy()
     assert np.abs(res.events["duration_s"].to_numpy() - true_s).max() <= 3.0, (
         res.events["duration_s"].to_list(), true_s)
+
+
+@pytest.mark.slow
+def test_lead_off_noise_without_a_flag_is_not_covered_not_a_cramp() -> None:
+    """A file carries no lead-off flag: seed 7's 7-min lead-off (huge noise with hum) on the
+    left leg was once a 428-s severe cramp. Now it is reported as not covered."""
+    spec = NightSpec(seed=7, duration_s=7200.0, emg_fs_hz=1000.0, acc_fs_hz=50.0)
+    night = night_mod.generate_night(spec)
+    off = night.truth.filter(pl.col("kind") == "lead_off").row(0, named=True)
+    emg, acc, _ = night.render(off["leg"])
+    res = detect_cramps([LegSignals(off["leg"], emg[:1], 1000.0, ("gm",), acc_mg=acc,
+                                    acc_fs_hz=50.0)], start=spec.start)
+    inside = res.events.filter((pl.col("offset_s") > off["onset_s"])
+                               & (pl.col("onset_s") < off["offset_s"]))
+    assert inside.height == 0
+    cov = res.coverage.filter(pl.col("reason") == "not-emg")
+    assert cov.height >= 1
+    assert (cov["start_s"] - off["onset_s"]).abs().min() < 5.0
+
+
+def test_methods_name_the_decision_model_and_how_it_was_fitted() -> None:
+    legs, _ = _simple_night(duration_s=1200.0)
+    text = detect_cramps(legs, start=START).methods
+    assert "gradient-boosted trees" in text
+    assert "tuning world" in text
+    assert "benchmarks/fit_detector.py" in text
+    assert "confidence" in text
