@@ -42,6 +42,7 @@ __all__ = [
     "bedroom",
     "demo_spec",
     "generate_night",
+    "night_start_ns",
     "night_world",
     "progress_bar",
     "record_simulated",
