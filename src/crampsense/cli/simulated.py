@@ -124,6 +124,9 @@ def record_simulated(
         f"{report.simulated_s / 3600:.2f} h in {report.wall_s:.1f} s wall "
         f"({report.drops} drops, {report.stalls} stalls)."
     )
+    for d in report.never_connected:
+        out.print(f"  {d.placement.replace('-', ' ')} ({d.name or d.family}, {d.address}): "
+                  "never connected; nothing was recorded from it.", markup=False)
     return path
 
 

@@ -42,7 +42,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -57,7 +57,7 @@ from crampsense.devices.base import DeviceProtocol
 from crampsense.errors import CrampsenseError, DecodeError, StorageError
 from crampsense.models import ACC_UNIT, EMG_UNIT, DeviceInfo, Frame, Leg, MarkKind, placement_leg
 from crampsense.pipeline.legs import channel_legs
-from crampsense.pipeline.record import configured_protocol
+from crampsense.pipeline.record import SIMULATED_COMMIT_INTERVAL_S, configured_protocol
 from crampsense.storage.files import append_line_durable
 from crampsense.storage.paired import PairedDevice
 from crampsense.storage.session_log import SessionReader, SessionWriter
@@ -754,6 +754,7 @@ class NightService:
         self.on_notice = on_notice
         self.refused_frames = 0
         self.storage_problem: str | None = None
+        self._written_at_failure = 0
         self._recent: deque[NightNotice] = deque(maxlen=RECENT_NOTICES)
         self._log_failed = False
         self.devices: list[DeviceInfo] = []
@@ -790,6 +791,7 @@ class NightService:
             self.live.add(frame)
 
     def storage_failed(self, exc: StorageError) -> None:
+        self._written_at_failure = self.writer.frames_written
         if self.storage_problem is None:
             self.storage_problem = str(exc)
             self._notice(NightNotice("storage", self.clock.now_ns(),
@@ -820,11 +822,12 @@ class NightService:
     def _tick(self) -> None:
         now = self.clock.now_ns()
         try:
-            self.writer.commit_if_due()
+            committed = self.writer.commit_if_due()
         except StorageError as exc:
             self.storage_failed(exc)
         else:
-            if self.storage_problem is not None:
+            written = self.writer.frames_written > self._written_at_failure
+            if self.storage_problem is not None and (committed or written):
                 self.storage_problem = None
                 self._notice(NightNotice(
                     "storage", now, f"writing the night to {self.writer.path} again"
@@ -926,8 +929,10 @@ class NightService:
                 if self.reached_end:
                     writer.set_metadata(ENDED_KEY, "true")
                 writer.mark(MarkKind.STOPPED)
-            with contextlib.suppress(StorageError):
+            try:
                 writer.flush()
+            except StorageError as exc:
+                self.storage_failed(exc)
             if self.hooks is not None:
                 await self.hooks.drain(hook_drain_s)
         stats = [s.stats for s in self.sessions]
@@ -1052,6 +1057,7 @@ async def run_night(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     writer = _open_writer(plan, clock, commit_interval_s, metadata or {}, max_page_count)
+    service: NightService | None = None
     try:
         service = NightService(transport, devices, writer, clock=clock, policy=policy,
                                start_ns=clock.now_ns(), until_ns=plan.until_ns,
@@ -1060,16 +1066,26 @@ async def run_night(
             on_start(service)
         report = await service.run(stop)
     finally:
-        _close(writer)
+        lost = _close(writer)
+        if lost and service is not None:
+            service.refused_frames += lost
+    if lost:
+        report = replace(report, refused_frames=report.refused_frames + lost)
     return report
 
 
-def _close(writer: SessionWriter) -> None:
+def _close(writer: SessionWriter) -> int:
+    """Close the session; if the disk is still full, close anyway and return the frames that
+    could not be written (everything committed before is intact)."""
     try:
         writer.close()
     except StorageError as exc:
+        lost = writer.pending_frames
         logger.error("%s", exc)
-        writer.close(force=True)
+        with contextlib.suppress(StorageError):
+            writer.close(force=True)
+        return lost
+    return 0
 
 
 async def run_night_world(
@@ -1096,6 +1112,10 @@ async def run_night_world(
     clock = world.central_clock
     transport = BleTransport(scanner_backend=world.scanner_backend,
                              client_backend=world.client_backend)
+    if world.speed is None:
+        # as fast as possible, a simulated minute passes in well under a real second: the
+        # promise "a kill loses at most a second" (real time) holds with a commit per minute
+        commit_interval_s = max(commit_interval_s, SIMULATED_COMMIT_INTERVAL_S)
     stop = stop or asyncio.Event()
     started: list[NightService] = []
 
