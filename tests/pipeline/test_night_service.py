@@ -104,7 +104,8 @@ def test_live_events_equal_the_replay_and_each_reaches_the_hook(tmp_path: Path) 
     hooked = [json.loads(line) for line in hook_out.read_text().splitlines()]
     told = [n for n in notices if n.kind in ("alarm", "event", "retracted")]
     assert sorted(h["kind"] for h in hooked) == sorted(n.kind for n in told)
-    assert report.hook_runs == len(told) and report.hook_failures == 0
+    assert report.hook_runs == len(told)
+    assert report.hook_failures == 0
     assert sum(n.kind == "hook" and n.data["exit_status"] == 0 for n in notices) == len(told)
     # the night log has them all, owner-only
     log = tmp_path / "night.log.jsonl"
@@ -116,9 +117,9 @@ def test_live_events_equal_the_replay_and_each_reaches_the_hook(tmp_path: Path) 
 def test_a_device_that_never_appears_is_named_in_the_report_log_and_summary(
     tmp_path: Path,
 ) -> None:
-    world = _world(1, 300.0, [BAND_LEFT])
+    world = _world(1, 120.0, [BAND_LEFT])
     devices = [_band(BAND_LEFT, "left-calf"), _band("C5:A3:00:00:00:99", "right-calf")]
-    report, notices, path = _night(world, devices, tmp_path, 300.0)
+    report, notices, path = _night(world, devices, tmp_path, 120.0)
     assert [d.address for d in report.never_connected] == ["C5:A3:00:00:00:99"]
     missing = [n.text for n in notices if n.kind == "missing"]
     assert any("right calf" in t and "not connected yet" in t for t in missing)
@@ -204,7 +205,7 @@ def test_disk_full_is_survived_and_recording_resumes_when_space_returns(
         writers.append(service.writer)
 
     def fill_disk() -> None:
-        conn = writers[0]._conn  # noqa: SLF001 - the page count, to cap the file just above it
+        conn = writers[0]._conn
         assert conn is not None
         (pages,) = conn.execute("PRAGMA page_count").fetchone()
         writers[0].set_max_page_count(pages + 2)
@@ -216,7 +217,8 @@ def test_disk_full_is_survived_and_recording_resumes_when_space_returns(
                                    on_start=on_start)
     storage = [n for n in notices if n.kind == "storage"]
     assert [n.data["status"] for n in storage] == ["failing", "resumed"]
-    assert "disk full" in storage[0].text and str(path) in storage[0].text
+    assert "disk full" in storage[0].text
+    assert str(path) in storage[0].text
     assert "MB free" in storage[0].text
     assert report.refused_frames == 0  # held in memory until the disk had room
     analysis = analyze_session(path)
@@ -237,11 +239,12 @@ def test_hooks_are_time_limited_and_failures_logged(tmp_path: Path) -> None:
         await hooks.drain(10.0)
 
     asyncio.run(run([sys.executable, "-c", "import time; time.sleep(30)"], 0.5))
-    asyncio.run(run([sys.executable, "-c", "import sys; print('no', file=sys.stderr); "
-                                           "sys.exit(3)"], 5.0))
+    asyncio.run(run([sys.executable, "-c", ("import sys; print('no', file=sys.stderr); "
+                                           "sys.exit(3)")], 5.0))
     asyncio.run(run([str(tmp_path / "missing")], 5.0))
     assert [r.data["status"] for r in results] == ["timed out", "exited", "not started"]
-    assert results[1].data["exit_status"] == 3 and "no" in results[1].text
+    assert results[1].data["exit_status"] == 3
+    assert "no" in results[1].text
 
 
 def test_plan_continues_an_unfinished_night_and_never_a_finished_one(tmp_path: Path) -> None:
@@ -256,7 +259,9 @@ def test_plan_continues_an_unfinished_night_and_never_a_finished_one(tmp_path: P
     with SessionWriter(plan.path, clock=clock, metadata=meta):
         pass
     again = plan_night(sessions, start + 3600 * 10**9, None)
-    assert again.append and again.path == plan.path and again.until_ns == until
+    assert again.append
+    assert again.path == plan.path
+    assert again.until_ns == until
     assert plan_night(sessions, until + 1, None).append is False  # the night is over
     assert plan_night(sessions, start + 10**9, None, simulated=True).append is False
     with SessionWriter(plan.path, clock=clock, append=True) as w:
