@@ -46,10 +46,14 @@ async def main() -> None:
         for k in range(1, 2000):
             world.schedule(t0 + k * drop_every_s, lambda: world.drop_link(BAND_LEFT))
     services: list[NightService] = []
+    started = asyncio.Event()
+
+    def on_start(service: NightService) -> None:
+        services.append(service)
+        started.set()
 
     async def report() -> None:
-        while not services:
-            await asyncio.sleep(0.01)
+        await started.wait()
         s = services[0]
         mono0 = s.clock.monotonic_ns()
         while True:
@@ -64,7 +68,7 @@ async def main() -> None:
     await run_night_world(
         world, devices, plan, policy=ReconnectPolicy(scan_timeout_s=0.5, max_backoff_s=5.0),
         commit_interval_s=1.0, metadata={"simulated": "true"}, protocol_options=OPTIONS,
-        on_start=services.append, log_path=home / "night.log.jsonl")
+        on_start=on_start, log_path=home / "night.log.jsonl")
     reporter.cancel()
 
 

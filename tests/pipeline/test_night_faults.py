@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import os
 import random
 import subprocess
@@ -17,10 +18,10 @@ from typing import Any
 
 import pytest
 from bleak.exc import BleakDeviceNotFoundError, BleakError
-from firmware_sims.bedroom import ZOO_HR_STRAP, ZOO_MOVESENSE, device_zoo
+from firmware_sims.bedroom import ZOO_HR_STRAP, device_zoo
 from firmware_sims.night import NightSpec, generate_night
 
-from crampsense.pipeline.night import NightService, plan_night, run_night_world
+from crampsense.pipeline.night import plan_night, run_night_world
 from crampsense.pipeline.replay import analyze_session
 from crampsense.storage.paired import PairedDevice
 from crampsense.storage.session_log import SessionReader
@@ -90,18 +91,9 @@ def test_kill_9_fifty_times_loses_at_most_a_second_each_and_nothing_committed(
     assert not analysis.clean_end
 
 
-def _zoo_devices() -> list[PairedDevice]:
-    return [
-        PairedDevice(address=ZOO_MOVESENSE, name="Movesense", family="movesense",
-                     placement="left-shin", simulated=True),
-        PairedDevice(address=ZOO_HR_STRAP, name="strap", family="heart-rate",
-                     placement="chest", simulated=True),
-    ]
-
-
 def _rss_bytes() -> int:
-    with open("/proc/self/statm", encoding="ascii") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    statm = Path("/proc/self/statm").read_text(encoding="ascii")
+    return int(statm.split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 @pytest.mark.slow
@@ -110,9 +102,11 @@ def test_reconnect_storm_over_ten_hours_never_exits_and_stays_flat(tmp_path: Pat
     hours = 10.0
     spec = NightSpec(seed=4, duration_s=hours * 3600, emg_fs_hz=500.0, n_cramps=0,
                      lookalikes=())
-    world = device_zoo(generate_night(spec),
-                       include=lambda a: a in (ZOO_MOVESENSE, ZOO_HR_STRAP))
-    target = ZOO_MOVESENSE
+    # the heart-rate strap (one notification a second) keeps ten simulated hours to seconds;
+    # it goes through every step a reconnect has (scan, connect, Device Information reads,
+    # subscriptions). Refused writes and protocol errors are tested in tests/transport/.
+    world = device_zoo(generate_night(spec), include=lambda a: a == ZOO_HR_STRAP)
+    target = ZOO_HR_STRAP
 
     def inject(operation: str, error: Any, count: int = 2) -> Callable[[], None]:
         def act() -> None:
@@ -129,10 +123,9 @@ def test_reconnect_storm_over_ten_hours_never_exits_and_stays_flat(tmp_path: Pat
         inject("connect", TimeoutError, 3),
         inject("connect", lambda: OSError(5, "Input/output error")),
         inject("connect", lambda: BleakDeviceNotFoundError(target)),
-        inject("write", lambda: BleakError("org.bluez.Error.Failed: Operation failed")),
         inject("start_notify", lambda: BleakError("Notify acquired")),
         inject("read", TimeoutError),
-        lambda: (world.drop_link(ZOO_HR_STRAP), world.drop_link(target)),
+        inject("read", lambda: BleakError("org.bluez.Error.Failed: Operation failed")),
     ]
     t_s = 300.0
     k = 0
@@ -145,7 +138,7 @@ def test_reconnect_storm_over_ten_hours_never_exits_and_stays_flat(tmp_path: Pat
     def sample() -> None:
         gc.collect()
         samples["tasks"].append(len(asyncio.all_tasks()))
-        samples["fds"].append(len(os.listdir("/proc/self/fd")))
+        samples["fds"].append(len(list(Path("/proc/self/fd").iterdir())))
         samples["rss"].append(_rss_bytes())
 
     for h in (2, 4, 6, 8, 9.9):
@@ -154,8 +147,10 @@ def test_reconnect_storm_over_ten_hours_never_exits_and_stays_flat(tmp_path: Pat
     plan = plan_night(tmp_path / "sessions", now_ns, now_ns + round(hours * 3600e9),
                       simulated=True)
     policy = ReconnectPolicy(scan_timeout_s=0.2, max_backoff_s=30.0, stall_timeout_s=10.0)
+    strap = PairedDevice(address=ZOO_HR_STRAP, name="strap", family="heart-rate",
+                         placement="chest", simulated=True)
     report = asyncio.run(run_night_world(
-        world, _zoo_devices(), plan, policy=policy, commit_interval_s=1.0,
+        world, [strap], plan, policy=policy, commit_interval_s=1.0,
         metadata={"simulated": "true"}, handle_signals=False))
     assert report.simulated_s >= hours * 3600 - 60  # it never gave up or exited early
     assert report.failed_attempts >= 10
@@ -164,11 +159,14 @@ def test_reconnect_storm_over_ten_hours_never_exits_and_stays_flat(tmp_path: Pat
     # back-off capped, with jitter: no wait between attempts beyond the cap (+ scan, slack)
     with SessionReader(plan.path) as reader:
         marks = [m for m in reader.marks() if m.device_address == target]
-    attempts = [m.host_monotonic_ns / 1e9 for m in marks
+    attempts = [(m.kind, m.host_monotonic_ns / 1e9) for m in marks
                 if m.kind in ("reconnect-failed", "connected")]
-    waits = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
-    power_off_s = 240.0  # the device is off from one fault to the next
-    assert max(w for w in waits if w < power_off_s - 1) <= 30.0 * 1.25 + 0.2 + 2.0
+    # after a failed attempt, the next one comes within the capped, jittered back-off
+    # (plus the scan and a watchdog period)
+    waits = [b - a for (kind, a), (_, b) in itertools.pairwise(attempts)
+             if kind == "reconnect-failed"]
+    assert len(waits) >= 10
+    assert max(waits) <= 30.0 * 1.25 + 0.2 + 2.0
     # flat: tasks and file descriptors equal, memory within a few MB from hour 2 to hour 10
     assert len(set(samples["tasks"])) == 1, samples
     assert max(samples["fds"]) - min(samples["fds"]) <= 1, samples
