@@ -159,7 +159,7 @@ def test_a_second_service_in_the_same_home_is_refused(home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_an_eight_hour_simulated_night_ends_with_the_replays_cramps(
+def test_a_simulated_night_ends_with_the_replays_cramps_and_hooks_each_event(
     home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _pair(home)
@@ -167,7 +167,7 @@ def test_an_eight_hour_simulated_night_ends_with_the_replays_cramps(
     script = tmp_path / "hook.py"
     script.write_text(f"import sys\nopen({str(hook_out)!r}, 'a').write(sys.stdin.read())\n")
     code, out, err = run_cli(
-        ["night", "--simulate", "--hours", "8", "--seed", "3",
+        ["night", "--simulate", "--hours", "2", "--seed", "7",
          "--on-cramp", f"{sys.executable} {script}"], capsys)
     assert code == 0, err
     assert "Cramp log" in out
