@@ -190,3 +190,37 @@ def time_of(text: str) -> float:
     from datetime import datetime  # noqa: PLC0415
 
     return datetime.fromisoformat(text).timestamp()
+
+
+def test_the_live_status_renders_devices_links_battery_coverage_and_cramps() -> None:
+    from datetime import UTC  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+
+    from crampsense.cli.night import status_line, status_table  # noqa: PLC0415
+    from crampsense.models import DeviceInfo  # noqa: PLC0415
+    from crampsense.pipeline.night import DeviceStatus, NightStatus  # noqa: PLC0415
+
+    start = 1_790_000_000 * 10**9
+    devices = (
+        DeviceStatus(DeviceInfo(BAND_LEFT, "band L", "crampsense-band", "left-calf"),
+                     "streaming", 87, 21.4, 1000, 1, 0, 0, 0, ""),
+        DeviceStatus(DeviceInfo(BAND_RIGHT, "band R", "crampsense-band", "right-calf"),
+                     "never connected", None, 0.0, 0, 0, 0, 0, 12, "no advertisement"),
+    )
+    status = NightStatus(now_ns=start + 3600 * 10**9, start_ns=start, until_ns=None,
+                         devices=devices, coverage_s={"left": 3240.0, "right": 0.0}, alarms=2,
+                         events=1, cramps=1, storage_problem=None, frames_written=12345,
+                         recent=())
+    console = Console(width=100, no_color=True, record=True)
+    console.print(status_table(status, UTC))
+    text = console.export_text()
+    assert "band L" in text
+    assert "streaming" in text
+    assert "87 %" in text
+    assert "never connected" in text
+    assert "left 90%, right 0%" in text
+    assert "2 alarm(s), 1 cramp(s)" in text
+    line = status_line(status, UTC)
+    assert "right-calf never connected" in line
+    assert "12,345 notifications saved" in line

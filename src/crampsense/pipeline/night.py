@@ -115,6 +115,8 @@ MAX_HOOKS_RUNNING: Final = 2
 MAX_HOOKS_WAITING: Final = 32
 #: Characters of a hook's standard error kept in its log line.
 HOOK_STDERR_CHARS: Final = 300
+#: The data rate in the status is averaged over this many clock seconds.
+RATE_WINDOW_S: Final = 10.0
 #: After this long (clock s) without a first connection, a device is named as missing.
 MISSING_AFTER_S: Final = 60.0
 #: Notices kept for the status display (the log file keeps all of them).
@@ -777,7 +779,8 @@ class NightService:
             for i, d in enumerate(self.devices)
         ]
         self._seen = [(0, 0, 0) for _ in self.sessions]
-        self._rate: list[tuple[int, int]] = [(0, 0) for _ in self.sessions]
+        mono = clock.monotonic_ns()
+        self._rate: list[tuple[int, int]] = [(mono, 0) for _ in self.sessions]
         self._frames_per_s = [0.0 for _ in self.sessions]
         self._missing_named = False
         self.ended_ns: int | None = None
@@ -849,8 +852,8 @@ class NightService:
                                          {"address": s.device.address, "status": "lost"}))
             self._seen[i] = (st.connects, st.drops, st.stalls)
             t0, f0 = self._rate[i]
-            if mono - t0 >= 10e9:
-                self._frames_per_s[i] = (st.frames - f0) / ((mono - t0) / 1e9) if t0 else 0.0
+            if mono - t0 >= RATE_WINDOW_S * 1e9:
+                self._frames_per_s[i] = (st.frames - f0) / ((mono - t0) / 1e9)
                 self._rate[i] = (mono, st.frames)
         if not self._missing_named and (now - self.start_ns) / 1e9 >= MISSING_AFTER_S:
             self._missing_named = True
