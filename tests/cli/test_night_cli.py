@@ -224,3 +224,19 @@ def test_the_live_status_renders_devices_links_battery_coverage_and_cramps() -> 
     line = status_line(status, UTC)
     assert "right-calf never connected" in line
     assert "12,345 notifications saved" in line
+
+
+def test_record_names_a_paired_device_that_never_connected(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ghost = PairedDevice(address="C5:A3:00:00:00:99", name="spare band", family="crampsense-band",
+                         placement="right-calf", simulated=True)
+    save_paired(home, [PairedDevice(address=BAND_LEFT, name="band L", family="crampsense-band",
+                                    placement="left-calf", simulated=True), ghost])
+    code, out, err = run_cli(["record", "--simulate", "--hours", "0.05"], capsys)
+    assert code == 0, err
+    assert "right calf (spare band, C5:A3:00:00:00:99): never connected" in out
+    session = next((home / "sessions").glob("*.session"))
+    code, out, err = run_cli(["summary", "--session", str(session)], capsys)
+    assert code == 0, err
+    assert "right calf: never connected" in out  # the leg is named, not left out
