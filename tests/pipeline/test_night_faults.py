@@ -198,6 +198,8 @@ def test_soak_ten_hours_with_power_cuts_and_kills_reports_exactly_the_injected_g
         proc = subprocess.Popen(
             [sys.executable, str(CHILD), str(home), "0", "0.5", str(drop_every_s)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        assert proc.stdout is not None
+        started = proc.stdout.readline()  # the segment is open (or the night already over)
         try:
             proc.wait(timeout=rng.uniform(4.0, 12.0) if kills < 4 else 600)
         except subprocess.TimeoutExpired:
@@ -205,6 +207,7 @@ def test_soak_ten_hours_with_power_cuts_and_kills_reports_exactly_the_injected_g
             proc.communicate(timeout=30)
             kills += 1
             continue
+        assert started or proc.returncode == 0
         _, err = proc.communicate()
         assert proc.returncode == 0, err.decode()
         break
