@@ -297,7 +297,7 @@ def report_lines(report: NightReport) -> list[str]:
 
 @click.command("night", short_help="Run the night: record, detect live, morning summary.")
 @click.option("--until", "until", metavar="HH:MM",
-              help="End at this local time (default: 8 hours, or until stopped).")
+              help="End at this local time (default: until stopped; --simulate: 8 h).")
 @click.option("--hours", type=click.FloatRange(0.01, 16.0), default=None,
               help="End after this long.")
 @click.option("--on-cramp", "on_cramp", metavar="COMMAND",
