@@ -155,9 +155,9 @@ class _Display:
     def notice(self, notice: NightNotice) -> None:
         line = f"{_hhmm(notice.time_ns, self.tz)} {notice.kind}: {notice.text}"
         if self.live is not None:
-            self.live.console.print(line, markup=False, highlight=False)
+            self.live.console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:
-            self.out.print(line, markup=False, highlight=False)
+            self.out.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def refresh(self) -> None:
         if self.service is None:
@@ -169,7 +169,8 @@ class _Display:
         if self._last_plain_ns is None or status.now_ns - self._last_plain_ns >= \
                 self.plain_every_ns:
             self._last_plain_ns = status.now_ns
-            self.out.print(status_line(status, self.tz), markup=False, highlight=False)
+            self.out.print(status_line(status, self.tz), markup=False, highlight=False,
+                           soft_wrap=True)
 
 
 async def _with_display(display: _Display, night: Any) -> NightReport:
