@@ -69,6 +69,7 @@ __all__ = [
     "GAP_TOLERANCE_S",
     "HOOK_TIMEOUT_S",
     "PAD_LAG_S",
+    "PUSH_EVERY_S",
     "TICK_S",
     "DeviceStatus",
     "HookRunner",
