@@ -8,6 +8,7 @@ live status (plain lines when not on a terminal), and ends with the morning summ
 from __future__ import annotations
 
 import asyncio
+import gc
 import shlex
 import shutil
 from collections.abc import Sequence
@@ -362,6 +363,7 @@ def run(
     if no_summary:
         c.out.print(f"See the night with: crampsense replay {report.path}", markup=False)
         return
+    gc.collect()  # the night's live state is garbage now: free it before the replay's arrays
     try:
         replay_and_summarise(c.out, report.path, config=c.config,
                              journal_path=c.data_dir / "journal.txt", as_json=False, tz=tz,
