@@ -843,14 +843,15 @@ class NightService:
         for i, s in enumerate(self.sessions):
             st = s.stats
             connects, lost, stalls = self._seen[i]
-            if st.connects > connects:
-                self._notice(NightNotice("link", now, f"{describe_device(s.device)} connected",
-                                         {"address": s.device.address, "status": "connected"}))
+            # a link lost and back within one tick: first the loss, then the connect
             if st.drops + st.stalls > lost + stalls:
                 why = "went silent" if st.stalls > stalls else "was lost"
                 self._notice(NightNotice("link", now,
                                          f"{describe_device(s.device)} {why}; reconnecting",
                                          {"address": s.device.address, "status": "lost"}))
+            if st.connects > connects:
+                self._notice(NightNotice("link", now, f"{describe_device(s.device)} connected",
+                                         {"address": s.device.address, "status": "connected"}))
             self._seen[i] = (st.connects, st.drops, st.stalls)
             t0, f0 = self._rate[i]
             if mono - t0 >= RATE_WINDOW_S * 1e9:
