@@ -167,7 +167,7 @@ def test_a_simulated_night_ends_with_the_replays_cramps_and_hooks_each_event(
     script = tmp_path / "hook.py"
     script.write_text(f"import sys\nopen({str(hook_out)!r}, 'a').write(sys.stdin.read())\n")
     code, out, err = run_cli(
-        ["night", "--simulate", "--hours", "2", "--seed", "7",
+        ["night", "--simulate", "--hours", "1", "--seed", "7",
          "--on-cramp", f"{sys.executable} {script}"], capsys)
     assert code == 0, err
     assert "Cramp log" in out
