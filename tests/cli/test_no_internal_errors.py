@@ -73,6 +73,12 @@ def _cases(tmp: Path) -> list[list[str]]:
         ["repair", missing],
         ["repair", str(garbage)],
         ["repair", str(folder)],
+        ["night", "--until", "25:99", "--simulate"],
+        ["night", "--hours", "0", "--simulate"],
+        ["night", "--simulate", "--hours", "0.05"],
+        ["night", "--on-cramp", "", "--simulate", "--hours", "0.05"],
+        ["service", "install", "--until", "nonsense"],
+        ["service", "frobnicate"],
         ["no-such-command"],
         ["--config", str(garbage), "devices"],
     ]

@@ -96,9 +96,12 @@ def test_reconnects_after_a_drop_and_records_the_gap(tmp_path: Path) -> None:
     assert len(emg.gaps) == 1
     a, b = emg.gaps[0]
     gap_start_s, gap_end_s = a / EMG_FS_HZ, b / EMG_FS_HZ
-    # the drop happened 200 s in; the reconnect came after a back-off of about a second
+    # the drop happened 200 s in; the reconnect came after the back-off: about a second, or a
+    # few doubled steps (1 + 2 + 4 + 8 s) when an attempt races the band's re-advertising. That
+    # race depends on real-time scheduling (it failed about one run in three, loaded or not,
+    # with gaps of 10 s), so the bound is the fourth back-off step, not the first.
     assert gap_start_s == pytest.approx(200.0, abs=0.5)
-    assert 0.2 < gap_end_s - gap_start_s < 5.0
+    assert 0.2 < gap_end_s - gap_start_s < 16.0
     reconnect = next(m for m in marks[1:] if m.kind == "connected")
     assert reconnect.host_monotonic_ns / 1e9 == pytest.approx(gap_end_s, abs=1.0)
     # the replayed night names the gap for what it was, with bounds to the second

@@ -14,7 +14,12 @@ from crampsense.cli.utils import WORLDS, get_context
 from crampsense.clock import SystemClock, datetime_from_ns
 from crampsense.config import Config
 from crampsense.errors import DeviceError, StorageError
-from crampsense.pipeline.record import latest_session, record_until_stopped, session_path_for
+from crampsense.pipeline.record import (
+    latest_session,
+    never_connected,
+    record_until_stopped,
+    session_path_for,
+)
 from crampsense.storage.lock import HomeLock
 from crampsense.storage.paired import PairedDevice, load_device_info, load_paired
 from crampsense.transport.ble import BleTransport
@@ -64,7 +69,7 @@ def record_night(
     clock = SystemClock()
     start = datetime_from_ns(clock.now_ns())
     path = out_path or session_path_for(sessions_dir, start)
-    asyncio.run(record_until_stopped(
+    sessions = asyncio.run(record_until_stopped(
         BleTransport(), devices, path, clock=clock, policy=policy,
         commit_interval_s=config["recording.commit_interval_s"], duration_s=duration_s,
         protocol_options=options, device_info=device_info, append=append,
@@ -72,6 +77,14 @@ def record_night(
             f"{'Continuing' if append else 'Recording to'} {p}. Stop with Ctrl-C "
             "(everything received is kept)."),
     ))
+    out.print(
+        f"Recorded {sum(s.stats.frames for s in sessions):,} notifications "
+        f"({sum(s.stats.drops for s in sessions)} drops, "
+        f"{sum(s.stats.stalls for s in sessions)} stalls)."
+    )
+    for d in never_connected(sessions):
+        out.print(f"  {d.placement.replace('-', ' ')} ({d.name or d.family}, {d.address}): "
+                  "never connected; nothing was recorded from it.", markup=False)
     return path
 
 

@@ -26,7 +26,7 @@ from firmware_sims.night import LOOKALIKE_KINDS, NightSpec, corpus, demo_spec, g
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from crampsense.clock import datetime_from_ns
+from crampsense.clock import FakeClock, datetime_from_ns, ns_from_datetime
 from crampsense.config import Config
 from crampsense.pipeline.record import record_world, session_path_for
 from crampsense.storage.paired import PairedDevice
@@ -43,6 +43,8 @@ __all__ = [
     "corpus",
     "demo_spec",
     "generate_night",
+    "night_start_ns",
+    "night_world",
     "progress_bar",
     "record_simulated",
     "simulated_transport",
@@ -127,9 +129,47 @@ def record_simulated(
         f"{report.simulated_s / 3600:.2f} h in {report.wall_s:.1f} s wall "
         f"({report.drops} drops, {report.stalls} stalls)."
     )
+    for d in report.never_connected:
+        out.print(f"  {d.placement.replace('-', ' ')} ({d.name or d.family}, {d.address}): "
+                  "never connected; nothing was recorded from it.", markup=False)
     if report.simulated_s < duration_s - 1.0:
         out.print(
             f"Stopped early: {report.simulated_s / 3600:.2f} h of the {duration_s / 3600:g} h "
             "asked for were recorded (interrupted); everything received is in the session."
         )
     return path
+
+
+def night_world(
+    devices: Sequence[PairedDevice],
+    *,
+    seed: int,
+    duration_s: float,
+    speed: float | None,
+    protocol_options: dict[str, dict[str, Any]],
+    world: str = "bedroom",
+    resume_ns: int | None = None,
+) -> tuple[Any, int]:
+    """The simulated world of ``crampsense night --simulate``, and its night's start (Unix ns).
+
+    The world holds the simulators of the paired ``devices`` only (a paired device the world
+    does not have never appears). ``resume_ns``: continue a night that was interrupted, with
+    the world's clock (and every simulator's signal) at that host time instead of the start.
+    """
+    band = protocol_options.get("crampsense-band", {})
+    spec = NightSpec(seed=seed, duration_s=duration_s,
+                     emg_fs_hz=float(band.get("emg_fs_hz", 1000)),
+                     acc_fs_hz=float(band.get("imu_fs_hz", 50)))
+    night = generate_night(spec)
+    wanted = {d.address for d in devices}
+    clock = FakeClock(spec.start)
+    start_ns = clock.now_ns()
+    if resume_ns is not None and resume_ns > start_ns:
+        clock.advance((resume_ns - start_ns) / 1e9)
+    make = device_zoo if world == "zoo" else bedroom
+    return make(night, speed=speed, clock=clock, include=lambda a: a in wanted), start_ns
+
+
+def night_start_ns(seed: int, duration_s: float) -> int:
+    """Host time (Unix ns) at which the simulated night of ``seed`` starts."""
+    return ns_from_datetime(NightSpec(seed=seed, duration_s=duration_s).start)

@@ -35,6 +35,7 @@ __all__ = [
     "RecordingReport",
     "configured_protocol",
     "latest_session",
+    "never_connected",
     "pair_device",
     "record_devices",
     "record_until_stopped",
@@ -247,6 +248,13 @@ class RecordingReport:
     drops: int
     stalls: int
     failed_attempts: int
+    #: Paired devices that never connected (nothing was recorded from them).
+    never_connected: tuple[DeviceInfo, ...] = ()
+
+
+def never_connected(sessions: Sequence[IngestSession]) -> tuple[DeviceInfo, ...]:
+    """The devices of ``sessions`` that never connected: name them, never leave them out."""
+    return tuple(s.device for s in sessions if s.stats.connects == 0)
 
 
 async def record_world(
@@ -339,4 +347,5 @@ async def record_world(
         drops=sum(s.stats.drops for s in sessions),
         stalls=sum(s.stats.stalls for s in sessions),
         failed_attempts=sum(s.stats.failed_attempts for s in sessions),
+        never_connected=never_connected(sessions),
     )

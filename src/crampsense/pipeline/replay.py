@@ -41,13 +41,15 @@ from crampsense.models import (
     CoverageGap,
     DeviceInfo,
     Leg,
+    MarkKind,
     Night,
     SampleBlock,
     SleepSummary,
+    placement_leg,
 )
 from crampsense.pipeline.legs import LegSource, choose_leg_sources
 from crampsense.storage.salvage import SalvageReport
-from crampsense.storage.session_log import FrameBatch, SessionReader
+from crampsense.storage.session_log import FrameBatch, Mark, SessionReader
 
 __all__ = [
     "SessionAnalysis",
@@ -715,6 +717,24 @@ def _coverage_gaps(
     return out
 
 
+def _silent_legs(
+    devices: Sequence[DeviceInfo], covered: set[Leg], marks: Sequence[Mark]
+) -> dict[Leg, str]:
+    """Legs with a paired device worn on them but no leg signal in the session, and why:
+    ``"never connected"`` (no device on that leg ever connected) or ``"no data"``."""
+    connected = {m.device_address for m in marks if m.kind == MarkKind.CONNECTED}
+    out: dict[Leg, str] = {}
+    for d in devices:
+        leg = placement_leg(d.placement)
+        if leg is None or leg in covered:
+            continue
+        if d.address in connected or out.get(leg) == "no data":
+            out[leg] = "no data"
+        else:
+            out[leg] = "never connected"
+    return out
+
+
 def analyze_session(
     path: Path,
     *,
@@ -771,11 +791,14 @@ def _analyze(
         if m.kind in ("disconnected", "stall") and m.device_address is not None
     }
     legs = _legs(timelines, start_ns, duration_s, sources)
+    silent = _silent_legs(devices, {lg.leg for lg in legs}, marks)
     if not legs:
+        named = "; ".join(f"{leg} leg: {why}" for leg, why in silent.items())
         raise StorageError(
             f"{path} holds no EMG or accelerometer data from a device worn on a leg "
-            f"({n} frames, {bad} undecodable); pair a band with --placement left-calf or "
-            "right-calf and record again",
+            f"({n} frames, {bad} undecodable{'; ' + named if named else ''}); pair a band "
+            "with --placement left-calf or right-calf, check that it is charged and in "
+            "range, and record again",
             path=str(path),
         )
     start = datetime_from_ns(start_ns)
@@ -791,7 +814,14 @@ def _analyze(
             devices, timelines, start_ns, duration_s, sources=sources, drops=drops
         )
     )
-    monitored: tuple[Leg, ...] = tuple(sorted({lg.leg for lg in legs}))
+    # a leg whose paired sensor never delivered is monitored and uncovered all night: named
+    # in the summary ("never connected"), never silently left out
+    gaps += tuple(
+        CoverageGap(start=start, end=start + timedelta(seconds=duration_s), leg=leg,
+                    reason=why)
+        for leg, why in silent.items()
+    )
+    monitored: tuple[Leg, ...] = tuple(sorted({lg.leg for lg in legs} | set(silent)))
     night = Night(
         start=start,
         end=start + timedelta(seconds=duration_s),

@@ -250,6 +250,10 @@ def _coverage_line(night: Night, leg: Leg, tz: tzinfo) -> str:
     )
     if not gaps:
         return f"{leg} leg: {tail}"
+    if any(g.reason == "never connected" and g.start <= night.start and g.end >= night.end
+           for g in gaps):
+        return (f"{leg} {_site(night, leg)}: never connected, nothing was recorded from it; "
+                f"{tail}")
     listed = [_gap_text(g, night, tz) for g in gaps[:MAX_GAPS_LISTED]]
     rest = gaps[MAX_GAPS_LISTED:]
     if rest:

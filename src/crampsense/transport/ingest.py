@@ -53,6 +53,7 @@ from crampsense.transport.base import Transport
 from crampsense.transport.ble import read_device_information
 
 __all__ = [
+    "LINK_STATES",
     "PAIRING_ATT_ERRORS",
     "FrameSink",
     "IngestSession",
@@ -72,6 +73,9 @@ INITIAL_BACKOFF_S: Final = 0.5
 BACKOFF_JITTER: Final = 0.25
 #: How often the watchdog looks at the time since the last data frame.
 WATCHDOG_PERIOD_S: Final = 1.0
+#: Connection errors kept in :attr:`IngestStats.errors` (the newest): a reconnect storm over a
+#: whole night must not grow memory; the session's marks keep every one.
+MAX_ERRORS_KEPT: Final = 20
 #: ATT error codes that mean "this needs an encrypted (paired) link": 0x05 Insufficient
 #: Authentication, 0x0F Insufficient Encryption (Core Spec Vol 3 Part F 3.4.1.1).
 PAIRING_ATT_ERRORS: Final = frozenset({0x05, 0x0F})
@@ -128,7 +132,13 @@ class IngestStats:
     restarts: int = 0
     #: Times the client paired because a write needed an encrypted link.
     pairings: int = 0
+    #: The newest connection errors (at most :data:`MAX_ERRORS_KEPT`).
     errors: list[str] = field(default_factory=list)
+
+
+#: What an :class:`IngestSession` is doing (:attr:`IngestSession.state`): looking for the device,
+#: connecting and starting its streams, streaming, waiting out a back-off, or stopped.
+LINK_STATES: Final = ("searching", "connecting", "streaming", "waiting", "stopped")
 
 
 class IngestSession:
@@ -185,11 +195,20 @@ class IngestSession:
         self._paired_now = False
         self._low_mtu: int | None = None
         self._stopping = False
+        #: One of :data:`LINK_STATES`, for a live status display.
+        self.state = "searching"
 
     async def run(self, stop: asyncio.Event) -> IngestStats:
         """Connect, stream and reconnect until ``stop`` is set; returns the statistics."""
+        try:
+            return await self._run(stop)
+        finally:
+            self.state = "stopped"
+
+    async def _run(self, stop: asyncio.Event) -> IngestStats:
         attempt = 0
         while not stop.is_set():
+            self.state = "searching"
             try:
                 await self._one_connection(stop)
                 attempt = 0
@@ -202,6 +221,7 @@ class IngestSession:
                 self.stats.failed_attempts += 1
                 message = str(exc) or type(exc).__name__
                 self.stats.errors.append(message)
+                del self.stats.errors[:-MAX_ERRORS_KEPT]
                 logger.info("%s: attempt %d failed: %s", self.device.address, attempt, message)
                 self.sink.mark(
                     MarkKind.RECONNECT_FAILED, device_address=self.device.address, detail=message
@@ -213,6 +233,7 @@ class IngestSession:
             if stop.is_set():
                 break
             if attempt:
+                self.state = "waiting"
                 await self._wait(self.policy.backoff_s(attempt, self._rng), stop)
         return self.stats
 
@@ -234,6 +255,7 @@ class IngestSession:
         self._pending_response = None
         self._restart_requested = self._paired_now = self._stopping = False
         self._low_mtu = None
+        self.state = "connecting"
         client = self.transport.client(ble_device, disconnected_callback=self._on_disconnect)
         await client.connect()
         try:
@@ -323,6 +345,7 @@ class IngestSession:
             await client.start_notify(uuid, on_data)
         await self._send(client, self.protocol.start_commands(self.clock.now_ns()), wait=True)
         self.stats.connects += 1
+        self.state = "streaming"
         self.connected.set()
         self.sink.mark(
             MarkKind.CONNECTED, device_address=address, detail=f"mtu={client.mtu_size}"
