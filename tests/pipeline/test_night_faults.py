@@ -48,6 +48,7 @@ def _session(home: Path) -> Path | None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 50 restarts of a real process: 3-7 min on 2 busy cores
 def test_kill_9_fifty_times_loses_at_most_a_second_each_and_nothing_committed(
     tmp_path: Path,
 ) -> None:

@@ -406,12 +406,38 @@ def _parse_leaf(
 # The WAL
 
 
+@functools.lru_cache(maxsize=4)
+def _step_powers(n: int) -> npt.NDArray[np.uint64]:
+    """``M**k`` for k = 0..n (wrapping uint64), M = [[1, 1], [1, 2]]: the WAL checksum's step."""
+    step = np.array([[1, 1], [1, 2]], dtype=np.uint64)
+    out = np.empty((n + 1, 2, 2), dtype=np.uint64)
+    out[0] = np.eye(2, dtype=np.uint64)
+    for k in range(1, n + 1):
+        out[k] = step @ out[k - 1]
+    return out
+
+
 def _wal_checksum(data: bytes, s0: int, s1: int, big_endian: bool) -> tuple[int, int]:
-    words = struct.unpack(f"{'>' if big_endian else '<'}{len(data) // 4}I", data)
-    for i in range(0, len(words) - 1, 2):
-        s0 = (s0 + words[i] + s1) & _MASK32
-        s1 = (s1 + words[i + 1] + s0) & _MASK32
-    return s0, s1
+    """SQLite's WAL checksum of ``data`` continued from ``(s0, s1)``.
+
+    Per pair of 32-bit words ``(a, b)``: ``s0 += a + s1; s1 += b + s0`` (mod 2**32), i.e.
+    ``v' = M v + (a, a + b)`` with ``M = [[1, 1], [1, 2]]``. The sum over a frame is done at
+    once with precomputed powers of ``M`` (arithmetic wraps mod 2**64, a multiple of 2**32, so
+    the low 32 bits are exact): a frame costs microseconds instead of a Python loop per word.
+    """
+    n_words = len(data) // 4 // 2 * 2
+    words = np.frombuffer(data, dtype=">u4" if big_endian else "<u4", count=n_words)
+    a = words[0::2].astype(np.uint64)
+    d1 = a + words[1::2].astype(np.uint64)
+    n = a.size
+    powers = _step_powers(n)
+    back = powers[n - 1 :: -1] if n else powers[:0]  # M**(n-1-j) for pair j
+    v0 = int((back[:, 0, 0] * a + back[:, 0, 1] * d1).sum(dtype=np.uint64))
+    v1 = int((back[:, 1, 0] * a + back[:, 1, 1] * d1).sum(dtype=np.uint64))
+    mn = powers[n]
+    out0 = (int(mn[0, 0]) * s0 + int(mn[0, 1]) * s1 + v0) & _MASK32
+    out1 = (int(mn[1, 0]) * s0 + int(mn[1, 1]) * s1 + v1) & _MASK32
+    return out0, out1
 
 
 @dataclass(frozen=True, slots=True)
