@@ -40,6 +40,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from crampsense.clock import FakeClock
+from crampsense.models import DeviceInfo
+from crampsense.pipeline.night import (
+    LiveDetection,
+    NightNotice,
+    plan_night,
+    run_night_world,
+)
+from crampsense.pipeline.record import configured_protocol
+from crampsense.storage.paired import PairedDevice
+from crampsense.storage.session_log import SessionReader, SessionWriter
+from crampsense.transport.ingest import ReconnectPolicy
 from firmware_sims.bedroom import (
     BAND_LEFT,
     BAND_RIGHT,
@@ -53,19 +65,6 @@ from firmware_sims.bedroom import (
     device_zoo,
 )
 from firmware_sims.night import NightSpec, generate_night
-
-from crampsense.clock import FakeClock
-from crampsense.models import DeviceInfo
-from crampsense.pipeline.night import (
-    LiveDetection,
-    NightNotice,
-    plan_night,
-    run_night_world,
-)
-from crampsense.pipeline.record import configured_protocol
-from crampsense.storage.paired import PairedDevice
-from crampsense.storage.session_log import SessionReader, SessionWriter
-from crampsense.transport.ingest import ReconnectPolicy
 
 OPTIONS = {"crampsense-band": {"emg_fs_hz": 1000, "imu_fs_hz": 50}}
 FAMILY = {ZOO_BAND: "crampsense-band", ZOO_POLAR_SENSE: "polar-pmd",

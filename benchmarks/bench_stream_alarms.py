@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from firmware_sims.night import LOOKALIKE_KINDS, NightSpec, generate_night
 
 from crampsense.detection.stream import CrampAlarm, StreamingDetector, StreamLeg
+from firmware_sims.night import LOOKALIKE_KINDS, NightSpec, generate_night
 
 MATCH_BEFORE_S = 30.0
 

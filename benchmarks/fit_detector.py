@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from firmware_sims.night import ALL_KINDS, NightSpec, generate_night, tuning_world
-from firmware_sims.night.corpus import analog_envelope
 
 from crampsense.detection import LegSignals, compare_events, detect_cramps
 from crampsense.detection.model import FEATURES, fit_trees
+from firmware_sims.night import ALL_KINDS, NightSpec, generate_night, tuning_world
+from firmware_sims.night.corpus import analog_envelope
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "crampsense" / "detection" / (
     "decision_model.json")

@@ -17,11 +17,10 @@ import argparse
 import time
 from typing import Any
 
+from crampsense.detection.scoring import EMG, score_records
 from firmware_sims.night import ALL_KINDS, NightSpec, tuning_world
 from firmware_sims.night.corpus import EvalSet, NightCase, run_corpus
 from firmware_sims.night.world import TUNING_PRIORS, World
-
-from crampsense.detection.scoring import EMG, score_records
 
 
 def groups() -> dict[str, list[str]]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from firmware_sims.world import SimulatedWorld
-
 from crampsense.devices.base import DeviceProtocol
 from crampsense.models import DeviceInfo, Frame, MarkKind
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import FrameSink, IngestSession, ReconnectPolicy
+from firmware_sims.world import SimulatedWorld
 
 
 class ListSink:

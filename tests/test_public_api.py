@@ -7,10 +7,10 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-import firmware_sims
 import pytest
 
 import crampsense
+import firmware_sims
 
 
 def _modules() -> list[ModuleType]:

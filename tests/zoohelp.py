@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from firmware_sims.bedroom import ZOO_PLACEMENT_OF, device_zoo
-
 from crampsense.devices.registry import identify
 from crampsense.pipeline.record import record_world
 from crampsense.storage.paired import PairedDevice
 from crampsense.transport.ingest import ReconnectPolicy
 from devices.families import case, read_device_information
+from firmware_sims.bedroom import ZOO_PLACEMENT_OF, device_zoo
 
 
 def record_known_zoo(path: Path, duration_s: float, *, ganglion_firmware: int = 3) -> Path:

@@ -12,8 +12,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
-from firmware_sims.night import NightSpec, SyntheticNight, generate_night
 
 from clihelp import run_cli
 from crampsense.cli.analyze import SLEEP_FIELDS, analysis_json
@@ -22,6 +20,8 @@ from crampsense.detection import LegSignals, detect_cramps
 from crampsense.pipeline.files import LEGS, Channel, auto_map
 from crampsense.storage.edf import EdfSignal, write_edf
 from crampsense.storage.samples import SampleChannel, write_samples
+from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
+from firmware_sims.night import NightSpec, SyntheticNight, generate_night
 
 SEED = 11  # a 20-min night with two cramps, one on each leg (seeds < 1000 are not tuned on)
 NIGHT_S = 1200.0

@@ -11,14 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
-from firmware_sims.night import NightSpec, generate_night
 
 from clihelp import run_cli
 from crampsense.cli.main import main
 from crampsense.cli.utils import EXIT_ERROR, EXIT_USAGE
 from crampsense.errors import ForeignFileError
 from crampsense.storage.session_log import SessionReader
+from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
+from firmware_sims.night import NightSpec, generate_night
 
 EMG_FS_HZ = 500
 NIGHT_S = 900.0

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT, HR_STRAP
 
 from clihelp import run_cli
 from crampsense.cli.utils import EXIT_ERROR, EXIT_USAGE
 from crampsense.storage.nights import read_night_tables
 from crampsense.storage.session_log import SessionReader
+from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT, HR_STRAP
 
 HOURS = "0.05"  # three simulated minutes: a second of wall time per recording
 

@@ -13,14 +13,6 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 import pytest
-from firmware_sims.night import ALL_KINDS, LOOKALIKE_KINDS
-from firmware_sims.night.corpus import (
-    DEFAULT_SEED_BASE,
-    GAINS,
-    RATES_HZ,
-    build_corpus,
-    run_corpus,
-)
 
 from crampsense.cli import evaluate as evaluate_cmd
 from crampsense.cli.evaluate import SET_COLUMNS, SWEEP_COLUMNS, _set_table
@@ -38,6 +30,14 @@ from crampsense.detection.scoring import (
     summarise,
 )
 from crampsense.errors import UsageError
+from firmware_sims.night import ALL_KINDS, LOOKALIKE_KINDS
+from firmware_sims.night.corpus import (
+    DEFAULT_SEED_BASE,
+    GAINS,
+    RATES_HZ,
+    build_corpus,
+    run_corpus,
+)
 
 SCORE_KEYS = {"nights", "n_true", "n_detected", "tp", "fp", "fn", "sensitivity", "precision",
               "f1", "fa_per_night", "fa_per_sleep_hour", "onset_error_median_s",

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
 
 from clihelp import run_cli
 from crampsense.storage.paired import PairedDevice, save_paired
 from crampsense.storage.session_log import SessionReader
+from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
 
 EMG_FS_HZ = 500
 

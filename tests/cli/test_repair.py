@@ -9,10 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
 
 from clihelp import run_cli
 from crampsense.cli.main import main
+from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
 from salvagehelp import PAGE_SIZE, digest, frame_pages, frames_by_id, overwrite
 
 

@@ -14,13 +14,13 @@ import sys
 import numpy as np
 import polars as pl
 import pytest
-from firmware_sims.night import NightSpec, SyntheticNight, generate_night
 
 from crampsense.detection import EventScores, compare_events
 from crampsense.detection.acc_only import ACC_EVENT_SCHEMA, AccCrampParams, possible_cramps
 from crampsense.detection.schema import EVENT_SCHEMA
 from crampsense.detection.sleep import AccEpochs, SleepPeriod, acc_epochs, sleep_period
 from crampsense.errors import ConfigError, DetectionError
+from firmware_sims.night import NightSpec, SyntheticNight, generate_night
 
 FS = 50.0
 Scored = list[tuple[SyntheticNight, pl.DataFrame]]

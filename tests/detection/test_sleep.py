@@ -8,7 +8,6 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-from firmware_sims.night import NightSpec, SyntheticNight, generate_night
 
 from crampsense.detection.sleep import (
     AccEpochs,
@@ -18,6 +17,7 @@ from crampsense.detection.sleep import (
     sleep_period,
 )
 from crampsense.errors import ConfigError, DetectionError
+from firmware_sims.night import NightSpec, SyntheticNight, generate_night
 
 FS = 50.0
 Periods = list[tuple[SyntheticNight, dict[str, SleepPeriod]]]

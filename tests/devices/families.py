@@ -30,23 +30,6 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from firmware_sims.ganglion import Ganglion
-from firmware_sims.heart_rate import HeartRateStrap, encode_heart_rate_measurement, sleeping_hr_bpm
-from firmware_sims.peripheral import ATT_HEADER_BYTES, AttError, SimulatedPeripheral
-from firmware_sims.polar import PolarSensor, synthetic_ecg_uv
-from firmware_sims.zoo import (
-    BAND_EMG_FS_HZ,
-    BAND_IMU_FS_HZ,
-    MOVESENSE_RESOURCE,
-    WALL0,
-    WALL0_NS,
-    KnownSignal,
-    known_band,
-    known_ganglion,
-    known_hr_strap,
-    known_movesense,
-    known_polar,
-)
 
 from crampsense.devices import ganglion as gd
 from crampsense.devices import movesense as mv
@@ -66,6 +49,23 @@ from firmware_sims import ganglion as gs
 from firmware_sims import movesense as ms
 from firmware_sims import polar as ps
 from firmware_sims import reference_band as bs
+from firmware_sims.ganglion import Ganglion
+from firmware_sims.heart_rate import HeartRateStrap, encode_heart_rate_measurement, sleeping_hr_bpm
+from firmware_sims.peripheral import ATT_HEADER_BYTES, AttError, SimulatedPeripheral
+from firmware_sims.polar import PolarSensor, synthetic_ecg_uv
+from firmware_sims.zoo import (
+    BAND_EMG_FS_HZ,
+    BAND_IMU_FS_HZ,
+    MOVESENSE_RESOURCE,
+    WALL0,
+    WALL0_NS,
+    KnownSignal,
+    known_band,
+    known_ganglion,
+    known_hr_strap,
+    known_movesense,
+    known_polar,
+)
 
 __all__ = [
     "CANONICAL_UNITS",

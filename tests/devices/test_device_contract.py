@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from firmware_sims.peripheral import SimulatedPeripheral
 
 from crampsense.devices import registry
 from crampsense.devices.base import DeviceProtocol
@@ -41,6 +40,7 @@ from devices.families import (
     match_timeline,
     run_firmware,
 )
+from firmware_sims.peripheral import SimulatedPeripheral
 
 ADDRESS = "C5:A3:00:00:0C:01"
 #: Simulated seconds per contract run: long enough for every family's slowest stream to send

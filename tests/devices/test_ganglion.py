@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from firmware_sims.ganglion import Ganglion
-from firmware_sims.world import SimulatedWorld
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +23,8 @@ from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
 from firmware_sims import ganglion as fw
+from firmware_sims.ganglion import Ganglion
+from firmware_sims.world import SimulatedWorld
 from ingesthelp import ListSink, ingest_world
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,14 +13,6 @@ import pytest
 from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakGATTProtocolError
-from firmware_sims.heart_rate import (
-    SLEEP_HR_MAX_BPM,
-    SLEEP_HR_MIN_BPM,
-    HeartRateStrap,
-    encode_heart_rate_measurement,
-    sleeping_hr_bpm,
-)
-from firmware_sims.world import SimulatedWorld
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,6 +38,14 @@ from crampsense.devices.heart_rate import (
 from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError, DeviceError
 from crampsense.models import Frame
+from firmware_sims.heart_rate import (
+    SLEEP_HR_MAX_BPM,
+    SLEEP_HR_MIN_BPM,
+    HeartRateStrap,
+    encode_heart_rate_measurement,
+    sleeping_hr_bpm,
+)
+from firmware_sims.world import SimulatedWorld
 
 ROOT = Path(__file__).resolve().parents[2]
 STRAP = "HR:00:00:00:00:01"

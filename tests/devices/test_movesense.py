@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from firmware_sims.movesense import Movesense
-from firmware_sims.world import SimulatedWorld
 
 from crampsense.clock import FakeClock
 from crampsense.devices import movesense as ms
@@ -22,6 +20,8 @@ from crampsense.devices.registry import PROFILE_DIR
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import DeviceInfo, Frame, SampleBlock
 from firmware_sims import movesense as fw
+from firmware_sims.movesense import Movesense
+from firmware_sims.world import SimulatedWorld
 from ingesthelp import ListSink, ingest_world
 
 ROOT = Path(__file__).resolve().parents[2]

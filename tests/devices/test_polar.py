@@ -20,13 +20,6 @@ import pytest
 from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakGATTProtocolError
-from firmware_sims.peripheral import AttError
-from firmware_sims.polar import (
-    DEFAULT_DEVICE_TIME0_NS,
-    PolarSensor,
-    synthetic_ecg_uv,
-)
-from firmware_sims.world import SimulatedWorld
 
 import crampsense.transport.ingest as ingest
 from crampsense.clock import FakeClock
@@ -37,6 +30,13 @@ from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import DeviceInfo, Frame
 from crampsense.transport.ingest import IngestSession
 from firmware_sims import polar as polar_fw
+from firmware_sims.peripheral import AttError
+from firmware_sims.polar import (
+    DEFAULT_DEVICE_TIME0_NS,
+    PolarSensor,
+    synthetic_ecg_uv,
+)
+from firmware_sims.world import SimulatedWorld
 from ingesthelp import ListSink, ingest_world
 
 ROOT = Path(__file__).resolve().parents[2]

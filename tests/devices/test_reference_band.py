@@ -19,14 +19,6 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from bleak import BleakClient
-from firmware_sims.night import NightSpec, generate_night
-from firmware_sims.peripheral import AttError
-from firmware_sims.reference_band import (
-    DEFAULT_CLOCK_OFFSET_US,
-    MANUFACTURER_ID,
-    ReferenceBand,
-)
-from firmware_sims.world import SimulatedWorld
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +31,14 @@ from crampsense.devices.timeline import StreamTimeline
 from crampsense.errors import ConfigError, DecodeError, ProtocolError
 from crampsense.models import Frame, SampleBlock
 from firmware_sims import reference_band as fw
+from firmware_sims.night import NightSpec, generate_night
+from firmware_sims.peripheral import AttError
+from firmware_sims.reference_band import (
+    DEFAULT_CLOCK_OFFSET_US,
+    MANUFACTURER_ID,
+    ReferenceBand,
+)
+from firmware_sims.world import SimulatedWorld
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "reference-band.md"

@@ -19,6 +19,10 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
+
+from crampsense.clock import FakeClock
+from crampsense.devices.gatt import CCCD_UUID, HEART_RATE_MEASUREMENT_UUID, HEART_RATE_SERVICE_UUID
+from crampsense.errors import ConfigError, DeviceError, DeviceNotFoundError
 from firmware_sims.heart_rate import HeartRateStrap
 from firmware_sims.peripheral import (
     Advertisement,
@@ -29,10 +33,6 @@ from firmware_sims.peripheral import (
     SimulatedPeripheral,
 )
 from firmware_sims.world import SimulatedWorld
-
-from crampsense.clock import FakeClock
-from crampsense.devices.gatt import CCCD_UUID, HEART_RATE_MEASUREMENT_UUID, HEART_RATE_SERVICE_UUID
-from crampsense.errors import ConfigError, DeviceError, DeviceNotFoundError
 
 T = TypeVar("T")
 

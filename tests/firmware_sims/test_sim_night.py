@@ -14,6 +14,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from scipy import signal
+
+from crampsense.errors import ConfigError
+from crampsense.models import grade_severity
 from firmware_sims.night import (
     LOOKALIKE_KINDS,
     TRUTH_SCHEMA,
@@ -25,10 +29,6 @@ from firmware_sims.night import (
     reference_bandpass_sos,
 )
 from firmware_sims.peripheral import SignalSource
-from scipy import signal
-
-from crampsense.errors import ConfigError
-from crampsense.models import grade_severity
 
 EMG_FS = 500.0
 ACC_FS = 25.0

@@ -19,12 +19,11 @@ import asyncio
 import sys
 from pathlib import Path
 
-from firmware_sims.bedroom import BAND_LEFT
-
 from crampsense.cli.simulated import night_start_ns, night_world
 from crampsense.pipeline.night import NightService, plan_night, run_night_world
 from crampsense.storage.paired import PairedDevice
 from crampsense.transport.ingest import ReconnectPolicy
+from firmware_sims.bedroom import BAND_LEFT
 
 HOURS = 10.0
 #: The band's lowest rates that the detector still reads (EMG >= 200 Hz): ten simulated hours

@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 from bleak.exc import BleakDeviceNotFoundError, BleakError
-from firmware_sims.bedroom import ZOO_HR_STRAP, device_zoo
-from firmware_sims.night import NightSpec, generate_night
 
 from crampsense.pipeline.night import plan_night, run_night_world
 from crampsense.pipeline.replay import analyze_session
 from crampsense.storage.paired import PairedDevice
 from crampsense.storage.session_log import SessionReader
 from crampsense.transport.ingest import ReconnectPolicy
+from firmware_sims.bedroom import ZOO_HR_STRAP, device_zoo
+from firmware_sims.night import NightSpec, generate_night
 
 CHILD = Path(__file__).with_name("_night_child.py")
 #: Real seconds between the child's progress lines: the resolution of the loss measurement.

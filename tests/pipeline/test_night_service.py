@@ -15,16 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from firmware_sims.bedroom import (
-    BAND_LEFT,
-    BAND_RIGHT,
-    ZOO_BAND,
-    ZOO_POLAR_SENSE,
-    bedroom,
-    device_zoo,
-)
-from firmware_sims.night import NightSpec, generate_night
-from firmware_sims.world import SimulatedWorld
 
 from crampsense.clock import FakeClock, ns_from_datetime
 from crampsense.journal.log import entries_frame
@@ -42,6 +32,16 @@ from crampsense.storage.paired import PairedDevice
 from crampsense.storage.session_log import SessionReader, SessionWriter
 from crampsense.summaries.morning import build_morning_summary, render_summary
 from crampsense.transport.ingest import ReconnectPolicy
+from firmware_sims.bedroom import (
+    BAND_LEFT,
+    BAND_RIGHT,
+    ZOO_BAND,
+    ZOO_POLAR_SENSE,
+    bedroom,
+    device_zoo,
+)
+from firmware_sims.night import NightSpec, generate_night
+from firmware_sims.world import SimulatedWorld
 
 EMG_FS_HZ = 500
 OPTIONS = {"crampsense-band": {"emg_fs_hz": EMG_FS_HZ, "imu_fs_hz": 50}}

@@ -21,9 +21,6 @@ from unittest import mock
 import numpy as np
 import numpy.typing as npt
 import pytest
-from firmware_sims.bedroom import BAND_LEFT, HR_STRAP, bedroom
-from firmware_sims.heart_rate import encode_heart_rate_measurement
-from firmware_sims.night import NightSpec, generate_night
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,6 +39,9 @@ from crampsense.storage.session_log import SessionReader, SessionWriter
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy
 from firmware_sims import reference_band as band_fw
+from firmware_sims.bedroom import BAND_LEFT, HR_STRAP, bedroom
+from firmware_sims.heart_rate import encode_heart_rate_measurement
+from firmware_sims.night import NightSpec, generate_night
 
 EMG_FS_HZ = 500
 NIGHT_S = 600.0

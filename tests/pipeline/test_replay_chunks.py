@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from firmware_sims.bedroom import ZOO_GANGLION, ZOO_MOVESENSE
 
 from crampsense.devices.timeline import StreamTimeline
 from crampsense.pipeline import replay as session_replay
 from crampsense.storage.session_log import FrameBatch, SessionReader
+from firmware_sims.bedroom import ZOO_GANGLION, ZOO_MOVESENSE
 from zoohelp import record_known_zoo
 
 #: Simulated seconds recorded: long enough for every family to send many packets (thousands

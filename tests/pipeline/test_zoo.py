@@ -20,15 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from firmware_sims.bedroom import (
-    ZOO_BAND,
-    ZOO_GANGLION,
-    ZOO_HR_STRAP,
-    ZOO_MOVESENSE,
-    ZOO_PLACEMENT_OF,
-    ZOO_POLAR_H10,
-    ZOO_POLAR_SENSE,
-)
 
 from clihelp import run_cli
 from crampsense.pipeline.legs import choose_leg_sources
@@ -43,6 +34,15 @@ from devices.families import (
     match_irregular,
     match_timeline,
     run_firmware,
+)
+from firmware_sims.bedroom import (
+    ZOO_BAND,
+    ZOO_GANGLION,
+    ZOO_HR_STRAP,
+    ZOO_MOVESENSE,
+    ZOO_PLACEMENT_OF,
+    ZOO_POLAR_H10,
+    ZOO_POLAR_SENSE,
 )
 from zoohelp import record_known_zoo
 

@@ -25,6 +25,7 @@ from bleak.exc import (
     BleakError,
     BleakGATTProtocolError,
 )
+
 from firmware_sims.backend import SimulatedBleakClient, SimulatedBleakScanner
 
 VERSION = importlib.metadata.version("bleak")

@@ -17,18 +17,6 @@ from typing import Final
 import pytest
 from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakGATTProtocolError
-from firmware_sims.bumble_stack import BumbleBench
-from firmware_sims.ganglion import Ganglion
-from firmware_sims.heart_rate import HeartRateStrap
-from firmware_sims.night import NightSpec, SyntheticNight, generate_night
-from firmware_sims.peripheral import (
-    Advertisement,
-    CharDef,
-    ServiceDef,
-    SimulatedPeripheral,
-)
-from firmware_sims.polar import PolarSensor
-from firmware_sims.reference_band import ReferenceBand
 
 from crampsense.clock import FakeClock
 from crampsense.devices import ganglion as gg
@@ -42,6 +30,18 @@ from crampsense.storage.session_log import SessionReader, SessionWriter
 from crampsense.transport import ingest
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy
+from firmware_sims.bumble_stack import BumbleBench
+from firmware_sims.ganglion import Ganglion
+from firmware_sims.heart_rate import HeartRateStrap
+from firmware_sims.night import NightSpec, SyntheticNight, generate_night
+from firmware_sims.peripheral import (
+    Advertisement,
+    CharDef,
+    ServiceDef,
+    SimulatedPeripheral,
+)
+from firmware_sims.polar import PolarSensor
+from firmware_sims.reference_band import ReferenceBand
 from ingesthelp import ListSink
 
 START: Final = datetime(2024, 3, 1, 23, 0, tzinfo=UTC)

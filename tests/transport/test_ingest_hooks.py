@@ -15,14 +15,6 @@ from typing import Final
 
 import pytest
 from bleak.exc import BleakError, BleakGATTProtocolError
-from firmware_sims.peripheral import (
-    Advertisement,
-    AttError,
-    CharDef,
-    ServiceDef,
-    SimulatedPeripheral,
-)
-from firmware_sims.world import SimulatedWorld
 
 from crampsense.clock import FakeClock
 from crampsense.devices.base import Capability, ControlEvent, DeviceProtocol, GattWrite
@@ -31,6 +23,14 @@ from crampsense.errors import ProtocolError
 from crampsense.models import DeviceInfo, Frame, MarkKind, SampleBlock
 from crampsense.transport import ingest
 from crampsense.transport.ingest import IngestSession, needs_pairing
+from firmware_sims.peripheral import (
+    Advertisement,
+    AttError,
+    CharDef,
+    ServiceDef,
+    SimulatedPeripheral,
+)
+from firmware_sims.world import SimulatedWorld
 from ingesthelp import ingest_world
 
 ADDRESS: Final = "C5:70:00:00:00:01"

@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from firmware_sims.world import SimulatedWorld
+from test_ingest_hooks import ADDRESS, ToyDevice, ToyProtocol
 
 from crampsense.clock import FakeClock
 from crampsense.models import DeviceInfo, MarkKind
 from crampsense.storage.session_log import MARK_KINDS, SessionReader, SessionWriter
 from crampsense.transport import ingest
 from crampsense.transport.ingest import IngestSession
+from firmware_sims.world import SimulatedWorld
 from ingesthelp import ingest_world
-from test_ingest_hooks import ADDRESS, ToyDevice, ToyProtocol
 
 
 def _record_to_file(

@@ -12,9 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from firmware_sims.bedroom import BAND_LEFT, HR_STRAP, bedroom
-from firmware_sims.night import NightSpec, generate_night
-from firmware_sims.world import SimulatedWorld
 
 from crampsense.devices.base import GattWrite
 from crampsense.devices.reference_band import ReferenceBandProtocol, encode_start
@@ -26,6 +23,9 @@ from crampsense.pipeline.resend import Resender
 from crampsense.storage.session_log import SessionReader, SessionWriter
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import IngestSession, ReconnectPolicy
+from firmware_sims.bedroom import BAND_LEFT, HR_STRAP, bedroom
+from firmware_sims.night import NightSpec, generate_night
+from firmware_sims.world import SimulatedWorld
 from ingesthelp import ingest_world
 
 EMG_FS_HZ = 500

@@ -14,15 +14,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from firmware_sims.bedroom import (
-    BAND_RIGHT,
-    PLACEMENT_OF,
-    bedroom,
-    device_zoo,
-    quiet_bedroom,
-    quiet_zoo,
-)
-from firmware_sims.night import LOOKALIKE_KINDS, NightSpec, corpus, demo_spec, generate_night
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -33,6 +24,15 @@ from crampsense.storage.paired import PairedDevice
 from crampsense.transport.base import Transport
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import ReconnectPolicy
+from firmware_sims.bedroom import (
+    BAND_RIGHT,
+    PLACEMENT_OF,
+    bedroom,
+    device_zoo,
+    quiet_bedroom,
+    quiet_zoo,
+)
+from firmware_sims.night import LOOKALIKE_KINDS, NightSpec, corpus, demo_spec, generate_night
 
 __all__ = [
     "BAND_RIGHT",
