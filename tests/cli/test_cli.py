@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clihelp import run_cli
+from clihelp import one_error_line, run_cli
 from crampsense.cli.main import main
 from crampsense.cli.utils import EXIT_ERROR, EXIT_USAGE
 from crampsense.errors import ForeignFileError
@@ -32,12 +32,6 @@ def home(crampsense_home: Path) -> Path:
     return crampsense_home
 
 
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("crampsense: error: ")
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def _seed_with_cramps() -> int:
@@ -60,7 +54,7 @@ def test_unknown_config_key_is_one_line(home: Path, capsys: pytest.CaptureFixtur
     (home / "config.toml").write_text("[band]\nemg_rate = 500\n")
     code, _, err = run_cli(["devices"], capsys)
     assert code == EXIT_ERROR
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert "band.emg_rate" in line
     assert "band.emg_fs_hz" in line  # names the fix
 
@@ -75,14 +69,14 @@ def test_unknown_device_address_changes_nothing(
         ["pair", "00:11:22:33:44:55", "--placement", "right-calf", "--simulate"], capsys
     )
     assert code == EXIT_ERROR
-    assert "00:11:22:33:44:55" in _one_error_line(err)
+    assert "00:11:22:33:44:55" in one_error_line(err)
     assert (home / "devices.json").read_bytes() == before
 
 
 def test_bad_placement_is_a_usage_error(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["pair", BAND_LEFT, "--placement", "left-knee"], capsys)
     assert code == EXIT_USAGE
-    assert "left-knee" in _one_error_line(err)
+    assert "left-knee" in one_error_line(err)
 
 
 @pytest.mark.parametrize(
@@ -100,7 +94,7 @@ def test_foreign_session_file_is_one_line_and_untouched(
     path.write_bytes(content)
     code, _, err = run_cli(["replay", str(path)], capsys)
     assert code == EXIT_ERROR
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert str(path) in line
     assert fragment.lower() in line.lower()
     assert path.read_bytes() == content
@@ -110,7 +104,7 @@ def test_foreign_session_file_is_one_line_and_untouched(
 def test_missing_session_file(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["replay", str(home / "nope.session")], capsys)
     assert code == EXIT_ERROR
-    assert "nope.session" in _one_error_line(err)
+    assert "nope.session" in one_error_line(err)
 
 
 def test_debug_shows_the_real_exception(home: Path, tmp_path: Path) -> None:
@@ -127,7 +121,7 @@ def test_bad_log_entry_writes_nothing(home: Path, capsys: pytest.CaptureFixture[
     before = (home / "journal.txt").read_bytes()
     code, _, err = run_cli(["log", "water", "5", "lbs"], capsys)
     assert code == EXIT_ERROR
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert "lbs" in line
     assert "ml" in line  # says what is allowed
     assert (home / "journal.txt").read_bytes() == before
@@ -140,13 +134,13 @@ def test_record_without_paired_devices_is_an_error_not_a_usage_error(
     # the README: 1 for bad input or state, 2 only for command-line usage (issue 10, item 10)
     code, _, err = run_cli(["record", "--simulate", "--hours", "0.1"], capsys)
     assert code == EXIT_ERROR
-    assert "pair" in _one_error_line(err)
+    assert "pair" in one_error_line(err)
 
 
 def test_summary_without_sessions(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["summary"], capsys)
     assert code == EXIT_ERROR
-    assert "crampsense record" in _one_error_line(err)
+    assert "crampsense record" in one_error_line(err)
 
 
 def test_forgetting_an_unknown_device_is_an_error(
@@ -154,7 +148,7 @@ def test_forgetting_an_unknown_device_is_an_error(
 ) -> None:
     code, _, err = run_cli(["devices", "--forget", "AA:BB:CC:DD:EE:FF"], capsys)
     assert code == EXIT_ERROR
-    assert "crampsense devices" in _one_error_line(err)
+    assert "crampsense devices" in one_error_line(err)
 
 
 def test_pair_record_replay_summary_end_to_end(

@@ -6,14 +6,13 @@ the test's name) and failed before its fix.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from clihelp import run_cli
+from clihelp import one_error_line, run_cli, tree_digest
 from crampsense.cli.utils import EXIT_ERROR, EXIT_USAGE
 from crampsense.storage.nights import read_night_tables
 from crampsense.storage.session_log import SessionReader
@@ -22,18 +21,6 @@ from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT, HR_STRAP
 HOURS = "0.05"  # three simulated minutes: a second of wall time per recording
 
 
-def _one_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "\t" not in lines[0]
-    return lines[0]
-
-
-def _digest_tree(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".lock")
-    }
 
 
 def _record(capsys: pytest.CaptureFixture[str], *extra: str) -> Path:
@@ -57,14 +44,14 @@ def test_1_demo_into_a_home_holding_nights_is_refused_and_deletes_nothing(
 ) -> None:
     session = _record(capsys, "--seed", "3")
     assert run_cli(["replay", str(session)], capsys)[0] == 0
-    before = _digest_tree(home)
+    before = tree_digest(home, ignore_suffix=".lock")
     assert any(k.startswith("sessions/") for k in before)
     assert any(k.startswith("nights/") for k in before)
     code, out, err = run_cli(["demo", "--out", str(home)], capsys)
     assert code == EXIT_ERROR
-    assert "not an empty folder" in _one_line(err)
+    assert "not an empty folder" in one_error_line(err)
     assert out == ""
-    assert _digest_tree(home) == before
+    assert tree_digest(home, ignore_suffix=".lock") == before
 
 
 def test_2_replaying_another_session_never_touches_this_homes_nights(
@@ -72,7 +59,7 @@ def test_2_replaying_another_session_never_touches_this_homes_nights(
 ) -> None:
     mine = _record(capsys, "--seed", "3")
     assert run_cli(["replay", str(mine)], capsys)[0] == 0
-    stored = _digest_tree(home / "nights")
+    stored = tree_digest(home / "nights")
     # a session from elsewhere, of the same simulated night (every one starts 22:30 UTC)
     foreign = tmp_path / "elsewhere" / "night.session"
     foreign.parent.mkdir()
@@ -80,7 +67,7 @@ def test_2_replaying_another_session_never_touches_this_homes_nights(
     code, _out, err = run_cli(["replay", str(foreign)], capsys)
     assert code == 0
     assert "not stored" in err
-    assert _digest_tree(home / "nights") == stored
+    assert tree_digest(home / "nights") == stored
 
 
 def test_2_each_session_of_a_night_keeps_its_own_table(
@@ -128,7 +115,7 @@ def test_6_a_mistyped_journal_path_is_an_error_before_the_replay(
     code, out, err = run_cli(["replay", str(session), "--journal", str(home / "jornal.txt")],
                              capsys)
     assert code == EXIT_ERROR
-    assert "does not exist" in _one_line(err)
+    assert "does not exist" in one_error_line(err)
     assert "Replayed" not in out
 
 
@@ -160,7 +147,7 @@ def test_7_unwritable_places_give_one_line_not_an_internal_error(
     for args in cases:
         code, out, err = run_cli(args, capsys)
         assert code == EXIT_ERROR, (args, err)
-        line = _one_line(err)
+        line = one_error_line(err)
         assert "internal error" not in line
         assert str(ro) in line
         assert "Recorded" not in out
@@ -170,7 +157,7 @@ def test_7_unwritable_places_give_one_line_not_an_internal_error(
                      ["log", "water", "500", "ml"]):
             code, _, err = run_cli(args, capsys)
             assert code == EXIT_ERROR, (args, err)
-            assert "internal error" not in _one_line(err)
+            assert "internal error" not in one_error_line(err)
     finally:
         os.environ["CRAMPSENSE_HOME"] = str(home)
 
@@ -214,7 +201,7 @@ def test_9_a_second_simulated_night_gets_its_own_session_and_a_night_can_continu
     code, _, err = run_cli(["record", "--simulate", "--hours", HOURS, "--continue", "--out",
                             str(home / "none.session")], capsys)
     assert code == EXIT_ERROR
-    assert "no session to continue" in _one_line(err)
+    assert "no session to continue" in one_error_line(err)
     assert "append=True" not in err
 
 
@@ -227,18 +214,18 @@ def test_11_journal_mistakes_are_named(home: Path, capsys: pytest.CaptureFixture
     for args, expected in cases.items():
         code, _, err = run_cli(list(args), capsys)
         assert code == EXIT_ERROR, args
-        assert expected in _one_line(err)
+        assert expected in one_error_line(err)
     assert not (home / "journal.txt").exists()
 
 
 def test_12_pairing_mistakes_are_named(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["pair", BAND_LEFT], capsys)
     assert code == EXIT_USAGE
-    assert "--placement" in _one_line(err)
+    assert "--placement" in one_error_line(err)
     code, out, err = run_cli(["pair", "not-an-address", "--placement", "left-calf",
                               "--simulate"], capsys)
     assert code == EXIT_USAGE
-    assert "not a Bluetooth address" in _one_line(err)
+    assert "not a Bluetooth address" in one_error_line(err)
     assert "heard" not in err  # refused before any scan
     code, out, _ = run_cli(["pair", HR_STRAP, "--placement", "right-calf", "--simulate"],
                            capsys)

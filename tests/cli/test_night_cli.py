@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clihelp import run_cli
+from clihelp import one_error_line, run_cli
 from crampsense.storage.paired import PairedDevice, save_paired
 from crampsense.storage.session_log import SessionReader
 from firmware_sims.bedroom import BAND_LEFT, BAND_RIGHT
@@ -36,11 +36,6 @@ def _pair(home: Path, *extra: PairedDevice) -> None:
     save_paired(home, [*bands, *extra])
 
 
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("crampsense: error: ")
-    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -58,14 +53,14 @@ def test_bad_options_are_one_line(
     _pair(home)
     code, _, err = run_cli(["night", "--simulate", *args], capsys)
     assert code == 2
-    assert needle in _one_error_line(err)
+    assert needle in one_error_line(err)
     assert not (home / "sessions").exists()  # nothing started, nothing stored
 
 
 def test_nothing_paired_is_one_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["night", "--simulate"], capsys)
     assert code == 2
-    assert "pair" in _one_error_line(err)
+    assert "pair" in one_error_line(err)
 
 
 def test_a_paired_device_that_never_appears_is_named(
@@ -149,7 +144,7 @@ def test_a_second_service_in_the_same_home_is_refused(home: Path) -> None:
             [sys.executable, "-m", "crampsense", "night", "--simulate", "--hours", "1"],
             env=env, capture_output=True, timeout=60, check=False)
         assert second.returncode == 1
-        line = _one_error_line(second.stderr.decode())
+        line = one_error_line(second.stderr.decode())
         assert "already running" in line
         assert f"pid {first.pid}" in line
         assert "crampsense night" in line

@@ -6,20 +6,16 @@ stderr that is not ``internal error``, and must leave the data home as it was.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 
-from clihelp import run_cli
+from clihelp import run_cli, tree_digest
 from crampsense.cli.main import COMMANDS
 
 GARBAGE = b"\x00\x01not a recording at all\xff" * 100
 
 
-def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _cases(tmp: Path) -> list[list[str]]:
@@ -88,7 +84,7 @@ def test_bad_input_never_ends_in_an_internal_error(
     crampsense_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (crampsense_home / "journal.txt").write_text("2026-11-20 07:45 water 500 ml\n")
-    before = _tree(crampsense_home)
+    before = tree_digest(crampsense_home)
     seen: set[str] = set()
     for args in _cases(tmp_path):
         code, _out, err = run_cli(args, capsys)
@@ -98,6 +94,6 @@ def test_bad_input_never_ends_in_an_internal_error(
         assert "internal error" not in lines[0], (args, err)
         assert "Traceback" not in err
         seen.add(args[0])
-    assert _tree(crampsense_home) == before
+    assert tree_digest(crampsense_home) == before
     # every command that takes input from a person was walked
     assert set(COMMANDS) - {"scan"} <= seen
