@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="extra 1-h nights whose cramps last 10-40 s (default 32)")
     ap.add_argument("--load", type=Path, nargs="+",
                     help="fit on rows written by --dump (no nights run)")
+    ap.add_argument("--kinds", default=",".join(FEATURES),
+                    help="models to refit, comma-separated (default: all); the others are "
+                         "kept from --out as they are")
     a = ap.parse_args(argv)
     jobs: list[tuple[Any, ...]] = []
     for i in range(a.nights):
@@ -134,9 +137,21 @@ def main(argv: list[str] | None = None) -> None:
     if a.dump is not None:
         a.dump.write_text(json.dumps({"jobs": jobs, "nights": nights}), encoding="utf-8")
     truths = [generate_night(_spec(*job)).cramps() for job in jobs]  # schedule only: fast
-    models: dict[str, Any] = {}
-    report: dict[str, Any] = {}
+    kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(FEATURES))
+    if unknown:
+        ap.error(f"--kinds {','.join(unknown)}: not a model (use {', '.join(FEATURES)})")
+    old: dict[str, Any] = (json.loads(a.out.read_text(encoding="utf-8"))
+                           if a.out.exists() else {})
+    models: dict[str, Any] = {k: v for k, v in old.get("models", {}).items()
+                              if k not in kinds}
+    report: dict[str, Any] = {k: v for k, v in old.get("fit", {}).items() if k not in kinds}
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    command = (f"python benchmarks/fit_detector.py --nights {a.nights} --short-nights "
+               f"{a.short_nights} --seed-base {a.seed_base} --kinds {','.join(kinds)}")
     for kind, names in FEATURES.items():
+        if kind not in kinds:
+            continue
         rows = [r for n in nights for r in n[kind][0]]
         y = np.array([v for n in nights for v in n[kind][1]])
         # A candidate that overlaps a true cramp without matching it (a fragment, or an onset
@@ -164,12 +179,13 @@ def main(argv: list[str] | None = None) -> None:
         report[kind] = {"rows": len(y), "positives": int(y.sum()),
                         "in_sample_tp": int((rep & (y == 1)).sum()),
                         "in_sample_fp": int((rep & (y == 0)).sum()),
-                        "in_sample_fn": int((~rep & (y == 1)).sum())}
+                        "in_sample_fn": int((~rep & (y == 1)).sum()),
+                        "command": command, "fitted": today}
         print(kind, report[kind])
-    doc = {"format": 1, "fitted": datetime.now(UTC).strftime("%Y-%m-%d"),
-           # the rows of --load are those of this command (its --dump)
-           "command": f"python benchmarks/fit_detector.py --nights {a.nights} --short-nights "
-                      f"{a.short_nights} --seed-base {a.seed_base}",
+    doc = {"format": 1, "fitted": today,
+           # the rows of --load are those of this command (its --dump); each model's own
+           # command is in "fit" (a model left out of --kinds keeps the one it was fitted by)
+           "command": command,
            "world": "tuning", "seeds": f"{min(j[0] for j in jobs)}-{max(j[0] for j in jobs)}",
            "nights": [*[list(j) for j in jobs][:4], "..."],
            "model": {"type": "gradient-boosted trees", "rounds": ROUNDS, "depth": DEPTH,
