@@ -308,7 +308,8 @@ def test_results_object_api() -> None:
     assert summ.filter(pl.col("leg") == "left")["n_events"][0] == 1
     assert summ.filter(pl.col("leg") == "left")["events_per_covered_h"][0] == pytest.approx(2.0)
     text = res.methods
-    for needle in ("20-225 Hz", "3x", "2x", "WASM 2016", "AASM 2018", "8 s"):
+    for needle in ("20-225 Hz", "2.4x", "2x", "WASM 2016", "AASM 2018", "8 s",
+                   "raised local baseline"):
         assert needle in text
 
 
@@ -606,3 +607,47 @@ def test_methods_name_the_decision_model_and_how_it_was_fitted() -> None:
     assert "tuning world" in text
     assert "benchmarks/fit_detector.py" in text
     assert "confidence" in text
+
+
+# --------------------------------------------------------------------------- nested rises
+def _tone_night(cramp_level: float, fs_hz: float = 500.0
+                ) -> tuple[list[LegSignals], float, float]:
+    """40 min: a 2.5x tone change on the left leg from 600 s to 1320 s (60-s ramps; shorter
+    than the floor's window can follow) with a cramp of ``cramp_level`` (its own ratio) at
+    900-1000 s on top of it."""
+    rng = np.random.default_rng(3)
+    dur = 2400.0
+    t = np.arange(int(dur * fs_hz)) / fs_hz
+    tone = np.interp(t, [600.0, 660.0, 1260.0, 1320.0], [0.0, 1.0, 1.0, 0.0], left=0.0,
+                     right=0.0) * math.sqrt(2.5**2 - 1.0)
+    cramp = _plateau(t, 900.0, 20.0, 1000.0, math.sqrt(cramp_level**2 - 1.0))
+    excess = np.sqrt(tone * tone + cramp * cramp)  # activity adds in power
+    left = _leg(rng, fs_hz, dur, [excess, excess])
+    right = _leg(rng, fs_hz, dur)
+    return ([LegSignals("left", left, fs_hz, ("gm", "gl")),
+             LegSignals("right", right, fs_hz, ("gm", "gl"))], 900.0, 1000.0)
+
+
+def test_a_cramp_on_a_tone_change_is_a_candidate_of_its_own() -> None:
+    legs, on_s, off_s = _tone_night(5.0)
+    res = detect_cramps(legs, start=START)
+    assert res.candidates is not None
+    left = res.candidates.filter(pl.col("leg") == "left").sort("onset_s")
+    # the whole tone change is one candidate; the cramp on it is another, with its own
+    # onset, offset and a plateau measured without the tone (5x, not sqrt(5² + 2.5² - 1))
+    whole = left.filter(pl.col("onset_s") < 700.0)
+    assert whole.height == 1
+    assert whole["offset_s"][0] > on_s  # (it holds the cramp)
+    nested = left.filter((pl.col("onset_s") - on_s).abs() < 10.0)
+    assert nested.height == 1
+    assert abs(nested["offset_s"][0] - off_s) < 15.0
+    assert math.exp(nested["log_plateau_rel"][0]) == pytest.approx(5.0, rel=0.15)
+    assert math.exp(nested["log_pre_rel"][0]) == pytest.approx(1.0, abs=0.3)
+
+
+def test_a_tone_change_alone_has_no_nested_candidate() -> None:
+    legs, _, _ = _tone_night(1.0)  # level 1: no cramp at all
+    res = detect_cramps(legs, start=START)
+    left = (res.candidates.filter(pl.col("leg") == "left") if res.candidates is not None
+            else pl.DataFrame())
+    assert left.height == 1

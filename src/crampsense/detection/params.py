@@ -52,8 +52,10 @@ FLOOR_BLOCK_S: Final = 10.0
 FLOOR_QUANTILE: Final = 0.2
 # --- hysteresis ----------------------------------------------------------------------------
 #: Event opens when the envelope reaches this multiple of the floor. Night cramps rose to
-#: 2-8x baseline (DETECTION.md); 3x keeps the noise floor's own fluctuations far away.
-ON_RATIO: Final = 3.0
+#: 2-8x baseline (DETECTION.md): a 3x threshold lost the cramps of the low third of that range
+#: (plateaus of 2.3-3x, measured ~10 % lower by the median envelope). The floor's own 1-s
+#: fluctuations stay below ~1.3x; weak look-alikes that now pass are the decision model's job.
+ON_RATIO: Final = 2.4
 #: Event closes below this multiple: real cramps stayed near 2x after the painful phase, so the
 #: painful plateau ends where the envelope falls under 2x.
 OFF_RATIO: Final = 2.0

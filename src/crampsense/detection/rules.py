@@ -10,7 +10,7 @@ references: ``docs/detection.md`` and :func:`crampsense.detection.detector.detec
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import numpy as np
@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from crampsense.detection.acc import AccFeatures
 from crampsense.detection.emg import Envelope, hysteresis_spans
-from crampsense.detection.model import REPORT_PROBABILITY, model_for
+from crampsense.detection.model import REPORT_PROBABILITY, LogisticModel, TreeModel, model_for
 from crampsense.detection.params import DetectionParams
 from crampsense.models import Leg, grade_severity
 
@@ -82,6 +82,8 @@ class LegState:
     cands: NDArray[np.int64] = field(default_factory=lambda: np.empty((0, 3), dtype=np.int64))
     plm: NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, dtype=bool))
     dms: NDArray[np.float64] | None = None  # hop mean square of the first difference (raw EMG)
+    #: Rises on a raised local baseline inside a long span (:func:`nested_candidates`).
+    nested: list[Nested] = field(default_factory=list)
 
     @property
     def hop_s(self) -> float:
@@ -93,6 +95,136 @@ def spans_of(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
     edges = np.diff(np.concatenate(([0], mask.view(np.int8), [0])))
     return np.stack((np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)), axis=1)
 
+
+
+#: Nested rises (:func:`nested_candidates`). Activity adds to what is already there in power,
+#: so a cramp on a slow tone change (1.5-3x for 10-60 min; DETECTION.md) stands on a raised
+#: local baseline B, and ``sqrt(ratio² - B² + 1)`` is the ratio the cramp would have alone.
+#: B is the NESTED_BASE_QUANTILE of the NESTED_BLOCK_S medians of the leg's ratio over the
+#: NESTED_BASE_S before a step (the first half-minute of that is before any ramp of up to
+#: 90 s; a tone change is minutes long; the lowest median would sit under the tone's level by
+#: its block-to-block noise and leave part of the tone in the rise), looked
+#: for in spans longer than NESTED_MIN_SPAN_S, at least NESTED_SETTLE_S after the span's start
+#: (before that the span's own ramp is its baseline), on baselines of at least
+#: NESTED_MIN_BASE x floor.
+NESTED_BLOCK_S: Final = 5.0
+NESTED_BASE_S: Final = 120.0
+NESTED_BASE_QUANTILE: Final = 0.25
+NESTED_MIN_SPAN_S: Final = 60.0
+NESTED_SETTLE_S: Final = 30.0
+NESTED_MIN_BASE: Final = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class Nested:
+    """A rise on a raised local baseline inside the span ``cands[parent]``.
+
+    ``base_ch`` is the baseline of each channel (x floor), ``base`` the leg's; ``on_i``,
+    ``s_i``, ``e_i`` are onset, span start and span end on the baseline-removed ratio.
+    """
+
+    parent: int
+    on_i: int
+    s_i: int
+    e_i: int
+    base: float
+    base_ch: tuple[float, ...]
+
+
+def _minus_base(ratio: NDArray[np.float64], base: float | NDArray[np.float64]
+                ) -> NDArray[np.float64]:
+    """The ratio without a baseline's power: ``sqrt(max(ratio² - base² + 1, 1))`` (nan kept)."""
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(np.fmax(ratio * ratio - np.square(base) + 1.0, 1.0),
+                       where=np.isfinite(ratio), out=np.full(ratio.shape, np.nan))
+
+
+def _running_base(r: NDArray[np.float64], bn: int, nb: int) -> NDArray[np.float64]:
+    """Per step of ``r``: the NESTED_BASE_QUANTILE of the (up to) ``nb`` block medians
+    (``bn`` steps each) before its block (nan where none is known)."""
+    k = r.size // bn
+    out = np.full(r.size, np.nan)
+    if k < 2:
+        return out
+    blocks = r[:k * bn].reshape(k, bn)
+    ok = np.isfinite(blocks).any(axis=1)
+    med = np.full(k, np.inf)
+    if ok.any():
+        med[ok] = np.nanmedian(blocks[ok], axis=1)
+    # windows[j] = the nb medians before block j (inf-padded at the start)
+    padded = np.concatenate((np.full(nb, np.inf), med))
+    windows = np.sort(np.lib.stride_tricks.sliding_window_view(padded, nb)[:k], axis=1)
+    n = np.isfinite(windows).sum(axis=1)
+    q = np.floor(NESTED_BASE_QUANTILE * np.maximum(n - 1, 0)).astype(np.int64)
+    base = np.where(n > 0, windows[np.arange(k), q], np.nan)
+    out[:k * bn] = np.repeat(base, bn)
+    if r.size > k * bn:
+        out[k * bn:] = base[-1]
+    return out
+
+
+def nested_candidates(st: LegState, params: DetectionParams) -> list[Nested]:
+    """Rises that stand on a raised local baseline inside long spans (a cramp on a tone change).
+
+    The span of a slow tone change holds any cramp that starts on it, and the candidate of the
+    whole span reads as tone (long, raised before and after). Inside each span longer than
+    ``NESTED_MIN_SPAN_S``, the leg's ratio is compared with its running baseline B (see
+    :data:`NESTED_BLOCK_S`); where ``sqrt(ratio² - B² + 1)`` reaches ``on_ratio``, B is frozen
+    per channel and the rise's own span, onset and ramp are found on the baseline-removed ratio
+    exactly as for any candidate. The decision step weighs it with its features measured on
+    that ratio, i.e. as it would look without the tone.
+    """
+    hop = st.hop_s
+    bn = max(1, round(NESTED_BLOCK_S / hop))
+    nb = max(1, round(NESTED_BASE_S / NESTED_BLOCK_S))
+    settle = round(NESTED_SETTLE_S / hop)
+    lookback = round(params.onset_lookback_s / hop)
+    merge_n = round(params.merge_gap_s / hop)
+    out: list[Nested] = []
+    for parent, (_, s0, e0) in enumerate(st.cands.tolist()):
+        if (e0 - s0) * hop < NESTED_MIN_SPAN_S:
+            continue
+        r = st.ratio[s0:e0]
+        base = _running_base(r, bn, nb)
+        with np.errstate(invalid="ignore"):
+            rel = np.sqrt(np.fmax(r * r - base * base + 1.0, 1.0))
+            hit = (rel >= params.on_ratio) & (base >= NESTED_MIN_BASE)
+        hit[:settle] = False
+        c = 0
+        while True:
+            nxt = np.flatnonzero(hit[c:])
+            if nxt.size == 0:
+                break
+            c += int(nxt[0])
+            b_leg = float(base[c])
+            b_ch = []
+            for ch in range(st.ratio_ch.shape[0]):
+                bc = _running_base(st.ratio_ch[ch, s0:e0], bn, nb)[c]
+                b_ch.append(float(bc) if np.isfinite(bc) else 1.0)
+            adj = np.fmax.reduce(_minus_base(st.ratio_ch[:, s0:e0],
+                                             np.array(b_ch)[:, None]), axis=0)
+            spans = hysteresis_spans(adj, on=params.on_ratio, off=params.off_ratio,
+                                     merge_gap_n=merge_n)
+            inside = spans[(spans[:, 0] <= c) & (spans[:, 1] > c)]
+            if inside.shape[0] == 0:
+                c += 1
+                continue
+            a_s, a_e = (int(v) for v in inside[0])
+            lo = max(0, a_s - lookback)
+            below = np.flatnonzero(~(adj[lo:a_s] >= params.onset_ratio))
+            on = lo + int(below[-1]) + 1 if below.size else lo
+            on = _ramp_start(adj, on, a_s, lo=lo)
+            out.append(Nested(parent, s0 + on, s0 + a_s, s0 + a_e, b_leg, tuple(b_ch)))
+            c = a_e
+    return out
+
+
+def nested_view(st: LegState, n: Nested) -> LegState:
+    """``st`` with its ratios measured against the nested rise's frozen baseline."""
+    base_ch = np.array(n.base_ch)[:, None]
+    ratio_ch = _minus_base(st.ratio_ch, base_ch)
+    return replace(st, ratio_ch=ratio_ch, ratio=np.fmax.reduce(ratio_ch, axis=0),
+                   step_ratio=_minus_base(st.step_ratio, n.base), nested=[])
 
 
 def _plm_members(spans_s: NDArray[np.float64], params: DetectionParams) -> NDArray[np.bool_]:
@@ -333,6 +465,7 @@ def candidates(st: LegState, params: DetectionParams) -> None:
         rows.append((_ramp_start(st.ratio, on_i, s_i, lo=a), s_i, e_i))
         prev_stop = e_i
     st.cands = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    st.nested = nested_candidates(st, params)
 
 
 def _bilateral_onset(onset_s: float, other: LegState | None, params: DetectionParams) -> bool:
@@ -580,93 +713,125 @@ def leg_events(st: LegState, other: LegState | None, params: DetectionParams,
     old rule it also breaks (``plm_train``, ``body_movement``, ``phasic``) or of the evidence
     that weighed most against it (``model:<feature>``).
     """
-    leg = st.leg
-    hop = st.hop_s
-    h0 = st.h0
     out: list[Decision] = []
     if st.env is None:
         return out
-    kind = "envelope" if st.dms is None else "emg"
-    model = model_for(kind)
+    model = model_for("envelope" if st.dms is None else "emg")
+    reported: set[int] = set()
     for i, (on_i, s_i, span_end) in enumerate(st.cands.tolist()):
-        span = (h0 + s_i, h0 + span_end)
-
-        def reject(why: str, off_s: float, span: tuple[int, int] = span,
-                   on_i: int = on_i, **extra: object) -> None:
-            out.append(Decision(leg, span, rejected=(leg, (h0 + on_i) * hop, off_s, why),
-                                **extra))  # type: ignore[arg-type]
-
-        e_i = span_end
-        onset_s, cross_s, offset_s = (h0 + on_i) * hop, (h0 + s_i) * hop, (h0 + e_i) * hop
-        if offset_s - onset_s < params.min_duration_s:
-            out.append(Decision(leg, span))  # short bursts are not worth a "rejected" row
-            continue
-        plm = bool(st.plm[i] and (e_i - s_i) * hop <= params.plm_max_burst_s)
-        w0, w1 = onset_s - params.onset_window_s, cross_s + params.onset_window_s
-        moving, standing = _standing_or_moving(st, w0, w1, params)
-        if standing:
-            reject("standing", offset_s)
-            continue
-        o_moving = None if other is None else _standing_or_moving(other, w0, w1, params)[0]
-        bilateral = _bilateral_onset(onset_s, other, params)
-        # Getting up ends the cramp at the latest: standing stretches the calf.
-        up_s = _got_up(st, onset_s, offset_s + params.got_up_after_s, params)
-        got_up = up_s is not None
-        if up_s is not None and onset_s + params.min_duration_s <= up_s < offset_s:
-            e_i = max(s_i + 1, round(up_s / hop) - h0)
-            offset_s = (h0 + e_i) * hop
-        # Offset: end of the plateau, not the end of the slow decay after it.
-        e_i, plateau = _plateau_end(st.ratio, on_i, s_i, e_i, stood_up=e_i < span_end,
-                                    hop=hop, params=params)
-        offset_s = (h0 + e_i) * hop
-        quiet = _quiet_fraction(st.step_ratio[s_i:e_i], round(PHASIC_LOCAL_S / hop), params)
-        feats = event_features(st, other, on_i, s_i, e_i, plateau=plateau, quiet=quiet,
-                               plm=plm, bilateral=bilateral,
-                               both_moving=bool(moving and o_moving), params=params,
-                               emg_fs_hz=emg_fs_hz)
-        extra = {"features": feats, "onset_s": onset_s, "offset_s": offset_s}
-        if math.isfinite(plateau) and plateau > PLAUSIBLE_MAX_REL:
-            reject("implausible_level", offset_s, **extra, probability=0.0,
-                   uncovered=(onset_s, offset_s))
-            continue
-        if (kind == "emg" and emg_fs_hz is not None and emg_fs_hz >= BROADBAND_MIN_FS_HZ
-                and feats["spectral_shift"] >= BROADBAND_SHIFT and plateau >= BROADBAND_MIN_REL
-                and offset_s - onset_s >= BROADBAND_MIN_S):
-            reject("not_emg", offset_s, **extra, probability=0.0,
-                   uncovered=(onset_s, offset_s))
-            continue
-        p = model.probability({k: feats[k] for k in model.features})
-        if p < REPORT_PROBABILITY:
-            why = ("plm_train" if plm else
-                   "body_movement" if bilateral or (moving and o_moving) else
-                   "phasic" if quiet > params.phasic_max_quiet_fraction else
-                   f"model:{model.strongest_against(feats)}")
-            reject(why, offset_s, **extra, probability=p)
-            continue
-        seg = st.ratio[on_i:e_i]
-        # windows centred on the event's steps: a stretch that ends the event is seen whole
-        w = round(PEAK_SMOOTH_S / hop)
-        peak = _peak(st.ratio[max(0, on_i - w // 2):e_i + w // 2], w)
-        mean = float(np.nanmean(seg))
-        woke = False
-        if st.acc is not None:  # movement while still lying down (before any getting up)
-            w_end = onset_s + params.woke_after_s
-            if up_s is not None:
-                w_end = min(w_end, up_s - params.onset_window_s)
-            ww = st.acc.window(onset_s, w_end)
-            woke = bool(st.acc.moving(params)[ww].any())
-        stretched = _stretched(st.ratio, s_i, e_i, hop, params)
-        ch_peak = np.nanmax(np.where(np.isfinite(st.ratio_ch[:, s_i:e_i]),
-                                     st.ratio_ch[:, s_i:e_i], -np.inf), axis=1)
-        carried = tuple(c for c, pk in zip(st.channels, ch_peak, strict=True)
-                        if pk >= params.on_ratio)
-        duration = offset_s - onset_s
-        has_acc = feats["has_acc"] > 0
-        out.append(Decision(leg, span, event={
-            "onset_s": onset_s, "offset_s": offset_s, "duration_s": duration,
-            "leg": leg, "channels": list(carried), "peak_rel": peak, "mean_rel": mean,
-            "severity": str(grade_severity(duration, peak)), "confidence": round(p, 3),
-            "kind": "cramp", "evidence": "emg+acc" if has_acc else "emg",
-            "woke": woke, "got_up": got_up, "stretched": stretched,
-        }, features=feats, probability=p, onset_s=onset_s, offset_s=offset_s))
+        d = _decide(st, other, (on_i, s_i, span_end), (st.h0 + s_i, st.h0 + span_end),
+                    plm=bool(st.plm[i]), params=params, model=model, emg_fs_hz=emg_fs_hz)
+        out.append(d)
+        if d.event is not None:
+            reported.add(i)
+    nested = [n for n in st.nested if n.parent not in reported]
+    if nested:
+        # PLM trains on a tone change: the nested rises with the other spans of the leg
+        hop = st.hop_s
+        with_nested = {n.parent for n in st.nested}
+        rows = [(float(s_i), float(e_i), -1) for j, (_, s_i, e_i) in enumerate(st.cands.tolist())
+                if j not in with_nested]
+        rows += [(float(n.s_i), float(n.e_i), k) for k, n in enumerate(st.nested)]
+        rows.sort()
+        spans_s = np.array([r[:2] for r in rows]).reshape(-1, 2)
+        member = _plm_members((spans_s + st.h0) * hop, params)
+        plm_of = {r[2]: bool(m) for r, m in zip(rows, member, strict=True) if r[2] >= 0}
+        for k, n in enumerate(st.nested):
+            if n.parent in reported:
+                continue
+            parent_end = int(st.cands[n.parent, 2])
+            d = _decide(nested_view(st, n), other, (n.on_i, n.s_i, n.e_i),
+                        (st.h0 + n.s_i, st.h0 + parent_end), plm=plm_of[k], params=params,
+                        model=model, emg_fs_hz=emg_fs_hz)
+            out.append(d)
     return out
+
+
+def _decide(st: LegState, other: LegState | None, cand: tuple[int, int, int],
+            span: tuple[int, int], *, plm: bool, params: DetectionParams,
+            model: LogisticModel | TreeModel, emg_fs_hz: float | None) -> Decision:
+    """One candidate's decision: an event, a rejection, or nothing (shorter than
+    ``min_duration_s``)."""
+    on_i, s_i, span_end = cand
+    leg = st.leg
+    hop = st.hop_s
+    h0 = st.h0
+    kind = "envelope" if st.dms is None else "emg"
+    out: list[Decision] = []
+
+    def reject(why: str, off_s: float, **extra: object) -> None:
+        out.append(Decision(leg, span, rejected=(leg, (h0 + on_i) * hop, off_s, why),
+                            **extra))  # type: ignore[arg-type]
+
+    e_i = span_end
+    onset_s, cross_s, offset_s = (h0 + on_i) * hop, (h0 + s_i) * hop, (h0 + e_i) * hop
+    if offset_s - onset_s < params.min_duration_s:
+        return Decision(leg, span)  # short bursts are not worth a "rejected" row
+    plm = bool(plm and (e_i - s_i) * hop <= params.plm_max_burst_s)
+    w0, w1 = onset_s - params.onset_window_s, cross_s + params.onset_window_s
+    moving, standing = _standing_or_moving(st, w0, w1, params)
+    if standing:
+        reject("standing", offset_s)
+        return out[0]
+    o_moving = None if other is None else _standing_or_moving(other, w0, w1, params)[0]
+    bilateral = _bilateral_onset(onset_s, other, params)
+    # Getting up ends the cramp at the latest: standing stretches the calf.
+    up_s = _got_up(st, onset_s, offset_s + params.got_up_after_s, params)
+    got_up = up_s is not None
+    if up_s is not None and onset_s + params.min_duration_s <= up_s < offset_s:
+        e_i = max(s_i + 1, round(up_s / hop) - h0)
+        offset_s = (h0 + e_i) * hop
+    # Offset: end of the plateau, not the end of the slow decay after it.
+    e_i, plateau = _plateau_end(st.ratio, on_i, s_i, e_i, stood_up=e_i < span_end,
+                                hop=hop, params=params)
+    offset_s = (h0 + e_i) * hop
+    quiet = _quiet_fraction(st.step_ratio[s_i:e_i], round(PHASIC_LOCAL_S / hop), params)
+    feats = event_features(st, other, on_i, s_i, e_i, plateau=plateau, quiet=quiet,
+                           plm=plm, bilateral=bilateral,
+                           both_moving=bool(moving and o_moving), params=params,
+                           emg_fs_hz=emg_fs_hz)
+    extra = {"features": feats, "onset_s": onset_s, "offset_s": offset_s}
+    if math.isfinite(plateau) and plateau > PLAUSIBLE_MAX_REL:
+        reject("implausible_level", offset_s, **extra, probability=0.0,
+               uncovered=(onset_s, offset_s))
+        return out[0]
+    if (kind == "emg" and emg_fs_hz is not None and emg_fs_hz >= BROADBAND_MIN_FS_HZ
+            and feats["spectral_shift"] >= BROADBAND_SHIFT and plateau >= BROADBAND_MIN_REL
+            and offset_s - onset_s >= BROADBAND_MIN_S):
+        reject("not_emg", offset_s, **extra, probability=0.0,
+               uncovered=(onset_s, offset_s))
+        return out[0]
+    p = model.probability({k: feats[k] for k in model.features})
+    if p < REPORT_PROBABILITY:
+        why = ("plm_train" if plm else
+               "body_movement" if bilateral or (moving and o_moving) else
+               "phasic" if quiet > params.phasic_max_quiet_fraction else
+               f"model:{model.strongest_against(feats)}")
+        reject(why, offset_s, **extra, probability=p)
+        return out[0]
+    seg = st.ratio[on_i:e_i]
+    # windows centred on the event's steps: a stretch that ends the event is seen whole
+    w = round(PEAK_SMOOTH_S / hop)
+    peak = _peak(st.ratio[max(0, on_i - w // 2):e_i + w // 2], w)
+    mean = float(np.nanmean(seg))
+    woke = False
+    if st.acc is not None:  # movement while still lying down (before any getting up)
+        w_end = onset_s + params.woke_after_s
+        if up_s is not None:
+            w_end = min(w_end, up_s - params.onset_window_s)
+        ww = st.acc.window(onset_s, w_end)
+        woke = bool(st.acc.moving(params)[ww].any())
+    stretched = _stretched(st.ratio, s_i, e_i, hop, params)
+    ch_peak = np.nanmax(np.where(np.isfinite(st.ratio_ch[:, s_i:e_i]),
+                                 st.ratio_ch[:, s_i:e_i], -np.inf), axis=1)
+    carried = tuple(c for c, pk in zip(st.channels, ch_peak, strict=True)
+                    if pk >= params.on_ratio)
+    duration = offset_s - onset_s
+    has_acc = feats["has_acc"] > 0
+    return Decision(leg, span, event={
+        "onset_s": onset_s, "offset_s": offset_s, "duration_s": duration,
+        "leg": leg, "channels": list(carried), "peak_rel": peak, "mean_rel": mean,
+        "severity": str(grade_severity(duration, peak)), "confidence": round(p, 3),
+        "kind": "cramp", "evidence": "emg+acc" if has_acc else "emg",
+        "woke": woke, "got_up": got_up, "stretched": stretched,
+    }, features=feats, probability=p, onset_s=onset_s, offset_s=offset_s)
