@@ -39,8 +39,9 @@ from crampsense.pipeline.night import (
     run_night,
     run_night_world,
 )
+from crampsense.pipeline.record import paired_to_record
 from crampsense.storage.lock import HomeLock
-from crampsense.storage.paired import PairedDevice, load_device_info, load_paired
+from crampsense.storage.paired import PairedDevice, load_device_info
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import ReconnectPolicy
 
@@ -345,14 +346,7 @@ def run(
     if until is not None:
         parse_until(until, datetime_from_ns(SystemClock().now_ns()), tz)  # check it early
     hook_argv = _hook_argv(on_cramp)
-    paired = load_paired(c.data_dir)
-    usable = [d for d in paired if d.simulated == simulate]
-    if not usable:
-        how = ("crampsense scan --simulate, then pair ADDRESS --placement left-calf --simulate"
-               if simulate else "crampsense scan, then crampsense pair ADDRESS --placement "
-               "left-calf")
-        msg = f"no {'simulated ' if simulate else ''}devices are paired; pair one first ({how})"
-        raise UsageError(msg)
+    usable = paired_to_record(c.data_dir, simulate=simulate)
     with HomeLock(c.data_dir, "crampsense night"):
         report = night_service(
             c.out, usable, config=c.config, data_dir=c.data_dir, hours=hours, until=until,

@@ -13,15 +13,16 @@ from crampsense.cli.simulated import record_simulated
 from crampsense.cli.utils import WORLDS, get_context
 from crampsense.clock import SystemClock, datetime_from_ns
 from crampsense.config import Config
-from crampsense.errors import DeviceError, StorageError
+from crampsense.errors import StorageError
 from crampsense.pipeline.record import (
     latest_session,
     never_connected,
+    paired_to_record,
     record_until_stopped,
     session_path_for,
 )
 from crampsense.storage.lock import HomeLock
-from crampsense.storage.paired import PairedDevice, load_device_info, load_paired
+from crampsense.storage.paired import PairedDevice, load_device_info
 from crampsense.transport.ble import BleTransport
 from crampsense.transport.ingest import ReconnectPolicy
 
@@ -124,15 +125,7 @@ def run(
     everything received so far committed.
     """
     c = get_context(ctx)
-    paired = load_paired(c.data_dir)
-    usable = [d for d in paired if d.simulated == simulate]
-    if not usable:
-        how = "crampsense scan --simulate, then pair ADDRESS --placement left-calf --simulate" if (
-            simulate
-        ) else "crampsense scan, then crampsense pair ADDRESS --placement left-calf"
-        raise DeviceError(
-            f"no {'simulated ' if simulate else ''}devices are paired; pair one first ({how})"
-        )
+    usable = paired_to_record(c.data_dir, simulate=simulate)
     if continue_night:
         out_path = out_path or latest_session(c.sessions_dir())
         if out_path is None or not out_path.exists():

@@ -25,7 +25,7 @@ from crampsense.devices.registry import protocol_for
 from crampsense.errors import DeviceError, StorageError
 from crampsense.models import DeviceInfo, MarkKind
 from crampsense.storage.files import private_dir
-from crampsense.storage.paired import PairedDevice
+from crampsense.storage.paired import PairedDevice, load_paired
 from crampsense.storage.session_log import SessionWriter
 from crampsense.transport.base import Transport
 from crampsense.transport.ble import BleTransport, read_device_information
@@ -37,6 +37,7 @@ __all__ = [
     "latest_session",
     "never_connected",
     "pair_device",
+    "paired_to_record",
     "record_devices",
     "record_until_stopped",
     "record_world",
@@ -118,6 +119,24 @@ async def pair_device(
 
 
 # --- recording ---------------------------------------------------------------------------
+
+
+def paired_to_record(data_dir: Path, *, simulate: bool) -> list[PairedDevice]:
+    """The paired devices a recording uses (simulated ones only with ``simulate``).
+
+    Raises
+    ------
+    DeviceError
+        When none is paired, with the commands that pair one.
+    """
+    usable = [d for d in load_paired(data_dir) if d.simulated == simulate]
+    if not usable:
+        how = ("crampsense scan --simulate, then crampsense pair ADDRESS --placement left-calf "
+               "--simulate" if simulate else
+               "crampsense scan, then crampsense pair ADDRESS --placement left-calf")
+        raise DeviceError(f"no {'simulated ' if simulate else ''}devices are paired; pair one "
+                          f"first ({how})")
+    return usable
 
 
 def session_path_for(sessions_dir: Path, start: datetime) -> Path:
