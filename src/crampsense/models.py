@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Final, Literal
 
 import numpy as np
@@ -43,6 +43,7 @@ __all__ = [
     "Severity",
     "SleepSummary",
     "grade_severity",
+    "night_label",
     "placement_leg",
 ]
 
@@ -389,10 +390,7 @@ class Night:
     @property
     def label_date(self) -> str:
         """The evening the night starts, local time, ``YYYY-MM-DD`` (before noon = previous day)."""
-        local = self.start.astimezone()
-        if local.hour < 12:
-            local = local - timedelta(days=1)
-        return local.date().isoformat()
+        return night_label(self.start).isoformat()
 
     @property
     def wake_date(self) -> str:
@@ -402,3 +400,10 @@ class Night:
         """Seconds of the night in which ``leg`` had usable signal."""
         lost = sum(g.duration_s for g in self.gaps if g.leg == leg)
         return max(0.0, self.duration_s - lost)
+
+
+def night_label(start: datetime, tz: tzinfo | None = None) -> date:
+    """The night a recording starting at ``start`` belongs to: the evening it starts, in ``tz``
+    (local time when ``None``); a start before noon belongs to the previous evening."""
+    local = start.astimezone(tz)
+    return (local - timedelta(days=1)).date() if local.hour < 12 else local.date()

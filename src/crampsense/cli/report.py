@@ -6,7 +6,7 @@ Kept apart from ``main.py`` so the summary command itself stays a few lines.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import date, timedelta, tzinfo
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +16,8 @@ from crampsense.cli.utils import PARTICIPANT, Context
 from crampsense.errors import StorageError
 from crampsense.journal import entries_frame, read_journal
 from crampsense.journal.importers import read_imports
+from crampsense.models import night_label
+from crampsense.pipeline.record import session_start_of
 from crampsense.storage.files import atomic_write_bytes
 from crampsense.summaries.day_table import day_table
 from crampsense.summaries.history import (
@@ -37,13 +39,8 @@ TRENDS_DAYS = 90
 
 
 def _session_label(path: Path, tz: tzinfo) -> date | None:
-    try:
-        stem = path.stem.rsplit("-", 1)[0] if path.stem.count("-") > 2 else path.stem
-        start = datetime.strptime(stem, "%Y-%m-%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    local = start.astimezone(tz)
-    return (local - timedelta(days=1)).date() if local.hour < 12 else local.date()
+    start = session_start_of(path)
+    return None if start is None else night_label(start, tz)
 
 
 def summary_report(

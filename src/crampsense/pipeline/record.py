@@ -42,6 +42,7 @@ __all__ = [
     "record_until_stopped",
     "record_world",
     "session_path_for",
+    "session_start_of",
 ]
 
 #: Real seconds between checks that buffered frames are committed (the writer commits when its
@@ -56,6 +57,10 @@ SIMULATED_COMMIT_INTERVAL_S: Final = 60.0
 CONNECT_WAIT_S: Final = 5.0
 #: Sessions that may share one start time (simulated nights all start at the same moment).
 MAX_SAME_START_SESSIONS: Final = 999
+
+
+#: A session file's name: its UTC start (``2026-11-20T223000Z.session``).
+SESSION_STAMP: Final = "%Y-%m-%dT%H%M%SZ"
 
 
 def configured_protocol(
@@ -144,7 +149,7 @@ def session_path_for(sessions_dir: Path, start: datetime) -> Path:
     taken, as every simulated night of one start time would be), creating the owner-only
     folder. An existing session is never returned: continuing one is asked for explicitly."""
     private_dir(sessions_dir)
-    stamp = start.astimezone(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    stamp = start.astimezone(UTC).strftime(SESSION_STAMP)
     for n in range(1, MAX_SAME_START_SESSIONS + 1):
         path = sessions_dir / (f"{stamp}.session" if n == 1 else f"{stamp}-{n}.session")
         if not path.exists():
@@ -152,6 +157,18 @@ def session_path_for(sessions_dir: Path, start: datetime) -> Path:
     msg = (f"{sessions_dir} already holds {MAX_SAME_START_SESSIONS} sessions starting at "
            f"{stamp}; move some away or record with --out")
     raise StorageError(msg, path=str(sessions_dir))
+
+
+def session_start_of(path: Path) -> datetime | None:
+    """The UTC start a session's file name holds (as :func:`session_path_for` writes it, with
+    or without a ``-N`` suffix); ``None`` for any other name."""
+    stem, _, n = path.stem.partition(".")[0].rpartition("-")
+    if not (stem and n.isdigit() and stem.endswith("Z")):
+        stem = path.stem
+    try:
+        return datetime.strptime(stem, SESSION_STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def latest_session(sessions_dir: Path) -> Path | None:
