@@ -190,6 +190,10 @@ def nested_candidates(st: LegState, params: DetectionParams) -> list[Nested]:
             rel = np.sqrt(np.fmax(r * r - base * base + 1.0, 1.0))
             hit = (rel >= params.on_ratio) & (base >= NESTED_MIN_BASE)
         hit[:settle] = False
+        if not hit.any():
+            continue
+        base_chs = [_running_base(st.ratio_ch[ch, s0:e0], bn, nb)
+                    for ch in range(st.ratio_ch.shape[0])]
         c = 0
         while True:
             nxt = np.flatnonzero(hit[c:])
@@ -197,10 +201,7 @@ def nested_candidates(st: LegState, params: DetectionParams) -> list[Nested]:
                 break
             c += int(nxt[0])
             b_leg = float(base[c])
-            b_ch = []
-            for ch in range(st.ratio_ch.shape[0]):
-                bc = _running_base(st.ratio_ch[ch, s0:e0], bn, nb)[c]
-                b_ch.append(float(bc) if np.isfinite(bc) else 1.0)
+            b_ch = [float(bc[c]) if np.isfinite(bc[c]) else 1.0 for bc in base_chs]
             adj = np.fmax.reduce(_minus_base(st.ratio_ch[:, s0:e0],
                                              np.array(b_ch)[:, None]), axis=0)
             spans = hysteresis_spans(adj, on=params.on_ratio, off=params.off_ratio,
