@@ -519,6 +519,13 @@ LATE_MOVE_S: Final = (2.0, 30.0)
 #: cramps reached 2-8x, DETECTION.md; voluntary repositioning up to ~30x): an electrode
 #: coming loose or the lead-off noise of an amplifier. Reported as not covered.
 PLAUSIBLE_MAX_REL: Final = 40.0
+#: The decision model sees the plateau level only up to this multiple of the floor. Below it,
+#: weak rises (a tone change, 1.5-3x) differ from cramps (2-8x in the only overnight
+#: recordings, DETECTION.md); above it, the level says more about the electrode and the skin
+#: under it than about the contraction, and a cramp is a strong contraction: a model free to
+#: use the level learned from its tuning world that cramps stop at 8x (where that world's
+#: prior ends) and rejected the stronger cramps of any wider world.
+PLATEAU_FEATURE_MAX_REL: Final = 5.0
 #: How long a rise stays elevated is read on the strongest channel's absolute envelope (not
 #: the adaptive ratio, whose floor follows a long rise): 10-s block medians from the onset,
 #: until ELEVATED_QUIET_BLOCKS blocks in a row fall below ELEVATED_REL x the pre-onset level,
@@ -679,7 +686,8 @@ def event_features(st: LegState, other: LegState | None, on_i: int, s_i: int, e_
     agree = float((ch_peak >= params.on_ratio).sum()) / max(1, int(ch_valid.sum()))
     return {
         "log_duration_s": math.log(max(offset_s - onset_s, hop)),
-        "log_plateau_rel": math.log(max(plateau, 1.0)) if math.isfinite(plateau) else 0.0,
+        "log_plateau_rel": (math.log(min(max(plateau, 1.0), PLATEAU_FEATURE_MAX_REL))
+                            if math.isfinite(plateau) else 0.0),
         "quiet_fraction": quiet,
         "plm_member": float(plm),
         "log_neighbours": math.log1p(max(0, neighbours)),
