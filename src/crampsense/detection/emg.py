@@ -424,7 +424,8 @@ class EmgFrontEnd(_HopFrontEnd):
        saturated. Invalid hops are zeroed before filtering so rails and huge noise cannot
        ring into good data.
     2. **Band-pass** 20 Hz - min(450 Hz, 0.45 fs), Butterworth as second-order sections,
-       ``scipy.signal.sosfilt`` with its state carried across pushes and 200-s chunks
+       SciPy's ``sosfilt`` (through :mod:`crampsense.detection.iir`, which spares the
+       ``scipy.signal`` import) with its state carried across pushes and 200-s chunks
        (``sosfilt`` is sequential, so any split gives the same numbers).
     3. **Hum, causally**: every 30 s a 2-s raw segment is tested for mains lines (see
        :func:`measure_hum`). A line seen in a valid segment is notched (Q = ``notch_q``)
