@@ -75,3 +75,19 @@ def test_analyze_imports_no_scipy_signal() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out in ("[]", "['scipy.signal._sosfilt']")
+
+
+def test_scipy_signal_imported_after_the_kernel_still_works() -> None:
+    """The kernel module is registered under its own name; a later ``import scipy.signal``
+    reuses it and gives the same numbers."""
+    code = ("import numpy as np\n"
+            "from crampsense.detection import iir\n"
+            "sos = iir.butter_bandpass_sos(4, 20.0, 450.0, 1000.0)\n"
+            "x = np.random.default_rng(0).normal(size=5000)\n"
+            "y, z = iir.sosfilt(sos, x, np.zeros((4, 2)))\n"
+            "from scipy import signal\n"
+            "y2, z2 = signal.sosfilt(sos, x, zi=np.zeros((4, 2)))\n"
+            "print(np.array_equal(y, y2) and np.array_equal(z, z2))")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "True"
