@@ -377,3 +377,20 @@ def test_no_alarm_while_standing() -> None:
     assert res.events.height == 0
     assert "standing" in set(res.rejected["reason"])
     assert alarms == []
+
+
+def test_acc_steps_known_s_is_a_running_total() -> None:
+    """known_s counts whole 1-s steps pushed, before and after the step lists are joined."""
+    from crampsense.detection.detector import _AccSteps  # noqa: PLC0415
+
+    steps = _AccSteps(50.0)
+    rng = np.random.default_rng(5)
+    pushed = 0
+    for i, n in enumerate(rng.integers(1, 400, 300)):
+        block = rng.normal(0.0, 5.0, (3, int(n))) + np.array([[1000.0], [0.0], [0.0]])
+        steps.push(block, None)
+        pushed += int(n)
+        assert steps.known_s == (pushed // 50) * 1.0
+        if i % 50 == 0:
+            steps.features()  # joins the per-push lists
+    assert steps.features().motion_mg.size == pushed // 50

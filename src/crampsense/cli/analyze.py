@@ -33,12 +33,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from crampsense.cli.repair import describe_salvage
 from crampsense.cli.utils import get_context, local_tz
 from crampsense.detection import CrampResults, DetectionParams, detect_cramps
 from crampsense.errors import UsageError
 from crampsense.pipeline.files import LEGS, ChannelMap, load_legs, sniff
-from crampsense.pipeline.replay import analyze_session
 from crampsense.summaries.morning import DISCLAIMER, format_duration
 
 __all__ = ["SLEEP_FIELDS", "analysis_json", "run"]
@@ -202,6 +200,10 @@ def run(ctx: click.Context, file: Path, emg_args: tuple[str, ...],
         if emg_args or acc_args:
             raise UsageError("--emg/--acc do not apply to session files: their devices carry "
                              "their placement; drop the options")
+        # only sessions need these (and the device and salvage modules they pull in)
+        from crampsense.cli.repair import describe_salvage  # noqa: PLC0415
+        from crampsense.pipeline.replay import analyze_session  # noqa: PLC0415
+
         analysis = analyze_session(file, params=params)
         if analysis.salvage is not None:  # damaged: say what was recovered and lost where
             for line in describe_salvage(analysis.salvage, file.name, tz=local_tz()):

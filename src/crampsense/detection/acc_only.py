@@ -33,7 +33,6 @@ import numpy as np
 import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
-from scipy.ndimage import uniform_filter1d
 
 from crampsense.detection.model import REPORT_PROBABILITY, model_for
 from crampsense.detection.schema import EVENT_ROW_SCHEMA
@@ -257,6 +256,8 @@ def vibration_floor(vib_mg: F64, epoch_s: float, params: AccCrampParams | None =
 
 
 def _rms_smooth(x: F64, w: int) -> F64:
+    from scipy.ndimage import uniform_filter1d  # noqa: PLC0415 - 0.5 s to import; acc-only legs
+
     out: F64 = np.sqrt(uniform_filter1d(x * x, size=max(1, w), mode="nearest"))
     return out
 

@@ -133,6 +133,7 @@ class _AccSteps:
         self._ok: list[NDArray[np.bool_]] = []
         self._epochs: list[AccEpochs] = []
         self._cache: AccFeatures | None = None
+        self._n_steps = 0  # total size of self._motion (a running count: pushes are many)
 
     def push(self, acc_mg: NDArray[np.floating], valid: NDArray[np.bool_] | None) -> None:
         a = np.asarray(acc_mg)
@@ -155,6 +156,7 @@ class _AccSteps:
             self._mean.append(mean)
             self._motion.append(motion)
             self._ok.append(ok)
+            self._n_steps += int(motion.size)
             # The same 1-s steps as epochs for the sleep period and accelerometer-only
             # detection (per-epoch features only: block-composable like the steps).
             if self.fs_hz >= MIN_ACC_FS_HZ:  # below it: no sleep period, no acc-only events
@@ -166,7 +168,7 @@ class _AccSteps:
 
     @property
     def known_s(self) -> float:
-        return sum(m.size for m in self._motion) * self.step_n / self.fs_hz
+        return self._n_steps * self.step_n / self.fs_hz
 
     def epochs(self) -> AccEpochs | None:
         """The 1-s epochs so far (``None`` before the first whole second)."""

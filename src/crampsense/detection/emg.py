@@ -30,8 +30,8 @@ from typing import Final
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
-from scipy import signal
 
+from crampsense.detection.iir import butter_bandpass_sos, notch_sos, sosfilt_inplace
 from crampsense.detection.params import DetectionParams
 from crampsense.errors import DetectionError
 
@@ -164,12 +164,8 @@ def design_filter(fs_hz: float, params: DetectionParams,
             f"band {low:g}-{high:g} Hz is too narrow at fs = {fs_hz:g} Hz; "
             "lower band_low_hz or record at a higher rate"
         )
-    sos = signal.butter(int(params.filter_order), [low, high], btype="bandpass", fs=fs_hz,
-                        output="sos")
-    parts = [np.asarray(sos, dtype=np.float64)]
-    for f in notch_hz:
-        b, a = signal.iirnotch(f, params.notch_q, fs=fs_hz)
-        parts.append(np.asarray(signal.tf2sos(b, a), dtype=np.float64))
+    parts = [butter_bandpass_sos(int(params.filter_order), low, high, fs_hz)]
+    parts += [notch_sos(f, params.notch_q, fs_hz) for f in notch_hz]
     return np.concatenate(parts, axis=0), (float(low), float(high))
 
 
@@ -428,7 +424,8 @@ class EmgFrontEnd(_HopFrontEnd):
        saturated. Invalid hops are zeroed before filtering so rails and huge noise cannot
        ring into good data.
     2. **Band-pass** 20 Hz - min(450 Hz, 0.45 fs), Butterworth as second-order sections,
-       ``scipy.signal.sosfilt`` with its state carried across pushes and 200-s chunks
+       SciPy's ``sosfilt`` (through :mod:`crampsense.detection.iir`, which spares the
+       ``scipy.signal`` import) with its state carried across pushes and 200-s chunks
        (``sosfilt`` is sequential, so any split gives the same numbers).
     3. **Hum, causally**: every 30 s a 2-s raw segment is tested for mains lines (see
        :func:`measure_hum`). A line seen in a valid segment is notched (Q = ``notch_q``)
@@ -531,47 +528,59 @@ class EmgFrontEnd(_HopFrontEnd):
         k = seg.shape[1] // hop_n
         a = self._n_in
         hops = seg.reshape(n_ch, k, hop_n)
-        finite = np.isfinite(hops)
-        z = np.where(finite, hops, 0.0)
-        gap = ~finite.all(axis=2)
-        flat = np.ptp(z, axis=2) == 0
-        absz = np.abs(z)
+        # a NaN or inf in a hop makes its max or min non-finite: no full-size mask needed
+        hmax, hmin = hops.max(axis=2), hops.min(axis=2)
+        gap = ~(np.isfinite(hmax) & np.isfinite(hmin))
+        z = hops  # filtered in place below (seg is this call's own copy)
+        if gap.any():
+            z = np.where(np.isfinite(hops), hops, 0.0)
+            hmax, hmin = z.max(axis=2), z.min(axis=2)
+        flat = (hmax - hmin) == 0  # np.ptp
         if self._full_scale is not None:
             rail = np.full((n_ch, k), self._full_scale)
         else:
-            rail = np.maximum.accumulate(
-                np.concatenate((self._rail[:, None], absz.max(axis=2)), axis=1), axis=1)[:, 1:]
+            rail = np.maximum.accumulate(  # running max of |z| (max |z| = max(max, -min))
+                np.concatenate((self._rail[:, None], np.maximum(hmax, -hmin)), axis=1),
+                axis=1)[:, 1:]
             self._rail = rail[:, -1].copy()
-        saturated = ((absz >= RAIL_FRACTION * rail[..., None]).mean(axis=2)
-                     > SATURATED_FRACTION) & (rail > 0)
+        thr = RAIL_FRACTION * rail
+        # more than half the hop at the rail needs its max |z| there: count only those hops
+        saturated = (np.maximum(hmax, -hmin) >= thr) & (rail > 0)
+        if saturated.any():
+            ci, hi = np.nonzero(saturated)
+            saturated[ci, hi] = ((np.abs(z[ci, hi]) >= thr[ci, hi][:, None]).mean(axis=1)
+                                 > SATURATED_FRACTION)
         hop_ok = np.asarray(valid.reshape(k, hop_n).all(axis=1), dtype=bool)
         lead_off = flat | ~hop_ok[None, :]
         reason = np.zeros((n_ch, k), dtype=np.uint8)
         reason[lead_off] = REASON_LEAD_OFF
         reason[saturated] = REASON_SATURATED
         reason[gap] = REASON_GAP
-        z[reason != REASON_VALID] = 0.0
         h = self._reason.extend(k)
         self._ms.extend(k)
         self._dms.extend(k)
         self._reason.array[:, h] = reason
-        # hum segments that end inside this chunk: test them before filtering past their end
+        # hum segments that end inside this chunk (raw samples, so before z is zeroed or
+        # filtered): test them before filtering past their end
         cuts = self._segments(seg, valid, a)
+        bad = reason != REASON_VALID
+        if bad.any():
+            z[bad] = 0.0
         y = z.reshape(n_ch, k * hop_n)
-        out = np.empty(k * hop_n)
         for c in range(n_ch):
             prev = 0
             for cut, hits in [*cuts, (k * hop_n, None)]:
                 if cut > prev:
-                    out[prev:cut], self._zi[c] = signal.sosfilt(self._sos[c], y[c, prev:cut],
-                                                                zi=self._zi[c])
+                    self._zi[c] = sosfilt_inplace(self._sos[c], y[c, prev:cut], self._zi[c])
                 prev = cut
                 if hits is not None:
                     self._hum_result(c, a + cut, hits[c])
-            yy = out.reshape(k, hop_n)
-            self._ms.array[c, h] = (yy * yy).sum(axis=1) / hop_n
+            yy = y[c].reshape(k, hop_n)
+            sq = yy * yy
+            self._ms.array[c, h] = sq.sum(axis=1) / hop_n
             dd = np.diff(yy, axis=1)
-            self._dms.array[c, h] = (dd * dd).sum(axis=1) / max(1, hop_n - 1)
+            np.multiply(dd, dd, out=dd)
+            self._dms.array[c, h] = dd.sum(axis=1) / max(1, hop_n - 1)
         self._n_in += k * hop_n
 
     def _segments(self, seg: NDArray[np.float64], valid: NDArray[np.bool_], a: int
@@ -618,9 +627,7 @@ class EmgFrontEnd(_HopFrontEnd):
                if hit and f not in self._notch[c]]
         if new:
             parts = [self._sos[c]]
-            for f in new:
-                b, a = signal.iirnotch(f, self.params.notch_q, fs=self.fs_hz)
-                parts.append(np.asarray(signal.tf2sos(b, a), dtype=np.float64))
+            parts += [notch_sos(f, self.params.notch_q, self.fs_hz) for f in new]
             self._sos[c] = np.concatenate(parts, axis=0)
             self._zi[c] = np.concatenate((self._zi[c], np.zeros((len(new), 2))), axis=0)
             self._notch[c].extend(new)

@@ -378,8 +378,34 @@ def _stack(arrays: list[NDArray[np.float32]], may_have_gaps: bool
     return out, valid
 
 
+def _load_all(source: FileSource, groups: Sequence[tuple[Sequence[Channel], Sequence[float]]]
+              ) -> list[list[NDArray[np.float32]]]:
+    """The arrays of each group of channels, from one pass over the file when no channel is
+    in two groups (an EDF is read once instead of once per leg and kind)."""
+    chans = [c for g, _ in groups for c in g]
+    if len({c.index for c in chans}) != len(chans):  # a channel used twice: group by group
+        return [source.load(g, sc) for g, sc in groups]
+    data = source.load(chans, [f for _, sc in groups for f in sc]) if chans else []
+    out: list[list[NDArray[np.float32]]] = []
+    pos = 0
+    for g, _ in groups:
+        out.append(data[pos:pos + len(g)])
+        pos += len(g)
+    return out
+
+
 def leg_signals(source: FileSource, cmap: ChannelMap) -> list[LegSignals]:
     """One :class:`~crampsense.detection.LegSignals` per mapped leg, loaded from ``source``."""
+    groups: list[tuple[Sequence[Channel], Sequence[float]]] = []
+    for side in LEGS:
+        if side in cmap.emg:
+            chans = cmap.emg[side]
+            groups.append((chans, [emg_scale(c.dimension) or 1.0 for c in chans]))
+        if side in cmap.acc:
+            trio = cmap.acc[side]
+            groups.append((trio, [acc_scale(c.dimension) or 1.0 for c in trio]))
+    loaded = _load_all(source, groups)
+    loaded.reverse()  # popped in the order of groups
     legs = []
     for leg in LEGS:
         emg_v = emg_ok = acc_v = acc_ok = None
@@ -387,15 +413,11 @@ def leg_signals(source: FileSource, cmap: ChannelMap) -> list[LegSignals]:
         names: tuple[str, ...] = ()
         if leg in cmap.emg:
             chans = cmap.emg[leg]
-            data = source.load(chans, [emg_scale(c.dimension) or 1.0 for c in chans])
-            emg_v, emg_ok = _stack(data, source.may_have_gaps)
-            del data
+            emg_v, emg_ok = _stack(loaded.pop(), source.may_have_gaps)
             emg_fs, names = chans[0].fs_hz, tuple(c.label for c in chans)
         if leg in cmap.acc:
-            trio = cmap.acc[leg]
-            data = source.load(trio, [acc_scale(c.dimension) or 1.0 for c in trio])
-            acc_v, acc_ok = _stack(data, source.may_have_gaps)
-            acc_fs = trio[0].fs_hz
+            acc_v, acc_ok = _stack(loaded.pop(), source.may_have_gaps)
+            acc_fs = cmap.acc[leg][0].fs_hz
         if emg_v is None and acc_v is None:
             continue
         legs.append(LegSignals(leg=leg, emg_uv=emg_v, emg_fs_hz=emg_fs,
