@@ -30,8 +30,8 @@ from typing import Final
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
+from scipy import signal
 
-from crampsense.detection.iir import butter_bandpass_sos, notch_sos, sosfilt_inplace
 from crampsense.detection.params import DetectionParams
 from crampsense.errors import DetectionError
 
@@ -133,6 +133,12 @@ class Envelope:
         return int(self.rms_uv.shape[1])
 
 
+def _notch_sos(f_hz: float, q: float, fs_hz: float) -> NDArray[np.float64]:
+    """A second-order notch at ``f_hz`` (quality ``q``) as one SOS row."""
+    b, a = signal.iirnotch(f_hz, q, fs=fs_hz)
+    return np.asarray(signal.tf2sos(b, a), dtype=np.float64)
+
+
 def design_filter(fs_hz: float, params: DetectionParams,
                   notch_hz: tuple[float, ...] = ()) -> tuple[NDArray[np.float64],
                                                              tuple[float, float]]:
@@ -164,8 +170,10 @@ def design_filter(fs_hz: float, params: DetectionParams,
             f"band {low:g}-{high:g} Hz is too narrow at fs = {fs_hz:g} Hz; "
             "lower band_low_hz or record at a higher rate"
         )
-    parts = [butter_bandpass_sos(int(params.filter_order), low, high, fs_hz)]
-    parts += [notch_sos(f, params.notch_q, fs_hz) for f in notch_hz]
+    sos = signal.butter(int(params.filter_order), [low, high], btype="bandpass", fs=fs_hz,
+                        output="sos")
+    parts = [np.asarray(sos, dtype=np.float64)]
+    parts += [_notch_sos(f, params.notch_q, fs_hz) for f in notch_hz]
     return np.concatenate(parts, axis=0), (float(low), float(high))
 
 
@@ -424,8 +432,7 @@ class EmgFrontEnd(_HopFrontEnd):
        saturated. Invalid hops are zeroed before filtering so rails and huge noise cannot
        ring into good data.
     2. **Band-pass** 20 Hz - min(450 Hz, 0.45 fs), Butterworth as second-order sections,
-       SciPy's ``sosfilt`` (through :mod:`crampsense.detection.iir`, which spares the
-       ``scipy.signal`` import) with its state carried across pushes and 200-s chunks
+       SciPy's ``sosfilt`` with its state carried across pushes and 200-s chunks
        (``sosfilt`` is sequential, so any split gives the same numbers).
     3. **Hum, causally**: every 30 s a 2-s raw segment is tested for mains lines (see
        :func:`measure_hum`). A line seen in a valid segment is notched (Q = ``notch_q``)
@@ -571,7 +578,8 @@ class EmgFrontEnd(_HopFrontEnd):
             prev = 0
             for cut, hits in [*cuts, (k * hop_n, None)]:
                 if cut > prev:
-                    self._zi[c] = sosfilt_inplace(self._sos[c], y[c, prev:cut], self._zi[c])
+                    y[c, prev:cut], self._zi[c] = signal.sosfilt(self._sos[c], y[c, prev:cut],
+                                                                 zi=self._zi[c])
                 prev = cut
                 if hits is not None:
                     self._hum_result(c, a + cut, hits[c])
@@ -627,7 +635,7 @@ class EmgFrontEnd(_HopFrontEnd):
                if hit and f not in self._notch[c]]
         if new:
             parts = [self._sos[c]]
-            parts += [notch_sos(f, self.params.notch_q, self.fs_hz) for f in new]
+            parts += [_notch_sos(f, self.params.notch_q, self.fs_hz) for f in new]
             self._sos[c] = np.concatenate(parts, axis=0)
             self._zi[c] = np.concatenate((self._zi[c], np.zeros((len(new), 2))), axis=0)
             self._notch[c].extend(new)
