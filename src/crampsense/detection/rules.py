@@ -447,11 +447,36 @@ def _got_up(st: LegState, t0: float, t1: float, params: DetectionParams) -> floa
     return None
 
 
+#: Spans closer than this (s) are one candidate when the ratio between them never fell back
+#: to ``onset_ratio`` (and stayed valid): a weak cramp (2-3x) whose irregular firing dips below
+#: ``off_ratio`` for a few seconds is one contraction, not several; the pauses between PLM
+#: bursts or restless movements return to the floor.
+DIP_BRIDGE_S: Final = 10.0
+
+
+def _bridge_dips(ratio: NDArray[np.float64], spans: NDArray[np.int64], *, max_n: int,
+                 level: float) -> NDArray[np.int64]:
+    """Join consecutive spans whose gap is at most ``max_n`` steps of valid data at or above
+    ``level`` (a dip, not a return to the floor)."""
+    if spans.shape[0] < 2:
+        return spans
+    out = [spans[0].copy()]
+    for s, e in spans[1:]:
+        gap = ratio[out[-1][1]:s]
+        if s - out[-1][1] <= max_n and gap.size and bool((gap >= level).all()):
+            out[-1][1] = e
+        else:
+            out.append(np.array([s, e], dtype=np.int64))
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
 def candidates(st: LegState, params: DetectionParams) -> None:
     """Hysteresis spans with ramp-refined onsets and PLM-train membership, stored on ``st``."""
     hop = st.hop_s
-    spans = hysteresis_spans(st.ratio, on=params.on_ratio, off=params.off_ratio,
-                             merge_gap_n=round(params.merge_gap_s / hop))
+    spans = _bridge_dips(st.ratio, hysteresis_spans(st.ratio, on=params.on_ratio,
+                                                    off=params.off_ratio,
+                                                    merge_gap_n=round(params.merge_gap_s / hop)),
+                         max_n=round(DIP_BRIDGE_S / hop), level=params.onset_ratio)
     st.plm = _plm_members((spans + st.h0).astype(np.float64) * hop, params)
     lookback = round(params.onset_lookback_s / hop)
     prev_stop = 0
