@@ -110,6 +110,10 @@ def spans_of(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
 NESTED_BLOCK_S: Final = 5.0
 NESTED_BASE_S: Final = 120.0
 NESTED_BASE_QUANTILE: Final = 0.25
+#: ... on a settled baseline: the 0.75 quantile of those medians at most this much above B.
+#: A tone change still ramping up (ramps of 10-165 s) or bursts riding on it (PLM, restless
+#: movements) are not a baseline; a rise there is the span's own.
+NESTED_MAX_SPREAD: Final = 1.35
 NESTED_MIN_SPAN_S: Final = 60.0
 NESTED_SETTLE_S: Final = 30.0
 NESTED_MIN_BASE: Final = 1.5
@@ -139,13 +143,16 @@ def _minus_base(ratio: NDArray[np.float64], base: float | NDArray[np.float64]
                        where=np.isfinite(ratio), out=np.full(ratio.shape, np.nan))
 
 
-def _running_base(r: NDArray[np.float64], bn: int, nb: int) -> NDArray[np.float64]:
+def _running_base(r: NDArray[np.float64], bn: int, nb: int
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per step of ``r``: the NESTED_BASE_QUANTILE of the (up to) ``nb`` block medians
-    (``bn`` steps each) before its block (nan where none is known)."""
+    (``bn`` steps each) before its block, and how settled they were (their 0.75 quantile over
+    that base); nan where none is known."""
     k = r.size // bn
-    out = np.full(r.size, np.nan)
+    base = np.full(r.size, np.nan)
+    spread = np.full(r.size, np.nan)
     if k < 2:
-        return out
+        return base, spread
     blocks = r[:k * bn].reshape(k, bn)
     ok = np.isfinite(blocks).any(axis=1)
     med = np.full(k, np.inf)
@@ -155,12 +162,17 @@ def _running_base(r: NDArray[np.float64], bn: int, nb: int) -> NDArray[np.float6
     padded = np.concatenate((np.full(nb, np.inf), med))
     windows = np.sort(np.lib.stride_tricks.sliding_window_view(padded, nb)[:k], axis=1)
     n = np.isfinite(windows).sum(axis=1)
-    q = np.floor(NESTED_BASE_QUANTILE * np.maximum(n - 1, 0)).astype(np.int64)
-    base = np.where(n > 0, windows[np.arange(k), q], np.nan)
-    out[:k * bn] = np.repeat(base, bn)
-    if r.size > k * bn:
-        out[k * bn:] = base[-1]
-    return out
+    rows = np.arange(k)
+    low = windows[rows, np.floor(NESTED_BASE_QUANTILE * np.maximum(n - 1, 0)).astype(np.int64)]
+    high = windows[rows, np.floor(0.75 * np.maximum(n - 1, 0)).astype(np.int64)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b = np.where(n > 0, low, np.nan)
+        sp = np.where(n > 0, high / low, np.nan)
+    for arr, src in ((base, b), (spread, sp)):
+        arr[:k * bn] = np.repeat(src, bn)
+        if r.size > k * bn:
+            arr[k * bn:] = src[-1]
+    return base, spread
 
 
 def nested_candidates(st: LegState, params: DetectionParams) -> list[Nested]:
@@ -185,14 +197,15 @@ def nested_candidates(st: LegState, params: DetectionParams) -> list[Nested]:
         if (e0 - s0) * hop < NESTED_MIN_SPAN_S:
             continue
         r = st.ratio[s0:e0]
-        base = _running_base(r, bn, nb)
+        base, spread = _running_base(r, bn, nb)
         with np.errstate(invalid="ignore"):
             rel = np.sqrt(np.fmax(r * r - base * base + 1.0, 1.0))
-            hit = (rel >= params.on_ratio) & (base >= NESTED_MIN_BASE)
+            hit = ((rel >= params.on_ratio) & (base >= NESTED_MIN_BASE)
+                   & (spread <= NESTED_MAX_SPREAD))
         hit[:settle] = False
         if not hit.any():
             continue
-        base_chs = [_running_base(st.ratio_ch[ch, s0:e0], bn, nb)
+        base_chs = [_running_base(st.ratio_ch[ch, s0:e0], bn, nb)[0]
                     for ch in range(st.ratio_ch.shape[0])]
         c = 0
         while True:
