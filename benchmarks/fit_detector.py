@@ -156,7 +156,7 @@ def _winners(p: np.ndarray, rows: list[dict[str, Any]], night_of: np.ndarray) ->
 
 def _calibrate_out_of_fold(x: np.ndarray, y: np.ndarray, keep: np.ndarray, *,
                            rows: list[dict[str, Any]], night_of: np.ndarray,
-                           names: tuple[str, ...], n_cramps: int
+                           names: tuple[str, ...], truths: list[pl.DataFrame]
                            ) -> tuple[tuple[tuple[float, ...], tuple[float, ...]],
                                       dict[str, Any]]:
     """Isotonic calibration of the trees on out-of-fold predictions (folds by night).
@@ -164,9 +164,11 @@ def _calibrate_out_of_fold(x: np.ndarray, y: np.ndarray, keep: np.ndarray, *,
     Every candidate of a held-out fold, fragments included (they count as false in an
     evaluation), gets the probability of trees fitted on the other folds' kept rows; the map
     is fitted on those not overlapped by a more probable candidate (the ones that can be
-    reported). The report holds the out-of-fold figures before calibration and after it,
-    the latter with the map of each fold fitted on the other folds only.
+    reported), labelled by matching them among themselves against the truth. The report
+    holds the out-of-fold figures before calibration and after it, the latter with the map
+    of each fold fitted on the other folds only.
     """
+    n_cramps = sum(t.height for t in truths)
     fold = night_of % FOLDS
     raw = np.zeros(len(y))
     for k in range(FOLDS):
@@ -175,15 +177,29 @@ def _calibrate_out_of_fold(x: np.ndarray, y: np.ndarray, keep: np.ndarray, *,
         raw[fold == k] = [mk.raw_probability(dict(zip(names, row, strict=True)))
                           for row in x[fold == k]]
     win = _winners(raw, rows, night_of)
-    cal = fit_isotonic(raw[win], y[win])
+    yw = _rematched(win, rows, night_of, truths)
+    cal = fit_isotonic(raw[win], yw[win])
     nested = np.zeros(len(y))
     for k in range(FOLDS):
-        ck = fit_isotonic(raw[win & (fold != k)], y[win & (fold != k)])
+        ck = fit_isotonic(raw[win & (fold != k)], yw[win & (fold != k)])
         nested[fold == k] = np.interp(raw[fold == k], ck[0], ck[1])
     nwin = _winners(nested, rows, night_of)
+    ynw = _rematched(nwin, rows, night_of, truths)
     return cal, {"out_of_fold": {"folds": FOLDS, "cramps": n_cramps,
-                                 "raw": _figures(raw[win], y[win], n_cramps),
-                                 "calibrated": _figures(nested[nwin], y[nwin], n_cramps)}}
+                                 "raw": _figures(raw[win], yw[win], n_cramps),
+                                 "calibrated": _figures(nested[nwin], ynw[nwin], n_cramps)}}
+
+
+def _rematched(win: np.ndarray, rows: list[dict[str, Any]], night_of: np.ndarray,
+               truths: list[pl.DataFrame]) -> np.ndarray:
+    """Labels of the winners matched against the truth among themselves: a candidate that
+    lost the one-to-one match to an overlapping one it beat is a cramp after all."""
+    y = np.zeros(len(rows))
+    for ni, truth in enumerate(truths):
+        idx = np.flatnonzero(win & (night_of == ni))
+        if idx.size:
+            y[idx] = _labelled(pl.DataFrame([rows[i] for i in idx]), truth)
+    return y
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -260,10 +276,8 @@ def main(argv: list[str] | None = None) -> None:
                            np.concatenate([w, 0.5 * w]))
         m = fit_trees(x, y_fit, names, rounds=ROUNDS, depth=DEPTH, rate=RATE, weights=w)
         if kind == "acc":  # calibrated on out-of-fold predictions of the tuning nights
-            n_cramps = sum(t.height for t in truths)
             cal, extra = _calibrate_out_of_fold(x_all, y, keep, rows=rows, night_of=night_of,
-                                                names=names,
-                                                n_cramps=n_cramps)
+                                                names=names, truths=truths)
             m = replace(m, calibration=cal)
         models[kind] = m.to_json()
         p = np.array([m.probability(dict(zip(names, row, strict=True))) for row in x])

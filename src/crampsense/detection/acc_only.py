@@ -391,7 +391,7 @@ def possible_cramps(
     for m0, m1 in _wake_bursts(bursts, epochs, es):
         onset_i = max(_prev_end(bursts, m0), m0 - round(WAKE_LEAD_S / es))
         offset_i = _wake_offset(bursts, epochs, m1, n, es)
-        if any(_iou(c[0], c[1], onset_i, offset_i) > WAKE_SAME_IOU for c in cands):
+        if any(_iou(c[0], c[1], onset_i, offset_i) >= WAKE_SAME_IOU for c in cands):
             continue  # a vibration candidate holds this awakening already
         reason = _reject_wake(p, es=es, m0=m0, m1=m1, motion=epochs.motion_mg,
                               other_motion=other_motion, moving=moving, zang=zang,
@@ -596,7 +596,7 @@ TONE_POST_S: Final = (120.0, 300.0)
 #: An awakening candidate is dropped when a vibration candidate covers much the same span
 #: (interval IoU at least this); a much longer one (a cramp inside a slow tone change) keeps
 #: it, and the more probable of the two is reported.
-WAKE_SAME_IOU: Final = 0.0
+WAKE_SAME_IOU: Final = 0.5
 
 
 def _iou(a0: int, a1: int, b0: int, b1: int) -> float:
