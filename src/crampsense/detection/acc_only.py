@@ -4,10 +4,14 @@ A night cramp is a sustained, involuntary, near-isometric contraction of the cal
 that was lying still, often with an abrupt awakening movement, sometimes followed by
 stretching and getting up. Without EMG, the contraction shows on a shank accelerometer only
 as the muscle's mechanomyogram (MMG): a 5-25 Hz surface vibration of a few mg whose amplitude
-grows with force (Orizio 1993; Beck et al. 2005). :func:`possible_cramps` looks for a
-sustained rise of that vibration over the night's own floor in a still leg, and rejects the
-look-alikes: rolling over (both legs, posture change), periodic limb movements and ALMA
-(phasic bursts, not a plateau), walking and standing (shank upright).
+grows with force (Orizio 1993; Beck et al. 2005). :func:`possible_cramps` weighs two kinds
+of candidate: a sustained rise of that vibration over the night's own floor in a still leg,
+and - because most straps couple too loosely to feel it - the awakening: a short movement of
+that one leg after a still spell, the other leg still, the posture unchanged, followed by
+stillness or getting up. Hard rules drop rolling over (both legs, posture change) and strap
+slips (orientation jump); the decision model weighs the rest against periodic limb
+movements and ALMA (phasic bursts), restless wake (movements every 10-60 s), slow tone
+changes (raised vibration before and after) and walking (shank upright).
 
 Results are *possible* cramps: the vibration is small, depends on how firmly the sensor sits
 on the calf, and nothing in it tells a cramp from a voluntary calf contraction; the
@@ -310,11 +314,14 @@ def possible_cramps(
     ``"possible_cramp"``;
     ``evidence`` = ``"acc"``; ``woke``, ``got_up``, ``stretched``.
 
-    Steps: vibration ratio to the floor, RMS-smoothed over 5 s; hysteresis (on 1.25, off
-    1.12; moving epochs bridge but never open an event); onset walked back along the ramp;
-    rejected when shorter than 10 s, mostly moving, phasic (PLM, ALMA), not preceded by a
-    still leg, accompanied by the other leg moving or by a posture change at the onset
-    (rolling over), or outside the sleep period.
+    Steps: vibration ratio to the floor, RMS-smoothed over 5 s; hysteresis (on 1.3, off
+    1.12; moving epochs bridge but never open an event); onset walked back along the ramp,
+    offset trimmed to the end of the plateau; awakening candidates from short movement
+    bursts after >= 30 s of stillness (15 s before the burst to the get-up or 45 s after);
+    dropped when shorter than 25 s (vibration), when both legs move at the onset or during
+    the burst, or when the posture changes across it (rolling over, a strap that slipped);
+    every other candidate is weighed by the decision model and, of overlapping ones, the
+    most probable is reported. See ``docs/acc-and-sleep.md``.
 
     References
     ----------
