@@ -16,7 +16,14 @@ import polars as pl
 import pytest
 
 from crampsense.detection import EventScores, compare_events
-from crampsense.detection.acc_only import ACC_EVENT_SCHEMA, AccCrampParams, possible_cramps
+from crampsense.detection.acc_only import (
+    ACC_EVENT_SCHEMA,
+    WAKE_LEAD_S,
+    WAKE_TAIL_S,
+    AccCrampParams,
+    possible_cramps,
+)
+from crampsense.detection.model import TreeModel, fit_isotonic, fit_trees, model_for, model_info
 from crampsense.detection.schema import EVENT_SCHEMA
 from crampsense.detection.sleep import AccEpochs, SleepPeriod, acc_epochs, sleep_period
 from crampsense.errors import ConfigError, DetectionError
@@ -162,6 +169,120 @@ def test_bad_arguments_are_refused() -> None:
         possible_cramps(ep, sleep=_sleep(ep), leg="left", other=other)
     with pytest.raises(ConfigError, match="onset_ratio <= off_ratio"):
         AccCrampParams(off_ratio=1.5, on_ratio=1.3)
+
+
+def _bumps(acc: np.ndarray, t0: float, *, seconds: float = 4.0, mg: float = 200.0,
+           seed: int = 5) -> None:
+    """A movement that puts the leg back where it was: Gaussian bumps on y and z."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(acc.shape[1]) / FS
+    for c in rng.uniform(t0, t0 + seconds, 6):
+        g = np.exp(-0.5 * ((t - c) / 0.3) ** 2)
+        acc[1] += mg * rng.choice([-1.0, 1.0]) * g
+        acc[2] += mg * rng.choice([-1.0, 1.0]) * g
+
+
+def _wake_candidates(acc: np.ndarray, other: np.ndarray | None = None
+                     ) -> tuple[pl.DataFrame, list[dict[str, object]]]:
+    ep = acc_epochs(acc, FS, epoch_s=1.0)
+    ep2 = acc_epochs(other, FS, epoch_s=1.0) if other is not None else None
+    cands: list[dict[str, object]] = []
+    det = possible_cramps(ep, sleep=_sleep(ep), leg="left", other=ep2, collect=cands)
+    return det, [c for c in cands if c["wake_trigger"] == 1.0]
+
+
+def test_an_awakening_in_a_still_leg_is_weighed_without_any_vibration() -> None:
+    # a cramp too weak for the strap to feel: only the painful awakening of that one leg
+    acc = _still(3600.0)
+    _bumps(acc, 1800.0)
+    det, wake = _wake_candidates(acc, _still(3600.0, seed=2))
+    assert len(wake) == 1
+    c = wake[0]
+    assert c["onset_s"] == pytest.approx(1800.0 - WAKE_LEAD_S, abs=2.0)
+    assert c["offset_s"] == pytest.approx(1804.0 + WAKE_TAIL_S, abs=3.0)
+    assert float(c["log_wake_mg"]) > np.log1p(100.0)
+    assert float(c["log_other_wake_mg"]) < np.log1p(10.0)
+    assert float(c["wake_turn_deg"]) < 1.0
+    if c["reported"]:
+        row = det.row(0, named=True)
+        assert row["woke"]
+        assert row["evidence"] == "acc"
+        assert row["kind"] == "possible_cramp"
+
+
+def test_an_awakening_of_both_legs_or_one_that_turns_the_leg_is_not_weighed() -> None:
+    acc = _still(3600.0)
+    _bumps(acc, 1800.0)
+    other = _still(3600.0, seed=2)
+    _bumps(other, 1800.5, mg=150.0, seed=6)  # a bed partner or rolling over: both legs move
+    assert _wake_candidates(acc, other)[1] == []
+    turned = _still(3600.0)
+    _bumps(turned, 1800.0)
+    i = round(1804.0 * FS)
+    roll = np.deg2rad(35.0)  # the leg rolls about its long axis and stays there
+    turned[1, i:] += 1000.0 * np.sin(roll)
+    turned[2, i:] += 1000.0 * (np.cos(roll) - 1.0)
+    assert _wake_candidates(turned, _still(3600.0, seed=2))[1] == []
+
+
+def test_a_restless_spell_is_not_an_awakening() -> None:
+    acc = _still(3600.0)
+    for k in range(8):  # movements every 20 s: no still spell before most of them
+        _bumps(acc, 1800.0 + 20.0 * k, seed=10 + k)
+    wake = _wake_candidates(acc)[1]
+    assert len(wake) <= 1  # only the first has a still leg before it
+    if wake:
+        assert float(wake[0]["log_moves_around"]) >= np.log1p(3)
+
+
+def test_reported_events_never_overlap(scored: Scored) -> None:
+    for _, det in scored:
+        for leg in ("left", "right"):
+            d = det.filter(pl.col("leg") == leg).sort("onset_s")
+            assert (d["onset_s"][1:] >= d["offset_s"][:-1]).all()
+
+
+def test_the_shipped_acc_model_is_calibrated_out_of_fold_on_the_tuning_world() -> None:
+    m = model_for("acc")
+    assert isinstance(m, TreeModel)
+    assert m.calibration is not None
+    xs, ys = m.calibration
+    assert list(xs) == sorted(xs)
+    assert list(ys) == sorted(ys)
+    fit = model_info()["fit"]
+    assert isinstance(fit, dict)
+    acc = fit["acc"]
+    assert "--kinds acc" in acc["command"]
+    assert "--nights 96 --short-nights 32 --seed-base 100" in acc["command"]
+    oof = acc["out_of_fold"]
+    assert oof["calibrated"]["ece"] <= 0.1
+
+
+def test_isotonic_calibration_makes_overconfident_scores_honest() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.0, 1.0, 4000)
+    y = (rng.uniform(0.0, 1.0, p.size) < p**2).astype(float)  # the truth is p squared
+    xs, ys = fit_isotonic(p, y)
+    assert np.all(np.diff(xs) >= 0)
+    assert np.all(np.diff(ys) >= 0)
+    q = np.interp(p, xs, ys)
+    for lo in (0.2, 0.5, 0.8):
+        sel = (p >= lo) & (p < lo + 0.1)
+        assert abs(q[sel].mean() - y[sel].mean()) < 0.05
+        assert abs(p[sel].mean() - y[sel].mean()) > 0.08  # uncalibrated: far off
+
+
+def test_a_tree_model_keeps_its_calibration_through_json() -> None:
+    x = np.array([[0.0], [1.0], [2.0], [3.0]] * 10)
+    y = np.array([0.0, 0.0, 1.0, 1.0] * 10)
+    m = fit_trees(x, y, ("a",), rounds=5)
+    flat = TreeModel(m.features, m.base, m.rate, m.trees, m.lo, m.hi,
+                     calibration=((0.0, 1.0), (0.3, 0.3)))
+    back = TreeModel.from_json(flat.to_json())
+    assert back.calibration == ((0.0, 1.0), (0.3, 0.3))
+    assert back.probability({"a": 3.0}) == pytest.approx(0.3)
+    assert back.raw_probability({"a": 3.0}) == pytest.approx(m.probability({"a": 3.0}))
+    assert TreeModel.from_json(m.to_json()).calibration is None
 
 
 @pytest.mark.slow

@@ -4,10 +4,14 @@ A night cramp is a sustained, involuntary, near-isometric contraction of the cal
 that was lying still, often with an abrupt awakening movement, sometimes followed by
 stretching and getting up. Without EMG, the contraction shows on a shank accelerometer only
 as the muscle's mechanomyogram (MMG): a 5-25 Hz surface vibration of a few mg whose amplitude
-grows with force (Orizio 1993; Beck et al. 2005). :func:`possible_cramps` looks for a
-sustained rise of that vibration over the night's own floor in a still leg, and rejects the
-look-alikes: rolling over (both legs, posture change), periodic limb movements and ALMA
-(phasic bursts, not a plateau), walking and standing (shank upright).
+grows with force (Orizio 1993; Beck et al. 2005). :func:`possible_cramps` weighs two kinds
+of candidate: a sustained rise of that vibration over the night's own floor in a still leg,
+and - because most straps couple too loosely to feel it - the awakening: a short movement of
+that one leg after a still spell, the other leg still, the posture unchanged, followed by
+stillness or getting up. Hard rules drop rolling over (both legs, posture change) and strap
+slips (orientation jump); the decision model weighs the rest against periodic limb
+movements and ALMA (phasic bursts), restless wake (movements every 10-60 s), slow tone
+changes (raised vibration before and after) and walking (shank upright).
 
 Results are *possible* cramps: the vibration is small, depends on how firmly the sensor sits
 on the calf, and nothing in it tells a cramp from a voluntary calf contraction; the
@@ -311,11 +315,14 @@ def possible_cramps(
     ``"possible_cramp"``;
     ``evidence`` = ``"acc"``; ``woke``, ``got_up``, ``stretched``.
 
-    Steps: vibration ratio to the floor, RMS-smoothed over 5 s; hysteresis (on 1.25, off
-    1.12; moving epochs bridge but never open an event); onset walked back along the ramp;
-    rejected when shorter than 10 s, mostly moving, phasic (PLM, ALMA), not preceded by a
-    still leg, accompanied by the other leg moving or by a posture change at the onset
-    (rolling over), or outside the sleep period.
+    Steps: vibration ratio to the floor, RMS-smoothed over 5 s; hysteresis (on 1.3, off
+    1.12; moving epochs bridge but never open an event); onset walked back along the ramp,
+    offset trimmed to the end of the plateau; awakening candidates from short movement
+    bursts after >= 30 s of stillness (15 s before the burst to the get-up or 45 s after);
+    dropped when shorter than 25 s (vibration), when both legs move at the onset or during
+    the burst, or when the posture changes across it (rolling over, a strap that slipped);
+    every other candidate is weighed by the decision model and, of overlapping ones, the
+    most probable is reported. See ``docs/acc-and-sleep.md``.
 
     References
     ----------
@@ -358,6 +365,9 @@ def possible_cramps(
     b0, b1 = _runs(hi)
     burst_t, burst_len = b0 * es, (b1 - b0) * es
     rows: list[dict[str, object]] = []
+    bursts = _move_bursts(epochs, es)
+    other_motion = other.motion_mg if other is not None else np.zeros(n)
+    cands: list[tuple[int, int, int, str]] = []  # onset, offset, first high epoch, reason
     starts, ends = _runs(lo)
     for a, b in zip(starts, ends, strict=True):
         if not hi[a:b].any():
@@ -372,7 +382,7 @@ def possible_cramps(
         onset_i = _walk_back(smooth, moving, first_hi, max(0, a2 - round(p.onset_lookback_s / es)),
                              p.onset_ratio)
         onset_i = min(onset_i, a2)
-        offset_i = b2
+        offset_i = _trim_decay(smooth, moving, onset_i, b2)
         dur = (offset_i - onset_i) * es
         seg = slice(onset_i, offset_i)
         mv = moving[seg]
@@ -383,9 +393,27 @@ def possible_cramps(
             logger.debug("acc candidate %.0f-%.0f s rejected: %s", onset_i * es, offset_i * es,
                          reason)
             continue
-        st = ~mv
-        r_still = ratio[seg][st]
-        mean_rel = float(r_still.mean()) if r_still.size else math.nan
+        cands.append((onset_i, offset_i, first_hi, reason))
+    # The awakening: a cramp without visible vibration still wakes the sleeper, who moves
+    # that one leg tens of seconds into the contraction and then lies still (or gets up).
+    for m0, m1 in _wake_bursts(bursts, epochs, es):
+        onset_i = max(_prev_end(bursts, m0), m0 - round(WAKE_LEAD_S / es))
+        offset_i = _wake_offset(bursts, epochs, m1, n, es)
+        if any(_iou(c[0], c[1], onset_i, offset_i) >= WAKE_SAME_IOU for c in cands):
+            continue  # a vibration candidate holds this awakening already
+        reason = _reject_wake(p, es=es, m0=m0, m1=m1, motion=epochs.motion_mg,
+                              other_motion=other_motion, moving=moving, zang=zang,
+                              onset_i=onset_i, sleep=sleep, start_s=epochs.start_s)
+        if reason in HARD_REJECTIONS:
+            logger.debug("acc wake candidate %.0f s rejected: %s", m0 * es, reason)
+            continue
+        cands.append((onset_i, offset_i, m0, reason))
+    weighed_c: list[tuple[float, int, int, float, dict[str, float]]] = []
+    for onset_i, offset_i, first_hi, reason in cands:
+        seg = slice(onset_i, offset_i)
+        mv = moving[seg]
+        r_still = ratio[seg][~mv]
+        mean_rel = float(r_still.mean()) if r_still.size else 1.0
         if not math.isfinite(mean_rel):
             continue
         t_first = first_hi * es
@@ -396,17 +424,34 @@ def possible_cramps(
                               offset_i=offset_i, mean_rel=mean_rel, p=p)
         feats["log_neighbours"] = math.log1p(int(((near >= p.plm_min_interval_s)
                                                   & (near <= p.plm_max_interval_s)).sum()))
+        feats.update(_wake_features(epochs, bursts, ratio=ratio, other_motion=other_motion,
+                                    zang=zang,
+                                    moving=moving, onset_i=onset_i, offset_i=offset_i,
+                                    hi=hi, p=p))
+        feats["log_outside_sleep_s"] = _outside_sleep(sleep, epochs.start_s + onset_i * es)
         prob = model.probability(feats)
-        if collect is not None:
-            collect.append({"leg": leg, "onset_s": epochs.start_s + onset_i * es,
-                            "offset_s": epochs.start_s + offset_i * es, "probability": prob,
-                            "reported": prob >= REPORT_PROBABILITY, **feats})
         if prob < REPORT_PROBABILITY:
             logger.debug("acc candidate at %.0f s weighed %.2f: %s", t_first, prob,
                          reason or model.strongest_against(feats))
-            continue
+        weighed_c.append((prob, onset_i, offset_i, mean_rel, feats))
+    # One event per overlapping group: the most probable candidate (a cramp's vibration rise
+    # and its awakening are two views of one event).
+    kept: list[tuple[float, int, int, float, dict[str, float]]] = []
+    for c in sorted(weighed_c, key=lambda c: (-c[0], c[1])):
+        if c[0] >= REPORT_PROBABILITY and not any(k[1] < c[2] and k[2] > c[1] for k in kept):
+            kept.append(c)
+    if collect is not None:
+        for c in sorted(weighed_c, key=lambda c: c[1]):
+            collect.append({"leg": leg, "onset_s": epochs.start_s + c[1] * es,
+                            "offset_s": epochs.start_s + c[2] * es, "probability": c[0],
+                            "reported": any(c is k for k in kept), **c[4]})
+    for prob, onset_i, offset_i, mean_rel, _ in sorted(kept, key=lambda c: c[1]):
+        seg = slice(onset_i, offset_i)
+        mv = moving[seg]
+        dur = (offset_i - onset_i) * es
+        r_still = ratio[seg][~mv]
         peak_series = _rms_smooth(np.where(mv, 1.0, ratio[seg]), round(PEAK_SMOOTH_S / es))
-        peak_rel = float(peak_series.max())
+        peak_rel = max(float(peak_series.max()), mean_rel)
         woke = bool(moving[onset_i:min(n, onset_i + round(p.woke_after_s / es))].any()
                     or mv.any())
         up_end = min(n, offset_i + round(p.got_up_after_s / es))
@@ -508,18 +553,221 @@ def _reject(p: AccCrampParams, *, es: float, dur: float, mv: BOOL, ratio: F64, m
     return ""
 
 
-#: Candidates these rules reject are never weighed: an event needs some duration and must
-#: start in the sleep period; both legs moving at the onset (rolling over, a bed partner) or
-#: an orientation change at the onset (rolling over, a strap that slipped) is never a cramp
-#: of one still leg. The other old rules (mostly moving, phasic, moving before, PLM-like
-#: neighbours) became evidence for the decision model.
-HARD_REJECTIONS: Final = frozenset({"short", "outside the sleep period",
+#: Candidates these rules reject are never weighed: an event needs some duration; both legs
+#: moving at the onset (rolling over, a bed partner) or an orientation change at the onset
+#: (rolling over, a strap that slipped) is never a cramp of one still leg. The other old
+#: rules (mostly moving, phasic, moving before, PLM-like neighbours, outside the sleep
+#: period: a cramp and its walk can keep the leg from the still spell that marks sleep
+#: onset) became evidence for the decision model.
+HARD_REJECTIONS: Final = frozenset({"short",
                                     "both legs moved (rolling over)",
                                     "posture change at onset"})
 #: The leg counts as still before the onset for at most this long (s).
 PRE_STILL_MAX_S: Final = 300.0
 #: Orientation change measured between the still epochs this long before and after (s).
 TURN_WINDOW_S: Final = 10.0
+
+
+#: Awakening movement (DETECTION.md; the generator's cramp "woke"): a movement burst of this
+#: leg, 2-6 s, 50-400 mg, tens of seconds into the contraction. A burst is a run of epochs
+#: moving more than WAKE_MOVE_MG (sensor noise: ~5 mg; PLM move the shank 5-80 mg) or
+#: upright, with gaps of at most WAKE_GAP_S bridged.
+WAKE_MOVE_MG: Final = 25.0
+WAKE_GAP_S: Final = 3.0
+#: Only bursts up to this long (s) are awakening candidates (repositioning and restless
+#: movements last up to 45 s; the awakening a few seconds).
+WAKE_MAX_S: Final = 12.0
+#: The leg must have been still this long (s) before the burst: a cramp starts in a still leg
+#: and its ramp precedes the awakening.
+WAKE_PRE_STILL_S: Final = 30.0
+#: An awakening candidate spans from WAKE_LEAD_S before the burst (the ramp before waking)
+#: to the get-up that ends the cramp when one follows within WAKE_UP_WITHIN_S, else to
+#: WAKE_TAIL_S after the burst or the next movement, whichever comes first (cramps last a
+#: median 90 s; the awakening comes with or after the ramp; on tuning nights these spans
+#: reached IoU >= 0.2 with every awakened cramp that did not end in getting up).
+WAKE_LEAD_S: Final = 15.0
+WAKE_TAIL_S: Final = 45.0
+WAKE_UP_WITHIN_S: Final = 900.0
+#: The other leg moving more than this share of this leg's burst (and more than sensor
+#: noise, WAKE_OTHER_MG) during it: both legs moved (rolling over, a bed partner).
+WAKE_OTHER_SHARE: Final = 0.3
+WAKE_OTHER_MG: Final = 15.0
+#: Other movement bursts of this leg within this long (s) of a candidate are counted
+#: (restless wake, PLM trains).
+AROUND_S: Final = 120.0
+#: Vibration before (the 2 min before the onset) and after (2-5 min after the offset) a
+#: candidate: a slow tone change stays raised, a cramp's residual fades within minutes.
+TONE_PRE_S: Final = 120.0
+TONE_POST_S: Final = (120.0, 300.0)
+
+
+#: An awakening candidate is dropped when a vibration candidate covers much the same span
+#: (interval IoU at least this); a much longer one (a cramp inside a slow tone change) keeps
+#: it, and the more probable of the two is reported.
+WAKE_SAME_IOU: Final = 0.5
+
+
+def _iou(a0: int, a1: int, b0: int, b1: int) -> float:
+    inter = max(0, min(a1, b1) - max(a0, b0))
+    union = max(a1, b1) - min(a0, b0)
+    return inter / union if union > 0 else 0.0
+
+
+#: The offset of a vibration candidate is the last epoch whose smoothed ratio still reaches
+#: this share of the way from the floor to the candidate's median level: the hysteresis's
+#: off level lies in the decay and the residual tone after the plateau (tuning nights: the
+#: offset came a median 15 s, a tenth of them over 100 s, after the plateau's end).
+DECAY_SHARE: Final = 0.5
+
+
+def _trim_decay(smooth: F64, moving: BOOL, i0: int, i1: int) -> int:
+    """End of the plateau of the candidate ``[i0, i1)``."""
+    s = smooth[i0:i1]
+    still = s[~moving[i0:i1]]
+    if still.size < 2:
+        return i1
+    level = 1.0 + DECAY_SHARE * (float(np.median(still)) - 1.0)
+    above = np.flatnonzero((s >= level) | moving[i0:i1])
+    return i0 + int(above[-1]) + 1 if above.size else i1
+
+
+def _outside_sleep(sleep: SleepPeriod, t_s: float) -> float:
+    """log1p of how far (s) ``t_s`` lies outside the sleep period (0 inside or without one)."""
+    if sleep.onset_s is None or sleep.offset_s is None:
+        return 0.0
+    return math.log1p(max(0.0, sleep.onset_s - t_s, t_s - sleep.offset_s))
+
+
+def _move_bursts(ep: AccEpochs, es: float) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Start and end (exclusive) epochs of this leg's movement bursts."""
+    with np.errstate(invalid="ignore"):
+        act = ((ep.motion_mg > WAKE_MOVE_MG) | (ep.vertical_frac > 0.5)) & ep.valid
+    return _runs(_bridge(act, round(WAKE_GAP_S / es)))
+
+
+def _wake_bursts(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], ep: AccEpochs,
+                 es: float) -> list[tuple[int, int]]:
+    """Bursts that could be a cramp's awakening: short, lying, after a still spell."""
+    b0, b1 = bursts
+    out: list[tuple[int, int]] = []
+    for k in range(b0.size):
+        m0, m1 = int(b0[k]), int(b1[k])
+        up = np.flatnonzero(ep.vertical_frac[m0:m1] > 0.5)
+        if up.size:  # woke and got up at once: the lying part is the awakening
+            m1 = m0 + int(up[0])
+        if m1 <= m0 or (m1 - m0) * es > WAKE_MAX_S:
+            continue
+        prev = int(b1[k - 1]) if k > 0 else 0
+        if (m0 - prev) * es < WAKE_PRE_STILL_S:
+            continue
+        out.append((m0, m1))
+    return out
+
+
+def _prev_end(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], m0: int) -> int:
+    b1 = bursts[1]
+    before = b1[b1 <= m0]
+    return int(before[-1]) if before.size else 0
+
+
+def _wake_offset(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], ep: AccEpochs, m1: int,
+                 n: int, es: float) -> int:
+    """End of an awakening candidate: the get-up, else WAKE_TAIL_S after the burst or the
+    next movement."""
+    b0, b1 = bursts
+    if ep.vertical_frac[m1:m1 + 1].size and ep.vertical_frac[m1] > 0.5:
+        return m1  # the burst went on into standing up
+    tail = min(n, m1 + round(WAKE_TAIL_S / es))
+    for s0, s1 in zip(b0[b0 >= m1], b1[b0 >= m1], strict=True):
+        if (s0 - m1) * es > WAKE_UP_WITHIN_S:
+            break
+        if (ep.vertical_frac[int(s0):int(s1)] > 0.5).any():
+            return int(s0)  # got up: the cramp ends when the person stands
+        return int(min(tail, s0))
+    return tail
+
+
+def _turn(zang: F64, moving: BOOL, i0: int, i1: int, w: int) -> float:
+    """Orientation change between the still epochs within ``w`` before ``i0`` and after
+    ``i1`` (degrees; 0 when either side has none)."""
+    b = np.where(moving[max(0, i0 - w):i0], np.nan, zang[max(0, i0 - w):i0])
+    a = np.where(moving[i1:i1 + w], np.nan, zang[i1:i1 + w])
+    if not (np.isfinite(b).any() and np.isfinite(a).any()):
+        return 0.0
+    with _quiet_nan():
+        t = abs(float(np.nanmedian(a) - np.nanmedian(b)))
+    return t if math.isfinite(t) else 0.0
+
+
+def _reject_wake(p: AccCrampParams, *, es: float, m0: int, m1: int, motion: F64,
+                 other_motion: F64, moving: BOOL, zang: F64, onset_i: int,
+                 sleep: SleepPeriod, start_s: float) -> str:
+    """Why an awakening candidate is not a possible cramp ("" if it is)."""
+    g = round(2.0 / es)
+    with _quiet_nan():
+        mine = float(np.nanmax(motion[m0:m1])) if m1 > m0 else 0.0
+        theirs = np.asarray(other_motion[max(0, m0 - g):m1 + g], dtype=np.float64)
+        theirs_max = float(np.nanmax(theirs)) if np.isfinite(theirs).any() else 0.0
+    if theirs_max > max(WAKE_OTHER_MG, WAKE_OTHER_SHARE * mine):
+        return "both legs moved (rolling over)"
+    if _turn(zang, moving, m0, m1, round(TURN_WINDOW_S / es)) > p.turn_deg:
+        return "posture change at onset"
+    t0 = start_s + onset_i * es
+    if sleep.onset_s is not None and sleep.offset_s is not None and not (
+        sleep.onset_s <= t0 <= sleep.offset_s
+    ):
+        return "outside the sleep period"
+    return ""
+
+
+def _wake_features(ep: AccEpochs, bursts: tuple[NDArray[np.int64], NDArray[np.int64]], *,
+                   ratio: F64, other_motion: F64, zang: F64, moving: BOOL, onset_i: int,
+                   offset_i: int,
+                   hi: BOOL, p: AccCrampParams) -> dict[str, float]:
+    """Evidence of the awakening and what follows it, for any candidate."""
+    es = ep.epoch_s
+    n = ep.n
+    b0, b1 = bursts
+    inside = np.flatnonzero((b0 >= onset_i - round(2.0 / es)) & (b0 < offset_i))
+    out = {"wake_trigger": 0.0 if hi[onset_i:offset_i].any() else 1.0,
+           "log_wake_mg": 0.0, "log_wake_s": 0.0, "log_other_wake_mg": 0.0,
+           "wake_turn_deg": 0.0, "log_post_still_s": 0.0, "log_pre_wake_ratio": 0.0}
+    k = int(inside[0]) if inside.size else -1
+    if k >= 0:
+        m0, m1 = int(b0[k]), int(b1[k])
+        g = round(2.0 / es)
+        with _quiet_nan():
+            mine = np.nanmax(ep.motion_mg[m0:m1])
+            theirs = np.nanmax(np.asarray(other_motion[max(0, m0 - g):m1 + g], dtype=float))
+        out["log_wake_mg"] = float(np.log1p(mine)) if np.isfinite(mine) else 0.0
+        out["log_wake_s"] = math.log1p((m1 - m0) * es)
+        out["log_other_wake_mg"] = float(np.log1p(theirs)) if np.isfinite(theirs) else 0.0
+        out["wake_turn_deg"] = _turn(zang, moving, m0, m1, round(TURN_WINDOW_S / es))
+        nxt = int(b0[k + 1]) if k + 1 < b0.size else n
+        out["log_post_still_s"] = math.log1p(min(nxt - m1, round(600.0 / es)) * es)
+        vib = ep.vib_mg[MMG_AXIS]
+        pre = slice(max(0, m0 - round(20.0 / es)), m0)
+        base = slice(max(0, m0 - round(300.0 / es)), max(0, m0 - round(60.0 / es)))
+        with _quiet_nan():
+            a = np.nanmean(np.where(moving[pre], np.nan, vib[pre]))
+            b = np.nanmedian(np.where(moving[base], np.nan, vib[base]))
+        if np.isfinite(a) and np.isfinite(b) and b > 0:
+            out["log_pre_wake_ratio"] = math.log(max(float(a / b), 0.5))
+    w = round(AROUND_S / es)
+    near = ((b0 >= onset_i - w) & (b0 < onset_i)) | ((b0 >= offset_i) & (b0 < offset_i + w))
+    mid = (b0 >= onset_i) & (b0 < offset_i)
+    out["log_moves_around"] = math.log1p(int(near.sum()) + max(0, int(mid.sum()) - 1))
+    up_end = min(n, offset_i + round(p.got_up_after_s / es))
+    upright = ep.vertical_frac[onset_i:up_end] > 0.5
+    out["got_up"] = float(_longest_run(upright) * es >= p.got_up_min_s)
+    # a slow tone change raises the vibration for 10-60 min: before and after stay high
+    for name, sl in (("log_pre_ratio", slice(max(0, onset_i - round(TONE_PRE_S / es)),
+                                              onset_i)),
+                     ("log_post_ratio", slice(min(n, offset_i + round(TONE_POST_S[0] / es)),
+                                              min(n, offset_i + round(TONE_POST_S[1] / es))))):
+        r = ratio[sl][~moving[sl]]
+        out[name] = math.log(max(float(np.median(r)), 0.5)) if r.size else 0.0
+    return out
 
 
 def _acc_features(ep: AccEpochs, *, ratio: F64, moving: BOOL, other_moving: BOOL,

@@ -47,6 +47,7 @@ __all__ = [
     "REPORT_PROBABILITY",
     "LogisticModel",
     "TreeModel",
+    "fit_isotonic",
     "fit_logistic",
     "fit_trees",
     "model_for",
@@ -96,6 +97,18 @@ ACC_FEATURES: Final[tuple[str, ...]] = (
     "turn_deg",  # orientation change without movement (a strap that slipped)
     "log_pre_still_s",  # how long the leg was still before
     "log_neighbours",  # other vibration bursts of this leg at PLM intervals
+    "wake_trigger",  # the candidate came from an awakening movement, not from vibration
+    "log_wake_mg",  # the first movement burst of this leg in the event (the awakening)
+    "log_wake_s",  # ... its length (awakening: a few seconds; repositioning: up to 45 s)
+    "log_other_wake_mg",  # the other leg's movement during that burst (bed partner)
+    "wake_turn_deg",  # orientation change across that burst (repositioning, strap slip)
+    "log_post_still_s",  # how long the leg lies still after it (a cramp holds it)
+    "log_pre_wake_ratio",  # calf vibration in the 20 s before it over the minutes before
+    "log_moves_around",  # other movement bursts of this leg within 2 min (restless wake)
+    "got_up",  # upright within the event or 2 min after
+    "log_outside_sleep_s",  # how far the onset lies outside the leg's sleep period
+    "log_pre_ratio",  # calf vibration over the floor in the 2 min before (tone changes)
+    "log_post_ratio",  # ... 2-5 min after the offset (a tone change stays raised)
 )
 FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
     "emg": EMG_FEATURES, "envelope": ENVELOPE_FEATURES, "acc": ACC_FEATURES}
@@ -255,6 +268,9 @@ class TreeModel:
         split's contribution can be read off (Saabas attribution).
     lo, hi : ndarray, shape (n_features,)
         The features' range in the fit; inputs are clipped to it.
+    calibration : (tuple of float, tuple of float), optional
+        A monotone map of the trees' probability (knots x, y; linear in between), fitted on
+        out-of-fold predictions (:func:`fit_isotonic`); None: the trees' probability as is.
     """
 
     features: tuple[str, ...]
@@ -263,6 +279,7 @@ class TreeModel:
     trees: tuple[NDArray[np.float64], ...]
     lo: NDArray[np.float64]
     hi: NDArray[np.float64]
+    calibration: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def vector(self, x: Mapping[str, float]) -> NDArray[np.float64]:
         try:
@@ -287,10 +304,17 @@ class TreeModel:
             z += self.rate * t[i, 4]
         return z, share
 
-    def probability(self, x: Mapping[str, float]) -> float:
-        """Probability that the candidate is a cramp."""
+    def raw_probability(self, x: Mapping[str, float]) -> float:
+        """The trees' probability, before :attr:`calibration`."""
         z, _ = self._walk(self.vector(x))
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def probability(self, x: Mapping[str, float]) -> float:
+        """Probability that the candidate is a cramp (calibrated when the model has a map)."""
+        p = self.raw_probability(x)
+        if self.calibration is None:
+            return p
+        return float(np.interp(p, self.calibration[0], self.calibration[1]))
 
     def strongest_against(self, x: Mapping[str, float]) -> str:
         """The feature whose splits pull the probability down the most."""
@@ -298,15 +322,55 @@ class TreeModel:
         return self.features[int(np.argmin(share))]
 
     def to_json(self) -> dict[str, object]:
-        return {"type": "trees", "features": list(self.features), "base": self.base,
-                "rate": self.rate, "trees": [t.round(6).tolist() for t in self.trees],
-                "lo": self.lo.tolist(), "hi": self.hi.tolist()}
+        out: dict[str, object] = {
+            "type": "trees", "features": list(self.features), "base": self.base,
+            "rate": self.rate, "trees": [t.round(6).tolist() for t in self.trees],
+            "lo": self.lo.tolist(), "hi": self.hi.tolist()}
+        if self.calibration is not None:
+            out["calibration"] = {"x": [round(v, 6) for v in self.calibration[0]],
+                                  "y": [round(v, 6) for v in self.calibration[1]]}
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, object]) -> TreeModel:
+        cal = d.get("calibration")
+        calibration = (None if not isinstance(cal, Mapping) else
+                       (tuple(float(v) for v in cal["x"]), tuple(float(v) for v in cal["y"])))
         return cls(tuple(d["features"]), float(d["base"]), float(d["rate"]),  # type: ignore[arg-type]
                    tuple(np.asarray(t, dtype=np.float64) for t in d["trees"]),  # type: ignore[attr-defined]
-                   np.asarray(d["lo"], dtype=np.float64), np.asarray(d["hi"], dtype=np.float64))
+                   np.asarray(d["lo"], dtype=np.float64), np.asarray(d["hi"], dtype=np.float64),
+                   calibration)
+
+
+def fit_isotonic(p: NDArray[np.float64], y: NDArray[np.float64], *, min_count: int = 10
+                 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Monotone calibration map of probabilities ``p`` to outcomes ``y`` (pool adjacent
+    violators on blocks of at least ``min_count`` sorted predictions).
+
+    Returns knots ``(x, y)`` for linear interpolation: x are the merged blocks' mean
+    predictions, y their share of positives (non-decreasing); beyond the end knots the map
+    is flat.
+
+    References
+    ----------
+    .. [1] Zadrozny B., Elkan C., Transforming classifier scores into accurate multiclass
+       probability estimates, KDD 2002.
+    """
+    order = np.argsort(p, kind="stable")
+    ps, ys = np.asarray(p, dtype=np.float64)[order], np.asarray(y, dtype=np.float64)[order]
+    blocks: list[list[float]] = []  # [sum p, sum y, count]
+    for i in range(0, ps.size, max(1, min_count)):
+        blocks.append([float(ps[i:i + min_count].sum()), float(ys[i:i + min_count].sum()),
+                       float(ps[i:i + min_count].size)])
+    merged: list[list[float]] = []
+    for b in blocks:
+        merged.append(b)
+        while len(merged) > 1 and (merged[-2][1] / merged[-2][2]
+                                   >= merged[-1][1] / merged[-1][2]):
+            last = merged.pop()
+            merged[-1] = [merged[-1][0] + last[0], merged[-1][1] + last[1],
+                          merged[-1][2] + last[2]]
+    return tuple(b[0] / b[2] for b in merged), tuple(b[1] / b[2] for b in merged)
 
 
 def fit_trees(x: NDArray[np.float64], y: NDArray[np.float64], features: Sequence[str], *,
