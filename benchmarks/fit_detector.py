@@ -13,7 +13,7 @@ model is gradient-boosted depth-2 trees (:func:`crampsense.detection.model.fit_t
 result is written to ``src/crampsense/detection/decision_model.json`` with the command, the
 seeds and the fit's own figures (in-sample, so optimistic by construction).
 
-The ``acc`` model is also calibrated: 4-fold out-of-fold predictions by night, the
+Every model is also calibrated: 4-fold out-of-fold predictions by night, the
 reportable candidates among them (not overlapped by a more probable one) matched against the
 truth, an isotonic map (:func:`crampsense.detection.model.fit_isotonic`) stored with the
 trees; the file records the out-of-fold figures before and after it. ``--kinds acc`` renders
@@ -160,9 +160,22 @@ def _winners(p: np.ndarray, rows: list[dict[str, Any]], night_of: np.ndarray) ->
     return win
 
 
+def _with_acc_free(x: np.ndarray, y: np.ndarray, names: tuple[str, ...]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The EMG models' training rows: each row again without its accelerometer features
+    (EMG-only legs), at half weight."""
+    acc_cols = [names.index(f) for f in ("onset_move_mg", "move_share", "both_moving",
+                                          "has_acc") if f in names]
+    x2 = x.copy()
+    x2[:, acc_cols] = 0.0
+    w = np.ones(len(y))
+    return np.vstack([x, x2]), np.concatenate([y, y]), np.concatenate([w, 0.5 * w])
+
+
 def _calibrate_out_of_fold(x: np.ndarray, y: np.ndarray, keep: np.ndarray, *,
                            rows: list[dict[str, Any]], night_of: np.ndarray,
-                           names: tuple[str, ...], truths: list[pl.DataFrame]
+                           names: tuple[str, ...], truths: list[pl.DataFrame],
+                           acc_free: bool = False
                            ) -> tuple[tuple[tuple[float, ...], tuple[float, ...]],
                                       dict[str, Any]]:
     """Isotonic calibration of the trees on out-of-fold predictions (folds by night).
@@ -179,7 +192,9 @@ def _calibrate_out_of_fold(x: np.ndarray, y: np.ndarray, keep: np.ndarray, *,
     raw = np.zeros(len(y))
     for k in range(FOLDS):
         train = keep & (fold != k)
-        mk = fit_trees(x[train], y[train], names, rounds=ROUNDS, depth=DEPTH, rate=RATE)
+        xt, yt, wt = ((_with_acc_free(x[train], y[train], names)) if acc_free else
+                      (x[train], y[train], np.ones(int(train.sum()))))
+        mk = fit_trees(xt, yt, names, rounds=ROUNDS, depth=DEPTH, rate=RATE, weights=wt)
         raw[fold == k] = [mk.raw_probability(dict(zip(names, row, strict=True)))
                           for row in x[fold == k]]
     win = _winners(raw, rows, night_of)
@@ -274,17 +289,12 @@ def main(argv: list[str] | None = None) -> None:
         w = np.ones(len(y_fit))
         extra: dict[str, Any] = {}
         if kind != "acc":  # the same rows without an accelerometer (EMG-only legs)
-            acc_cols = [names.index(f) for f in ("onset_move_mg", "move_share", "both_moving",
-                                                  "has_acc") if f in names]
-            x2 = x.copy()
-            x2[:, acc_cols] = 0.0
-            x, y_fit, w = (np.vstack([x, x2]), np.concatenate([y_fit, y_fit]),
-                           np.concatenate([w, 0.5 * w]))
+            x, y_fit, w = _with_acc_free(x, y_fit, names)
         m = fit_trees(x, y_fit, names, rounds=ROUNDS, depth=DEPTH, rate=RATE, weights=w)
-        if kind == "acc":  # calibrated on out-of-fold predictions of the tuning nights
-            cal, extra = _calibrate_out_of_fold(x_all, y, keep, rows=rows, night_of=night_of,
-                                                names=names, truths=truths)
-            m = replace(m, calibration=cal)
+        # every model is calibrated on out-of-fold predictions of the tuning nights
+        cal, extra = _calibrate_out_of_fold(x_all, y, keep, rows=rows, night_of=night_of,
+                                            names=names, truths=truths, acc_free=kind != "acc")
+        m = replace(m, calibration=cal)
         models[kind] = m.to_json()
         p = np.array([m.probability(dict(zip(names, row, strict=True))) for row in x])
         rep = p >= 0.5
