@@ -86,10 +86,10 @@ def butter_bandpass_sos(order: int, low_hz: float, high_hz: float,
     .. [1] A. V. Oppenheim and R. W. Schafer, *Discrete-Time Signal Processing*, 3rd ed.,
        Pearson, 2010, ch. 7 (bilinear transformation, pre-warping, Butterworth filters,
        frequency transformations of low-pass filters).
-    .. [2] T. W. Parks and C. S. Burrus, *Digital Filter Design*, Wiley, 1987, ch. 7
-       (analog prototypes and their transformations).
-    .. [3] L. B. Jackson, *Digital Filters and Signal Processing*, 3rd ed., Kluwer, 1996,
-       sect. 11.3 (ordering of cascaded second-order sections).
+    .. [2] T. W. Parks and C. S. Burrus, *Digital Filter Design*, Wiley, 1987 (analog
+       prototypes and their frequency transformations).
+    .. [3] L. B. Jackson, *Digital Filters and Signal Processing*, 3rd ed., Kluwer, 1996
+       (pairing and ordering of cascaded second-order sections).
     """
     n = int(order)
     if n < 1 or n != order:
@@ -172,8 +172,8 @@ def notch_sos(f_hz: float, q: float, fs_hz: float) -> NDArray[np.float64]:
     References
     ----------
     .. [1] S. J. Orfanidis, *Introduction to Signal Processing*, Prentice Hall, 1996,
-       sect. 11.3.2 (parametric notch filters, eqs. 11.3.7-11.3.9, with the 3-dB reference
-       gain ``G_B^2 = 1/2``).
+       sect. 11.3 (second-order notch filters, with the 3-dB reference gain
+       ``G_B^2 = 1/2``).
     """
     if not (fs_hz > 0 and 0 < f_hz < fs_hz / 2 and q > 0):
         raise ValueError(f"need 0 < f_hz < fs_hz / 2 and q > 0, got f_hz={f_hz!r}, "
@@ -292,7 +292,7 @@ def sosfilt(sos: NDArray[np.float64], x: NDArray[np.float64], zi: NDArray[np.flo
     References
     ----------
     .. [1] A. V. Oppenheim and R. W. Schafer, *Discrete-Time Signal Processing*, 3rd ed.,
-       Pearson, 2010, sect. 6.5 (transposed forms) and 6.3.2 (cascade form).
+       Pearson, 2010, ch. 6 (cascade form; transposed direct form II).
     """
     sos = np.asarray(sos, dtype=np.float64)
     if sos.ndim != 2 or sos.shape[1] != 6:
