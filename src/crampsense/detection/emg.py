@@ -30,8 +30,8 @@ from typing import Final
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
-from scipy import signal
 
+from crampsense.detection import iir
 from crampsense.detection.params import DetectionParams
 from crampsense.errors import DetectionError
 
@@ -135,8 +135,7 @@ class Envelope:
 
 def _notch_sos(f_hz: float, q: float, fs_hz: float) -> NDArray[np.float64]:
     """A second-order notch at ``f_hz`` (quality ``q``) as one SOS row."""
-    b, a = signal.iirnotch(f_hz, q, fs=fs_hz)
-    return np.asarray(signal.tf2sos(b, a), dtype=np.float64)
+    return iir.notch_sos(f_hz, q, fs_hz)
 
 
 def design_filter(fs_hz: float, params: DetectionParams,
@@ -170,9 +169,7 @@ def design_filter(fs_hz: float, params: DetectionParams,
             f"band {low:g}-{high:g} Hz is too narrow at fs = {fs_hz:g} Hz; "
             "lower band_low_hz or record at a higher rate"
         )
-    sos = signal.butter(int(params.filter_order), [low, high], btype="bandpass", fs=fs_hz,
-                        output="sos")
-    parts = [np.asarray(sos, dtype=np.float64)]
+    parts = [iir.butter_bandpass_sos(int(params.filter_order), low, high, fs_hz)]
     parts += [_notch_sos(f, params.notch_q, fs_hz) for f in notch_hz]
     return np.concatenate(parts, axis=0), (float(low), float(high))
 
@@ -578,8 +575,8 @@ class EmgFrontEnd(_HopFrontEnd):
             prev = 0
             for cut, hits in [*cuts, (k * hop_n, None)]:
                 if cut > prev:
-                    y[c, prev:cut], self._zi[c] = signal.sosfilt(self._sos[c], y[c, prev:cut],
-                                                                 zi=self._zi[c])
+                    y[c, prev:cut], self._zi[c] = iir.sosfilt(self._sos[c], y[c, prev:cut],
+                                                              self._zi[c])
                 prev = cut
                 if hits is not None:
                     self._hum_result(c, a + cut, hits[c])
