@@ -104,18 +104,18 @@ def spans_of(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
 #: NESTED_BASE_S before a step (the first half-minute of that is before any ramp of up to
 #: 90 s; a tone change is minutes long; the lowest median would sit under the tone's level by
 #: its block-to-block noise and leave part of the tone in the rise), looked
-#: for in spans longer than NESTED_MIN_SPAN_S, at least NESTED_SETTLE_S after the span's start
-#: (before that the span's own ramp is its baseline), on baselines of at least
-#: NESTED_MIN_BASE x floor.
+#: for at least NESTED_SETTLE_S after the span's start (a whole baseline window inside the
+#: span: before that the span's own ramp, of up to 2-3 min for a tone change, is its
+#: baseline), on baselines of at least NESTED_MIN_BASE x floor.
 NESTED_BLOCK_S: Final = 5.0
 NESTED_BASE_S: Final = 120.0
 NESTED_BASE_QUANTILE: Final = 0.25
 #: ... on a settled baseline: the 0.75 quantile of those medians at most this much above B.
 #: A tone change still ramping up (ramps of 10-165 s) or bursts riding on it (PLM, restless
 #: movements) are not a baseline; a rise there is the span's own.
-NESTED_MAX_SPREAD: Final = 1.35
-NESTED_MIN_SPAN_S: Final = 60.0
-NESTED_SETTLE_S: Final = 30.0
+NESTED_MAX_SPREAD: Final = 1.25
+NESTED_MIN_SPAN_S: Final = 120.0
+NESTED_SETTLE_S: Final = 120.0
 NESTED_MIN_BASE: Final = 1.5
 
 
