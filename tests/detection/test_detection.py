@@ -309,7 +309,7 @@ def test_results_object_api() -> None:
     assert summ.filter(pl.col("leg") == "left")["events_per_covered_h"][0] == pytest.approx(2.0)
     text = res.methods
     for needle in ("20-225 Hz", "2.4x", "2x", "WASM 2016", "AASM 2018", "8 s",
-                   "raised local baseline"):
+                   "settled local baseline"):
         assert needle in text
 
 
