@@ -291,7 +291,6 @@ def main(argv: list[str] | None = None) -> None:
         x_all = np.array([[float(r[f]) for f in names] for r in rows])
         x, y_fit = x_all[keep], y[keep]
         w = np.ones(len(y_fit))
-        extra: dict[str, Any] = {}
         if kind != "acc":  # the same rows without an accelerometer (EMG-only legs)
             x, y_fit, w = _with_acc_free(x, y_fit, names)
         m = fit_trees(x, y_fit, names, rounds=ROUNDS, depth=DEPTH, rate=RATE, weights=w)

@@ -24,6 +24,7 @@ __all__ = [
     "ACC_UNIT",
     "ECG_UNIT",
     "EMG_UNIT",
+    "EVENING_CUTOFF_HOUR",
     "G_MG",
     "MIN_ACC_FS_HZ",
     "MIN_EMG_FS_HZ",
@@ -402,8 +403,13 @@ class Night:
         return max(0.0, self.duration_s - lost)
 
 
+#: A night that starts before this local hour belongs to the previous evening.
+EVENING_CUTOFF_HOUR: Final = 12
+
+
 def night_label(start: datetime, tz: tzinfo | None = None) -> date:
     """The night a recording starting at ``start`` belongs to: the evening it starts, in ``tz``
-    (local time when ``None``); a start before noon belongs to the previous evening."""
+    (local time when ``None``); a start before :data:`EVENING_CUTOFF_HOUR` belongs to the
+    previous evening."""
     local = start.astimezone(tz)
-    return (local - timedelta(days=1)).date() if local.hour < 12 else local.date()
+    return (local - timedelta(days=1)).date() if local.hour < EVENING_CUTOFF_HOUR else local.date()

@@ -133,11 +133,6 @@ class Envelope:
         return int(self.rms_uv.shape[1])
 
 
-def _notch_sos(f_hz: float, q: float, fs_hz: float) -> NDArray[np.float64]:
-    """A second-order notch at ``f_hz`` (quality ``q``) as one SOS row."""
-    return iir.notch_sos(f_hz, q, fs_hz)
-
-
 def design_filter(fs_hz: float, params: DetectionParams,
                   notch_hz: tuple[float, ...] = ()) -> tuple[NDArray[np.float64],
                                                              tuple[float, float]]:
@@ -170,7 +165,7 @@ def design_filter(fs_hz: float, params: DetectionParams,
             "lower band_low_hz or record at a higher rate"
         )
     parts = [iir.butter_bandpass_sos(int(params.filter_order), low, high, fs_hz)]
-    parts += [_notch_sos(f, params.notch_q, fs_hz) for f in notch_hz]
+    parts += [iir.notch_sos(f, params.notch_q, fs_hz) for f in notch_hz]
     return np.concatenate(parts, axis=0), (float(low), float(high))
 
 
@@ -632,7 +627,7 @@ class EmgFrontEnd(_HopFrontEnd):
                if hit and f not in self._notch[c]]
         if new:
             parts = [self._sos[c]]
-            parts += [_notch_sos(f, self.params.notch_q, self.fs_hz) for f in new]
+            parts += [iir.notch_sos(f, self.params.notch_q, self.fs_hz) for f in new]
             self._sos[c] = np.concatenate(parts, axis=0)
             self._zi[c] = np.concatenate((self._zi[c], np.zeros((len(new), 2))), axis=0)
             self._notch[c].extend(new)

@@ -199,8 +199,7 @@ def nested_candidates(st: LegState, params: DetectionParams) -> list[Nested]:
         r = st.ratio[s0:e0]
         base, spread = _running_base(r, bn, nb)
         with np.errstate(invalid="ignore"):
-            rel = np.sqrt(np.fmax(r * r - base * base + 1.0, 1.0))
-            hit = ((rel >= params.on_ratio) & (base >= NESTED_MIN_BASE)
+            hit = ((_minus_base(r, base) >= params.on_ratio) & (base >= NESTED_MIN_BASE)
                    & (spread <= NESTED_MAX_SPREAD))
         hit[:settle] = False
         if not hit.any():
@@ -486,10 +485,10 @@ def _bridge_dips(ratio: NDArray[np.float64], spans: NDArray[np.int64], *, max_n:
 def candidates(st: LegState, params: DetectionParams) -> None:
     """Hysteresis spans with ramp-refined onsets and PLM-train membership, stored on ``st``."""
     hop = st.hop_s
-    spans = _bridge_dips(st.ratio, hysteresis_spans(st.ratio, on=params.on_ratio,
-                                                    off=params.off_ratio,
-                                                    merge_gap_n=round(params.merge_gap_s / hop)),
-                         max_n=round(DIP_BRIDGE_S / hop), level=params.onset_ratio)
+    spans = hysteresis_spans(st.ratio, on=params.on_ratio, off=params.off_ratio,
+                             merge_gap_n=round(params.merge_gap_s / hop))
+    spans = _bridge_dips(st.ratio, spans, max_n=round(DIP_BRIDGE_S / hop),
+                         level=params.onset_ratio)
     st.plm = _plm_members((spans + st.h0).astype(np.float64) * hop, params)
     lookback = round(params.onset_lookback_s / hop)
     prev_stop = 0
@@ -771,8 +770,7 @@ def leg_events(st: LegState, other: LegState | None, params: DetectionParams,
         out.append(d)
         if d.event is not None:
             reported.add(i)
-    nested = [n for n in st.nested if n.parent not in reported]
-    if nested:
+    if any(n.parent not in reported for n in st.nested):
         # PLM trains on a tone change: the nested rises with the other spans of the leg
         hop = st.hop_s
         with_nested = {n.parent for n in st.nested}
@@ -804,11 +802,10 @@ def _decide(st: LegState, other: LegState | None, cand: tuple[int, int, int],
     hop = st.hop_s
     h0 = st.h0
     kind = "envelope" if st.dms is None else "emg"
-    out: list[Decision] = []
 
-    def reject(why: str, off_s: float, **extra: object) -> None:
-        out.append(Decision(leg, span, rejected=(leg, (h0 + on_i) * hop, off_s, why),
-                            **extra))  # type: ignore[arg-type]
+    def reject(why: str, off_s: float, **extra: object) -> Decision:
+        return Decision(leg, span, rejected=(leg, (h0 + on_i) * hop, off_s, why),
+                        **extra)  # type: ignore[arg-type]
 
     e_i = span_end
     onset_s, cross_s, offset_s = (h0 + on_i) * hop, (h0 + s_i) * hop, (h0 + e_i) * hop
@@ -818,8 +815,7 @@ def _decide(st: LegState, other: LegState | None, cand: tuple[int, int, int],
     w0, w1 = onset_s - params.onset_window_s, cross_s + params.onset_window_s
     moving, standing = _standing_or_moving(st, w0, w1, params)
     if standing:
-        reject("standing", offset_s)
-        return out[0]
+        return reject("standing", offset_s)
     o_moving = None if other is None else _standing_or_moving(other, w0, w1, params)[0]
     bilateral = _bilateral_onset(onset_s, other, params)
     # Getting up ends the cramp at the latest: standing stretches the calf.
@@ -839,23 +835,20 @@ def _decide(st: LegState, other: LegState | None, cand: tuple[int, int, int],
                            emg_fs_hz=emg_fs_hz)
     extra = {"features": feats, "onset_s": onset_s, "offset_s": offset_s}
     if math.isfinite(plateau) and plateau > PLAUSIBLE_MAX_REL:
-        reject("implausible_level", offset_s, **extra, probability=0.0,
-               uncovered=(onset_s, offset_s))
-        return out[0]
+        return reject("implausible_level", offset_s, **extra, probability=0.0,
+                      uncovered=(onset_s, offset_s))
     if (kind == "emg" and emg_fs_hz is not None and emg_fs_hz >= BROADBAND_MIN_FS_HZ
             and feats["spectral_shift"] >= BROADBAND_SHIFT and plateau >= BROADBAND_MIN_REL
             and offset_s - onset_s >= BROADBAND_MIN_S):
-        reject("not_emg", offset_s, **extra, probability=0.0,
-               uncovered=(onset_s, offset_s))
-        return out[0]
+        return reject("not_emg", offset_s, **extra, probability=0.0,
+                      uncovered=(onset_s, offset_s))
     p = model.probability({k: feats[k] for k in model.features})
     if p < REPORT_PROBABILITY:
         why = ("plm_train" if plm else
                "body_movement" if bilateral or (moving and o_moving) else
                "phasic" if quiet > params.phasic_max_quiet_fraction else
                f"model:{model.strongest_against(feats)}")
-        reject(why, offset_s, **extra, probability=p)
-        return out[0]
+        return reject(why, offset_s, **extra, probability=p)
     seg = st.ratio[on_i:e_i]
     # windows centred on the event's steps: a stretch that ends the event is seen whole
     w = round(PEAK_SMOOTH_S / hop)

@@ -162,7 +162,7 @@ def session_path_for(sessions_dir: Path, start: datetime) -> Path:
 def session_start_of(path: Path) -> datetime | None:
     """The UTC start a session's file name holds (as :func:`session_path_for` writes it, with
     or without a ``-N`` suffix); ``None`` for any other name."""
-    stem, _, n = path.stem.partition(".")[0].rpartition("-")
+    stem, _, n = path.stem.rpartition("-")
     if not (stem and n.isdigit() and stem.endswith("Z")):
         stem = path.stem
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from crampsense.summaries.daily import (
     day_totals,
     join_nights_with_days,
-    label_date,
     nights_frame,
 )
 from crampsense.summaries.morning import (
@@ -33,7 +32,6 @@ __all__ = [
     "format_after",
     "format_duration",
     "join_nights_with_days",
-    "label_date",
     "nights_frame",
     "render_summary",
 ]

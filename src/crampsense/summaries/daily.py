@@ -9,30 +9,25 @@ totals of 2026-11-20.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import timezone, tzinfo
 from typing import Final
 from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from crampsense.errors import UsageError
-from crampsense.models import Leg, Night, placement_leg
+from crampsense.models import Leg, Night, night_label, placement_leg
 
 __all__ = [
     "DAY_METRICS",
     "covered_fraction",
     "day_totals",
     "join_nights_with_days",
-    "label_date",
     "local_naive",
     "monitored_legs",
     "night_date_expr",
     "nights_frame",
 ]
-
-#: A night that starts before this local hour belongs to the previous evening (matches
-#: :attr:`crampsense.models.Night.label_date`).
-EVENING_CUTOFF_HOUR: Final = 12
 
 #: Numeric day-total columns: (column, journal kind, unit, zero when absent). Water, minerals
 #: and steps that were not logged are *unknown* (null): nobody drinks nothing all day, they just
@@ -86,14 +81,6 @@ def night_date_expr(nights: pl.DataFrame) -> pl.Expr:
     if nights.schema["night_date"] == pl.String:
         key = key.str.to_date("%Y-%m-%d")
     return key.cast(pl.Date)
-
-
-def label_date(start: datetime, tz: tzinfo) -> date:
-    """The evening a night starting at ``start`` belongs to, in ``tz``."""
-    local = start.astimezone(tz)
-    if local.hour < EVENING_CUTOFF_HOUR:
-        local -= timedelta(days=1)
-    return local.date()
 
 
 def _kind(kind: str) -> pl.Expr:
@@ -222,7 +209,7 @@ def nights_frame(nights: Sequence[Night], *, tz: tzinfo) -> pl.DataFrame:
         covered = {leg: night.covered_s(leg) / 3600.0 for leg in legs}
         rows.append(
             {
-                "night_date": label_date(night.start, tz),
+                "night_date": night_label(night.start, tz),
                 "wake_date": night.end.astimezone(tz).date(),
                 "start": night.start,
                 "end": night.end,

@@ -39,11 +39,12 @@ from crampsense.models import (
     Night,
     Severity,
     SleepSummary,
+    night_label,
     placement_leg,
 )
 from crampsense.storage.files import read_parquet_checked
 from crampsense.storage.nights import night_dir, read_night_tables, write_night_table
-from crampsense.summaries.daily import label_date, local_naive
+from crampsense.summaries.daily import local_naive
 
 __all__ = [
     "HISTORY_TABLES",
@@ -214,7 +215,7 @@ def store_night_history(
     Path
         The folder written.
     """
-    day = label_date(night.start, tz).isoformat()
+    day = night_label(night.start, tz).isoformat()
     for name, df in _tables(night, wake or {}).items():
         write_night_table(root, participant, day, name, df, session=session)
     if activity is not None:

@@ -38,13 +38,12 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from crampsense.models import CoverageGap, CrampEvent, Leg, Night, Severity
+from crampsense.models import CoverageGap, CrampEvent, Leg, Night, Severity, night_label
 from crampsense.summaries.daily import (
     DAY_METRICS,
     covered_fraction,
     day_totals,
     join_nights_with_days,
-    label_date,
     local_naive,
     monitored_legs,
     night_date_expr,
@@ -532,7 +531,7 @@ def build_morning_summary(
     -------
     MorningSummary
     """
-    day = label_date(night.start, tz)
+    day = night_label(night.start, tz)
     legs = monitored_legs(night)
     days = day_totals(journal, tz=tz) if days is None else days
     events = sorted(night.events, key=lambda e: e.onset)
