@@ -482,6 +482,62 @@ def _bridge_dips(ratio: NDArray[np.float64], spans: NDArray[np.int64], *, max_n:
     return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
+#: Longest pause (s) between spans that is still one contraction when the muscle never went
+#: back to rest: a weak cramp (2-3x) whose firing wanes for tens of seconds before it picks up
+#: again is one episode, as the sufferer tells it.
+PAUSE_BRIDGE_S: Final = 30.0
+#: Block (s) whose median must stay at or above ``onset_ratio`` through such a pause: single
+#: 0.1-s steps of a weak interference pattern fall lower, rest does not come back above it.
+PAUSE_BLOCK_S: Final = 5.0
+#: ... and at or above this multiple of the level before the first span (median of the ratio
+#: from PAUSE_PRE_S to PAUSE_PRE_GAP_S before it): on a raised tone, PLM bursts or movements
+#: with the tone between them are not bridged.
+PAUSE_ABOVE_PRE: Final = 1.25
+#: ... and at or above this fraction of the median of the span before the pause: the waning
+#: of a weak contraction, not the decay and residual firing after a strong one.
+PAUSE_OF_SPAN: Final = 0.5
+PAUSE_PRE_S: Final = 60.0
+PAUSE_PRE_GAP_S: Final = 10.0
+
+
+def _finite_median(x: NDArray[np.float64]) -> float:
+    """Median of the finite values of ``x``; NaN when there are none."""
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else math.nan
+
+
+def _bridge_pauses(ratio: NDArray[np.float64], spans: NDArray[np.int64], *, hop: float,
+                   level: float) -> NDArray[np.int64]:
+    """Join consecutive spans separated by at most PAUSE_BRIDGE_S whose every PAUSE_BLOCK_S
+    block of the pause has a median at or above ``level``, PAUSE_ABOVE_PRE times the level
+    before the first span of the chain (the muscle stayed active, well above its state before
+    the episode began) and PAUSE_OF_SPAN times the median of the span before the pause."""
+    if spans.shape[0] < 2:
+        return spans
+    max_n, blk = round(PAUSE_BRIDGE_S / hop), max(1, round(PAUSE_BLOCK_S / hop))
+    pre_n, gap_n = round(PAUSE_PRE_S / hop), round(PAUSE_PRE_GAP_S / hop)
+    out = [spans[0].copy()]
+    pre = math.nan
+    for s, e in spans[1:]:
+        if math.isnan(pre):
+            head = int(out[-1][0])
+            pre = _finite_median(ratio[max(0, head - pre_n):max(0, head - gap_n)])
+        gap = ratio[out[-1][1]:s]
+        last = _finite_median(ratio[out[-1][0]:out[-1][1]])
+        need = (max(level, PAUSE_ABOVE_PRE * pre, PAUSE_OF_SPAN * last)
+                if math.isfinite(pre) else math.inf)
+        ok = 0 < gap.size <= max_n
+        if ok:
+            n_blk = max(1, gap.size // blk)
+            ok = all(_finite_median(b) >= need for b in np.array_split(gap, n_blk))
+        if ok:
+            out[-1][1] = e
+        else:
+            out.append(np.array([s, e], dtype=np.int64))
+            pre = math.nan
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
 def candidates(st: LegState, params: DetectionParams) -> None:
     """Hysteresis spans with ramp-refined onsets and PLM-train membership, stored on ``st``."""
     hop = st.hop_s
@@ -489,6 +545,7 @@ def candidates(st: LegState, params: DetectionParams) -> None:
                              merge_gap_n=round(params.merge_gap_s / hop))
     spans = _bridge_dips(st.ratio, spans, max_n=round(DIP_BRIDGE_S / hop),
                          level=params.onset_ratio)
+    spans = _bridge_pauses(st.ratio, spans, hop=hop, level=params.onset_ratio)
     st.plm = _plm_members((spans + st.h0).astype(np.float64) * hop, params)
     lookback = round(params.onset_lookback_s / hop)
     prev_stop = 0
