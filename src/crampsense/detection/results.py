@@ -44,7 +44,8 @@ class CrampResults:
         cramp" time.
     rejected : polars.DataFrame
         Candidates that were not reported: ``leg``, ``onset_s``, ``offset_s``, ``reason``
-        (``"standing"``, ``"not_emg"``, or for candidates the decision model weighed below
+        (``"standing"``, ``"implausible_level"``, ``"not_emg"``, ``"voluntary_movement"``,
+        or for candidates the decision model weighed below
         0.5: ``"plm_train"``, ``"body_movement"``, ``"phasic"`` when that old rule also
         fires, else ``"model:<feature that weighed most against it>"``).
     candidates : polars.DataFrame
