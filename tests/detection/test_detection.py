@@ -651,3 +651,31 @@ def test_a_tone_change_alone_has_no_nested_candidate() -> None:
     left = (res.candidates.filter(pl.col("leg") == "left") if res.candidates is not None
             else pl.DataFrame())
     assert left.height == 1
+
+
+def _repositioning_night(move_s: float) -> list[LegSignals]:
+    """A 30-min night: the left calf contracts at once (5x) for 40 s from 600 s while the left
+    shank moves (200-mg swings at 1 Hz) for the first ``move_s`` of it."""
+    fs_hz, duration_s = 500.0, 1800.0
+    rng = np.random.default_rng(5)
+    t = np.arange(int(duration_s * fs_hz)) / fs_hz
+    act = np.where((t >= 600.0) & (t < 640.0), 5.0, 0.0)
+    left = _leg(rng, fs_hz, duration_s, [act, 0.7 * act])
+    right = _leg(rng, fs_hz, duration_s)
+    acc = _still_acc(duration_s)
+    ta = np.arange(acc.shape[1]) / 50.0
+    moving = (ta >= 600.0) & (ta < 600.0 + move_s)
+    acc[1, moving] += (200.0 * np.sin(2 * np.pi * ta[moving])).astype(np.float32)
+    return [LegSignals("left", left, fs_hz, ("gm", "gl"), acc_mg=acc, acc_fs_hz=50.0),
+            LegSignals("right", right, fs_hz, ("gm", "gl"), acc_mg=_still_acc(duration_s),
+                       acc_fs_hz=50.0)]
+
+
+def test_a_rise_at_once_with_a_moving_leg_is_voluntary_movement() -> None:
+    res = detect_cramps(_repositioning_night(40.0), start=START)
+    assert res.events.height == 0
+    rej = res.rejected.filter(pl.col("leg") == "left")
+    assert rej["reason"].to_list() == ["voluntary_movement"]
+    # the same contraction with the leg still through most of it is not this rule's
+    still = detect_cramps(_repositioning_night(5.0), start=START)
+    assert "voluntary_movement" not in still.rejected["reason"].to_list()
