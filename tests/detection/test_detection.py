@@ -679,3 +679,21 @@ def test_a_rise_at_once_with_a_moving_leg_is_voluntary_movement() -> None:
     # the same contraction with the leg still through most of it is not this rule's
     still = detect_cramps(_repositioning_night(5.0), start=START)
     assert "voluntary_movement" not in still.rejected["reason"].to_list()
+
+
+def test_a_tone_that_keeps_rising_has_no_nested_candidate() -> None:
+    """A tone rising to 3.2x over 200 s and on to 4.1x over the next 160 s, held 100 s,
+    falling over 100 s (a slow change of a wider world): its later rise above its own earlier
+    level is not a rise on a settled tone."""
+    fs_hz, dur = 500.0, 1800.0
+    rng = np.random.default_rng(4)
+    t = np.arange(int(dur * fs_hz)) / fs_hz
+    level = np.interp(t, [600.0, 800.0, 960.0, 1060.0, 1160.0], [1.0, 3.2, 4.1, 4.1, 1.0],
+                      left=1.0, right=1.0)
+    excess = np.sqrt(level * level - 1.0)
+    legs = [LegSignals("left", _leg(rng, fs_hz, dur, [excess, excess]), fs_hz, ("gm", "gl")),
+            LegSignals("right", _leg(rng, fs_hz, dur), fs_hz, ("gm", "gl"))]
+    res = detect_cramps(legs, start=START)
+    assert res.candidates is not None
+    left = res.candidates.filter(pl.col("leg") == "left")
+    assert left.height == 1  # the tone's own span, nothing nested in it
