@@ -543,6 +543,33 @@ def _bridge_pauses(ratio: NDArray[np.float64], spans: NDArray[np.int64], *, hop:
     return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
+#: The local level before a span: the 0.25 quantile of the LOCAL_BLOCK_S medians from
+#: LOCAL_LEVEL_S to LOCAL_GAP_S before it (a ramp of up to a minute leaves most of that
+#: window at the level it rose from). On a raised tone the floor-relative onset level
+#: (``onset_ratio``) lies below the tone, so the onset is walked back only while the ratio
+#: stays at or above LOCAL_ONSET_ABOVE times the local level, and the ramp is extrapolated to
+#: that level rather than to the floor: a burst on a tone starts where it leaves the tone.
+LOCAL_LEVEL_S: Final = 120.0
+LOCAL_GAP_S: Final = 10.0
+LOCAL_BLOCK_S: Final = 5.0
+LOCAL_ONSET_ABOVE: Final = 1.25
+
+
+def _local_level(ratio: NDArray[np.float64], s_i: int, hop: float) -> float:
+    """The level the span starting at ``s_i`` rose from (x floor; 1.0 when unknown)."""
+    a = max(0, s_i - round(LOCAL_LEVEL_S / hop))
+    b = max(0, s_i - round(LOCAL_GAP_S / hop))
+    bn = max(1, round(LOCAL_BLOCK_S / hop))
+    k = (b - a) // bn
+    if k < 1:
+        return 1.0
+    blocks = ratio[b - k * bn:b].reshape(k, bn)
+    ok = np.isfinite(blocks).all(axis=1)
+    if not ok.any():
+        return 1.0
+    return max(1.0, float(np.quantile(np.median(blocks[ok], axis=1), 0.25)))
+
+
 def candidates(st: LegState, params: DetectionParams) -> None:
     """Hysteresis spans with ramp-refined onsets and PLM-train membership, stored on ``st``."""
     hop = st.hop_s
@@ -560,9 +587,15 @@ def candidates(st: LegState, params: DetectionParams) -> None:
         # Onset: walk back along the rising ramp while the ratio stays above onset_ratio,
         # then extrapolate the ramp to the floor.
         a = max(prev_stop, s_i - lookback)
-        below = np.flatnonzero(~(st.ratio[a:s_i] >= params.onset_ratio))
+        local = _local_level(st.ratio, s_i, hop)
+        level = max(params.onset_ratio, LOCAL_ONSET_ABOVE * local)
+        below = np.flatnonzero(~(st.ratio[a:s_i] >= level))
         on_i = a + int(below[-1]) + 1 if below.size else a
-        rows.append((_ramp_start(st.ratio, on_i, s_i, lo=a), s_i, e_i))
+        if level > params.onset_ratio:  # on a raised level: extrapolate the ramp to it
+            adj = _minus_base(st.ratio[a:s_i], local)
+            rows.append((a + _ramp_start(adj, on_i - a, s_i - a, lo=0), s_i, e_i))
+        else:
+            rows.append((_ramp_start(st.ratio, on_i, s_i, lo=a), s_i, e_i))
         prev_stop = e_i
     st.cands = np.array(rows, dtype=np.int64).reshape(-1, 3)
     st.nested = nested_candidates(st, params)
