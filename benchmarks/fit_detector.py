@@ -17,7 +17,10 @@ Every model may be calibrated: 4-fold out-of-fold predictions by night, the
 reportable candidates among them (not overlapped by a more probable one) matched against the
 truth, an isotonic map (:func:`crampsense.detection.model.fit_isotonic`) stored with the
 trees when the trees' own out-of-fold calibration error is above 0.05; the file records the
-out-of-fold figures before and after it and whether the map is used. ``--kinds acc`` renders
+out-of-fold figures before and after it and whether the map is used. The accelerometer
+model's report threshold is the one of 0.20-0.60 with the highest out-of-fold F1 on the same
+predictions (``report_probability`` in its entry, the figures of every threshold in its
+report); the EMG models report at 0.5. ``--kinds acc`` renders
 only the accelerometers (about 2 min for the default nights on 2 cores).
 """
 
@@ -128,10 +131,10 @@ FOLDS = 4
 CALIBRATE_ABOVE_ECE = 0.05
 
 
-def _ece(p: np.ndarray, y: np.ndarray) -> float:
-    """Expected calibration error of the reported candidates (p >= 0.5), 0.1-wide bins (as
-    the evaluation's reliability table)."""
-    rep = p >= 0.5
+def _ece(p: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> float:
+    """Expected calibration error of the reported candidates (p >= ``threshold``), 0.1-wide
+    bins (as the evaluation's reliability table)."""
+    rep = p >= threshold
     if not rep.any():
         return float("nan")
     bins = np.minimum((p[rep] * 10).astype(int), 9)
@@ -142,12 +145,47 @@ def _ece(p: np.ndarray, y: np.ndarray) -> float:
     return float(err / rep.sum())
 
 
-def _figures(p: np.ndarray, y: np.ndarray, n_cramps: int) -> dict[str, float]:
-    rep = p >= 0.5
+def _figures(p: np.ndarray, y: np.ndarray, n_cramps: int, threshold: float = 0.5
+             ) -> dict[str, float]:
+    rep = p >= threshold
     tp, fp = int((rep & (y == 1)).sum()), int((rep & (y == 0)).sum())
     fn = n_cramps - tp
     return {"tp": tp, "fp": fp, "fn": fn,
-            "f1": round(2 * tp / max(1, 2 * tp + fp + fn), 3), "ece": round(_ece(p, y), 3)}
+            "f1": round(2 * tp / max(1, 2 * tp + fp + fn), 3),
+            "ece": round(_ece(p, y, threshold), 3)}
+
+
+#: Models whose report threshold is chosen by the fit: the accelerometer's, whose recall is
+#: its limit (an awakening alone is weak evidence, so many true cramps sit below 0.5). The
+#: EMG models keep REPORT_PROBABILITY (0.5), chosen in advance.
+CHOOSE_THRESHOLD_KINDS = ("acc",)
+#: Thresholds tried: 0.20-0.60 in steps of 0.05 (below 0.2 a report is more likely false
+#: than true by a factor of four; the grid is coarse so that the choice does not chase the
+#: noise of ~300 out-of-fold cramps).
+THRESHOLDS = tuple(round(0.20 + 0.05 * i, 2) for i in range(9))
+
+
+def _choose_threshold(p: np.ndarray, rows: list[dict[str, Any]], night_of: np.ndarray,
+                      truths: list[pl.DataFrame]) -> tuple[float, dict[str, Any]]:
+    """The report threshold with the highest out-of-fold F1 (ties: the higher threshold)
+    and the figures of every threshold tried.
+
+    ``p`` are out-of-fold probabilities as shipped (calibrated when the model has a map);
+    at each threshold the reportable candidates (at or above it, not overlapped by a more
+    probable one) are matched against the truth among themselves.
+    """
+    n_cramps = sum(t.height for t in truths)
+    win_all = _winners(p, rows, night_of)
+    sweep: dict[str, Any] = {}
+    best, best_f1 = 0.5, -1.0
+    for thr in sorted(THRESHOLDS, reverse=True):
+        win = win_all & (p >= thr)
+        yw = _rematched(win, rows, night_of, truths)
+        fig = _figures(p[win], yw[win], n_cramps, thr)
+        sweep[f"{thr:.2f}"] = fig
+        if fig["f1"] > best_f1:
+            best, best_f1 = thr, fig["f1"]
+    return best, dict(sorted(sweep.items()))
 
 
 def _winners(p: np.ndarray, rows: list[dict[str, Any]], night_of: np.ndarray) -> np.ndarray:
@@ -181,7 +219,7 @@ def _calibrate_out_of_fold(x: np.ndarray, y: np.ndarray, keep: np.ndarray, *,
                            names: tuple[str, ...], truths: list[pl.DataFrame],
                            acc_free: bool = False
                            ) -> tuple[tuple[tuple[float, ...], tuple[float, ...]],
-                                      dict[str, Any]]:
+                                      dict[str, Any], np.ndarray, np.ndarray]:
     """Isotonic calibration of the trees on out-of-fold predictions (folds by night).
 
     Every candidate of a held-out fold, fragments included (they count as false in an
@@ -189,7 +227,8 @@ def _calibrate_out_of_fold(x: np.ndarray, y: np.ndarray, keep: np.ndarray, *,
     is fitted on those not overlapped by a more probable candidate (the ones that can be
     reported), labelled by matching them among themselves against the truth. The report
     holds the out-of-fold figures before calibration and after it, the latter with the map
-    of each fold fitted on the other folds only.
+    of each fold fitted on the other folds only. Also returns those out-of-fold
+    probabilities, raw and calibrated.
     """
     n_cramps = sum(t.height for t in truths)
     fold = night_of % FOLDS
@@ -212,7 +251,8 @@ def _calibrate_out_of_fold(x: np.ndarray, y: np.ndarray, keep: np.ndarray, *,
     ynw = _rematched(nwin, rows, night_of, truths)
     return cal, {"out_of_fold": {"folds": FOLDS, "cramps": n_cramps,
                                  "raw": _figures(raw[win], yw[win], n_cramps),
-                                 "calibrated": _figures(nested[nwin], ynw[nwin], n_cramps)}}
+                                 "calibrated": _figures(nested[nwin], ynw[nwin], n_cramps)}}, \
+        raw, nested
 
 
 def _rematched(win: np.ndarray, rows: list[dict[str, Any]], night_of: np.ndarray,
@@ -297,15 +337,22 @@ def main(argv: list[str] | None = None) -> None:
         # calibrated on out-of-fold predictions of the tuning nights when the trees' own
         # probabilities miss the calibration target there (an isotonic map on a few hundred
         # events adds its own steps; the trees alone were within it for emg and envelope)
-        cal, extra = _calibrate_out_of_fold(x_all, y, keep, rows=rows, night_of=night_of,
-                                            names=names, truths=truths, acc_free=kind != "acc")
+        cal, extra, p_raw, p_cal = _calibrate_out_of_fold(
+            x_all, y, keep, rows=rows, night_of=night_of, names=names, truths=truths,
+            acc_free=kind != "acc")
         calibrate = extra["out_of_fold"]["raw"]["ece"] > CALIBRATE_ABOVE_ECE
         extra["out_of_fold"]["map_used"] = calibrate
         if calibrate:
             m = replace(m, calibration=cal)
         models[kind] = m.to_json()
+        if kind in CHOOSE_THRESHOLD_KINDS:
+            thr, sweep = _choose_threshold(p_cal if calibrate else p_raw, rows, night_of,
+                                           truths)
+            models[kind]["report_probability"] = thr
+            extra["out_of_fold"]["report_probability"] = thr
+            extra["out_of_fold"]["by_threshold"] = sweep
         p = np.array([m.probability(dict(zip(names, row, strict=True))) for row in x])
-        rep = p >= 0.5
+        rep = p >= float(models[kind].get("report_probability", 0.5))
         report[kind] = {"rows": len(y_fit), "positives": int(y_fit.sum()),
                         "in_sample_tp": int((rep & (y_fit == 1)).sum()),
                         "in_sample_fp": int((rep & (y_fit == 0)).sum()),

@@ -38,7 +38,7 @@ import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from crampsense.detection.model import REPORT_PROBABILITY, model_for
+from crampsense.detection.model import model_for, report_probability_for
 from crampsense.detection.schema import EVENT_ROW_SCHEMA
 from crampsense.detection.sleep import AccEpochs, SleepPeriod, _check_ranges, _quiet_nan, _runs
 from crampsense.errors import ConfigError, DetectionError
@@ -318,11 +318,14 @@ def possible_cramps(
     Steps: vibration ratio to the floor, RMS-smoothed over 5 s; hysteresis (on 1.3, off
     1.12; moving epochs bridge but never open an event); onset walked back along the ramp,
     offset trimmed to the end of the plateau; awakening candidates from short movement
-    bursts after >= 30 s of stillness (15 s before the burst to the get-up or 45 s after);
-    dropped when shorter than 25 s (vibration), when both legs move at the onset or during
-    the burst, or when the posture changes across it (rolling over, a strap that slipped);
-    every other candidate is weighed by the decision model and, of overlapping ones, the
-    most probable is reported. See ``docs/acc-and-sleep.md``.
+    bursts after >= 30 s of stillness (twitches <= 50 mg do not break it; 15 s before the
+    burst to a get-up within 5 min, else 45 s after); dropped when shorter than 25 s
+    (vibration), when both legs move at the onset or during the burst, or when the posture
+    changes across it (> 20 degrees at a vibration onset, > 5 across an awakening: rolling
+    over, repositioning, a strap that slipped); every other candidate is weighed by the
+    decision model and, of overlapping ones, the most probable is reported when it reaches
+    the acc model's report threshold (:func:`crampsense.detection.model.report_probability_for`).
+    See ``docs/acc-and-sleep.md``.
 
     References
     ----------
@@ -360,6 +363,7 @@ def possible_cramps(
             other_ratio = ov / vibration_floor(ov, es, p)
         other_ratio = np.where(np.isfinite(other_ratio), other_ratio, 1.0)
     model = model_for("acc")
+    report_p = report_probability_for("acc")
     zang = epochs.z_angle_deg
     half = round(p.smooth_s / es / 2)
     b0, b1 = _runs(hi)
@@ -367,7 +371,8 @@ def possible_cramps(
     rows: list[dict[str, object]] = []
     bursts = _move_bursts(epochs, es)
     other_motion = other.motion_mg if other is not None else np.zeros(n)
-    cands: list[tuple[int, int, int, str]] = []  # onset, offset, first high epoch, reason
+    # onset, offset, first high epoch (awakenings: the burst's), reason, from an awakening
+    cands: list[tuple[int, int, int, str, bool]] = []
     starts, ends = _runs(lo)
     for a, b in zip(starts, ends, strict=True):
         if not hi[a:b].any():
@@ -393,12 +398,13 @@ def possible_cramps(
             logger.debug("acc candidate %.0f-%.0f s rejected: %s", onset_i * es, offset_i * es,
                          reason)
             continue
-        cands.append((onset_i, offset_i, first_hi, reason))
+        cands.append((onset_i, offset_i, first_hi, reason, False))
     # The awakening: a cramp without visible vibration still wakes the sleeper, who moves
     # that one leg tens of seconds into the contraction and then lies still (or gets up).
-    for m0, m1 in _wake_bursts(bursts, epochs, es):
-        onset_i = max(_prev_end(bursts, m0), m0 - round(WAKE_LEAD_S / es))
-        offset_i = _wake_offset(bursts, epochs, m1, n, es)
+    standing = _standing(epochs, es)
+    for m0, m1 in _wake_bursts(bursts, epochs, es, standing):
+        onset_i = max(_prev_end(bursts, m0, epochs), m0 - round(WAKE_LEAD_S / es))
+        offset_i = _wake_offset(bursts, epochs, m1, n, es, standing=standing)
         if any(_iou(c[0], c[1], onset_i, offset_i) >= WAKE_SAME_IOU for c in cands):
             continue  # a vibration candidate holds this awakening already
         reason = _reject_wake(p, es=es, m0=m0, m1=m1, motion=epochs.motion_mg,
@@ -407,9 +413,9 @@ def possible_cramps(
         if reason in HARD_REJECTIONS:
             logger.debug("acc wake candidate %.0f s rejected: %s", m0 * es, reason)
             continue
-        cands.append((onset_i, offset_i, m0, reason))
+        cands.append((onset_i, offset_i, m0, reason, True))
     weighed_c: list[tuple[float, int, int, float, dict[str, float]]] = []
-    for onset_i, offset_i, first_hi, reason in cands:
+    for onset_i, offset_i, first_hi, reason, wake in cands:
         seg = slice(onset_i, offset_i)
         mv = moving[seg]
         r_still = ratio[seg][~mv]
@@ -427,10 +433,10 @@ def possible_cramps(
         feats.update(_wake_features(epochs, bursts, ratio=ratio, other_motion=other_motion,
                                     zang=zang,
                                     moving=moving, onset_i=onset_i, offset_i=offset_i,
-                                    hi=hi, p=p))
+                                    hi=hi, p=p, wake_at=first_hi if wake else None))
         feats["log_outside_sleep_s"] = _outside_sleep(sleep, epochs.start_s + onset_i * es)
         prob = model.probability(feats)
-        if prob < REPORT_PROBABILITY:
+        if prob < report_p:
             logger.debug("acc candidate at %.0f s weighed %.2f: %s", t_first, prob,
                          reason or model.strongest_against(feats))
         weighed_c.append((prob, onset_i, offset_i, mean_rel, feats))
@@ -438,7 +444,7 @@ def possible_cramps(
     # and its awakening are two views of one event).
     kept: list[tuple[float, int, int, float, dict[str, float]]] = []
     for c in sorted(weighed_c, key=lambda c: (-c[0], c[1])):
-        if c[0] >= REPORT_PROBABILITY and not any(k[1] < c[2] and k[2] > c[1] for k in kept):
+        if c[0] >= report_p and not any(k[1] < c[2] and k[2] > c[1] for k in kept):
             kept.append(c)
     if collect is not None:
         for c in sorted(weighed_c, key=lambda c: c[1]):
@@ -585,13 +591,30 @@ WAKE_PRE_STILL_S: Final = 30.0
 #: WAKE_TAIL_S after the burst or the next movement, whichever comes first (cramps last a
 #: median 90 s; the awakening comes with or after the ramp; on tuning nights these spans
 #: reached IoU >= 0.2 with every awakened cramp that did not end in getting up).
+#: WAKE_UP_WITHIN_S: DETECTION.md puts cramps at seconds up to about 10 min with a median of
+#: 1-2 min, and on the tuning nights (fit_detector's 128) no awakening candidate stretched to
+#: a get-up 5-15 min later matched a cramp (0 of 15; 9 of 13 at 2.5-5 min): so late a get-up
+#: is another awakening (a walk to the bathroom), and the span ends at WAKE_TAIL_S instead.
 WAKE_LEAD_S: Final = 15.0
 WAKE_TAIL_S: Final = 45.0
-WAKE_UP_WITHIN_S: Final = 900.0
+WAKE_UP_WITHIN_S: Final = 300.0
+#: A burst whose movement stays at or below this (mg) does not end the still spell before an
+#: awakening: the sleep-scoring wake threshold of sleep.py (waking kicks 100-400 mg; periodic
+#: limb movements and twitches 10-50 mg come in sleep). A twitch, or the cramp's own
+#: vibration, seconds before the awakening would otherwise hide it.
+WAKE_BREAK_MG: Final = 50.0
 #: The other leg moving more than this share of this leg's burst (and more than sensor
 #: noise, WAKE_OTHER_MG) during it: both legs moved (rolling over, a bed partner).
 WAKE_OTHER_SHARE: Final = 0.3
 WAKE_OTHER_MG: Final = 15.0
+#: An awakening that leaves the leg turned by more than this (degrees, still epochs
+#: TURN_WINDOW_S before and after the burst) is a repositioning: the painful awakening moves
+#: the leg and puts it back. Tuning nights (fit_detector's 128, rows of its --dump before
+#: this rule): the first burst of 216 matched cramp candidates turned the leg by under 1
+#: degree except in 5 (9-19 degrees, where a repositioning fell on the cramp); 109 look-alike
+#: awakenings turned it by 4-20 degrees. A still leg's z-angle is steady to a fraction of a
+#: degree, so 5 degrees is far above noise and below every turn of a repositioning seen.
+WAKE_TURN_DEG: Final = 5.0
 #: Other movement bursts of this leg within this long (s) of a candidate are counted
 #: (restless wake, PLM trains).
 AROUND_S: Final = 120.0
@@ -645,44 +668,70 @@ def _move_bursts(ep: AccEpochs, es: float) -> tuple[NDArray[np.int64], NDArray[n
     return _runs(_bridge(act, round(WAKE_GAP_S / es)))
 
 
+#: The shank counts as standing only where it stays upright this long (s): a get-up leads to
+#: a walk of a minute or more, while the jerk of a strong awakening (up to ~800 mg) can tip
+#: the along-shank axis over the upright level for a second or two.
+STAND_MIN_S: Final = 5.0
+
+
+def _standing(ep: AccEpochs, es: float) -> BOOL:
+    """Epochs in runs of an upright shank lasting at least STAND_MIN_S."""
+    a, b = _runs(ep.vertical_frac > 0.5)
+    out = np.zeros(ep.n, dtype=bool)
+    for i0, i1 in zip(a, b, strict=True):
+        if (i1 - i0) * es >= STAND_MIN_S:
+            out[i0:i1] = True
+    return out
+
+
 def _wake_bursts(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], ep: AccEpochs,
-                 es: float) -> list[tuple[int, int]]:
+                 es: float, standing: BOOL) -> list[tuple[int, int]]:
     """Bursts that could be a cramp's awakening: short, lying, after a still spell."""
     b0, b1 = bursts
     out: list[tuple[int, int]] = []
     for k in range(b0.size):
         m0, m1 = int(b0[k]), int(b1[k])
-        up = np.flatnonzero(ep.vertical_frac[m0:m1] > 0.5)
+        up = np.flatnonzero(standing[m0:m1])
         if up.size:  # woke and got up at once: the lying part is the awakening
             m1 = m0 + int(up[0])
         if m1 <= m0 or (m1 - m0) * es > WAKE_MAX_S:
             continue
-        prev = int(b1[k - 1]) if k > 0 else 0
-        if (m0 - prev) * es < WAKE_PRE_STILL_S:
+        if (m0 - _prev_end(bursts, m0, ep)) * es < WAKE_PRE_STILL_S:
             continue
         out.append((m0, m1))
     return out
 
 
-def _prev_end(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], m0: int) -> int:
-    b1 = bursts[1]
-    before = b1[b1 <= m0]
-    return int(before[-1]) if before.size else 0
+def _prev_end(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], m0: int,
+              ep: AccEpochs) -> int:
+    """End of the last burst before ``m0`` that moved more than WAKE_BREAK_MG (0: none)."""
+    b0, b1 = bursts
+    for k in np.flatnonzero(b1 <= m0)[::-1]:
+        with _quiet_nan():
+            peak = float(np.nanmax(ep.motion_mg[int(b0[k]):int(b1[k])]))
+        if not peak <= WAKE_BREAK_MG:  # nan (no valid epoch) breaks the spell too
+            return int(b1[k])
+    return 0
 
 
 def _wake_offset(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], ep: AccEpochs, m1: int,
-                 n: int, es: float) -> int:
+                 n: int, es: float, *, standing: BOOL) -> int:
     """End of an awakening candidate: the get-up, else WAKE_TAIL_S after the burst or the
-    next movement."""
+    next movement (bursts of at most WAKE_BREAK_MG do not count: twitches in a leg that
+    lies still)."""
     b0, b1 = bursts
-    if ep.vertical_frac[m1:m1 + 1].size and ep.vertical_frac[m1] > 0.5:
+    if standing[m1:m1 + 1].any():
         return m1  # the burst went on into standing up
     tail = min(n, m1 + round(WAKE_TAIL_S / es))
     for s0, s1 in zip(b0[b0 >= m1], b1[b0 >= m1], strict=True):
         if (s0 - m1) * es > WAKE_UP_WITHIN_S:
             break
-        if (ep.vertical_frac[int(s0):int(s1)] > 0.5).any():
+        if standing[int(s0):int(s1)].any():
             return int(s0)  # got up: the cramp ends when the person stands
+        with _quiet_nan():
+            peak = float(np.nanmax(ep.motion_mg[int(s0):int(s1)]))
+        if peak <= WAKE_BREAK_MG:
+            continue
         return int(min(tail, s0))
     return tail
 
@@ -710,7 +759,7 @@ def _reject_wake(p: AccCrampParams, *, es: float, m0: int, m1: int, motion: F64,
         theirs_max = float(np.nanmax(theirs)) if np.isfinite(theirs).any() else 0.0
     if theirs_max > max(WAKE_OTHER_MG, WAKE_OTHER_SHARE * mine):
         return "both legs moved (rolling over)"
-    if _turn(zang, moving, m0, m1, round(TURN_WINDOW_S / es)) > p.turn_deg:
+    if _turn(zang, moving, m0, m1, round(TURN_WINDOW_S / es)) > min(p.turn_deg, WAKE_TURN_DEG):
         return "posture change at onset"
     t0 = start_s + onset_i * es
     if sleep.onset_s is not None and sleep.offset_s is not None and not (
@@ -723,12 +772,17 @@ def _reject_wake(p: AccCrampParams, *, es: float, m0: int, m1: int, motion: F64,
 def _wake_features(ep: AccEpochs, bursts: tuple[NDArray[np.int64], NDArray[np.int64]], *,
                    ratio: F64, other_motion: F64, zang: F64, moving: BOOL, onset_i: int,
                    offset_i: int,
-                   hi: BOOL, p: AccCrampParams) -> dict[str, float]:
-    """Evidence of the awakening and what follows it, for any candidate."""
+                   hi: BOOL, p: AccCrampParams, wake_at: int | None = None
+                   ) -> dict[str, float]:
+    """Evidence of the awakening and what follows it, for any candidate (``wake_at``: the
+    first epoch of the burst an awakening candidate came from; else the first burst in
+    it)."""
     es = ep.epoch_s
     n = ep.n
     b0, b1 = bursts
     inside = np.flatnonzero((b0 >= onset_i - round(2.0 / es)) & (b0 < offset_i))
+    if wake_at is not None:  # an awakening candidate: the burst it came from
+        inside = np.flatnonzero(b0 == wake_at)
     out = {"wake_trigger": 0.0 if hi[onset_i:offset_i].any() else 1.0,
            "log_wake_mg": 0.0, "log_wake_s": 0.0, "log_other_wake_mg": 0.0,
            "wake_turn_deg": 0.0, "log_post_still_s": 0.0, "log_pre_wake_ratio": 0.0}

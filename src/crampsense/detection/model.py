@@ -51,10 +51,14 @@ __all__ = [
     "fit_logistic",
     "fit_trees",
     "model_for",
+    "report_probability_for",
 ]
 
 #: An event is reported when its probability of being a cramp reaches this (the operating
-#: point chosen in advance: a coin flip; the confidence says how sure it is).
+#: point chosen in advance: a coin flip; the confidence says how sure it is). A model entry
+#: of the coefficient file may carry its own ``report_probability``, chosen by the fit
+#: (:func:`report_probability_for`; the accelerometer model's maximises its out-of-fold F1
+#: on the tuning nights).
 REPORT_PROBABILITY: Final = 0.5
 #: Package-data file with the fitted coefficients.
 MODEL_FILE: Final = "decision_model.json"
@@ -476,6 +480,23 @@ def model_for(kind: str) -> LogisticModel | TreeModel:
         raise DetectionError(f"{MODEL_FILE}'s {kind} features differ from the code's; refit "
                              "with python benchmarks/fit_detector.py")
     return m
+
+
+@cache
+def report_probability_for(kind: str) -> float:
+    """The probability at which a candidate of evidence ``kind`` is reported: the model
+    entry's ``report_probability`` (chosen by ``benchmarks/fit_detector.py``) or
+    :data:`REPORT_PROBABILITY`."""
+    models = _load()["models"]
+    d = models.get(kind) if isinstance(models, dict) else None
+    value = d.get("report_probability") if isinstance(d, dict) else None
+    if value is None:
+        return REPORT_PROBABILITY
+    p = float(value)
+    if not 0.0 < p < 1.0:
+        raise DetectionError(f"{MODEL_FILE}'s {kind} report_probability {p} is not in (0, 1); "
+                             "refit with python benchmarks/fit_detector.py")
+    return p
 
 
 def model_info() -> dict[str, object]:
