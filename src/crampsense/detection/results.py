@@ -45,7 +45,8 @@ class CrampResults:
     rejected : polars.DataFrame
         Candidates that were not reported: ``leg``, ``onset_s``, ``offset_s``, ``reason``
         (``"standing"``, ``"implausible_level"``, ``"not_emg"``, ``"voluntary_movement"``,
-        or for candidates the decision model weighed below
+        ``"nested_rise"`` / ``"inside_reported_span"`` (a span and a rise on its raised
+        baseline would both be reported; the less probable gives way), or for candidates the decision model weighed below
         0.5: ``"plm_train"``, ``"body_movement"``, ``"phasic"`` when that old rule also
         fires, else ``"model:<feature that weighed most against it>"``).
     candidates : polars.DataFrame

@@ -868,14 +868,11 @@ def leg_events(st: LegState, other: LegState | None, params: DetectionParams,
     if st.env is None:
         return out
     model = model_for("envelope" if st.dms is None else "emg")
-    reported: set[int] = set()
     for i, (on_i, s_i, span_end) in enumerate(st.cands.tolist()):
-        d = _decide(st, other, (on_i, s_i, span_end), (st.h0 + s_i, st.h0 + span_end),
-                    plm=bool(st.plm[i]), params=params, model=model, emg_fs_hz=emg_fs_hz)
-        out.append(d)
-        if d.event is not None:
-            reported.add(i)
-    if any(n.parent not in reported for n in st.nested):
+        out.append(_decide(st, other, (on_i, s_i, span_end), (st.h0 + s_i, st.h0 + span_end),
+                           plm=bool(st.plm[i]), params=params, model=model,
+                           emg_fs_hz=emg_fs_hz))
+    if st.nested:
         # PLM trains on a tone change: the nested rises with the other spans of the leg
         hop = st.hop_s
         with_nested = {n.parent for n in st.nested}
@@ -887,12 +884,23 @@ def leg_events(st: LegState, other: LegState | None, params: DetectionParams,
         member = _plm_members((spans_s + st.h0) * hop, params)
         plm_of = {r[2]: bool(m) for r, m in zip(rows, member, strict=True) if r[2] >= 0}
         for k, n in enumerate(st.nested):
-            if n.parent in reported:
-                continue
             parent_end = int(st.cands[n.parent, 2])
             d = _decide(nested_view(st, n), other, (n.on_i, n.s_i, n.e_i),
                         (st.h0 + n.s_i, st.h0 + parent_end), plm=plm_of[k], params=params,
                         model=model, emg_fs_hz=emg_fs_hz)
+            pd = out[n.parent]
+            if d.event is not None and pd.event is not None:
+                # one episode, two readings: a cramp on a tone (the rise) or one long
+                # contraction with a stronger part (the span); the more probable one stands
+                loser, why = ((pd, "nested_rise") if (d.probability or 0.0) > (pd.probability
+                                                                                or 0.0)
+                              else (d, "inside_reported_span"))
+                demoted = replace(loser, event=None, rejected=(
+                    st.leg, float(loser.onset_s or 0.0), float(loser.offset_s or 0.0), why))
+                if loser is pd:
+                    out[n.parent] = demoted
+                else:
+                    d = demoted
             out.append(d)
     return out
 
