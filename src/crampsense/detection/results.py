@@ -46,9 +46,10 @@ class CrampResults:
         Candidates that were not reported: ``leg``, ``onset_s``, ``offset_s``, ``reason``
         (``"standing"``, ``"implausible_level"``, ``"not_emg"``, ``"voluntary_movement"``,
         ``"nested_rise"`` / ``"inside_reported_span"`` (a span and a rise on its raised
-        baseline would both be reported; the less probable gives way), or for candidates the decision model weighed below
-        0.5: ``"plm_train"``, ``"body_movement"``, ``"phasic"`` when that old rule also
-        fires, else ``"model:<feature that weighed most against it>"``).
+        baseline would both be reported; the less probable gives way), or for candidates
+        the decision model weighed below 0.5: ``"plm_train"``, ``"body_movement"``,
+        ``"phasic"`` when that old rule also fires, else
+        ``"model:<feature that weighed most against it>"``).
     candidates : polars.DataFrame
         Every candidate the decision model weighed: ``leg``, ``onset_s``, ``offset_s``,
         ``probability``, ``reported`` and one column per feature
