@@ -697,3 +697,21 @@ def test_a_tone_that_keeps_rising_has_no_nested_candidate() -> None:
     assert res.candidates is not None
     left = res.candidates.filter(pl.col("leg") == "left")
     assert left.height == 1  # the tone's own span, nothing nested in it
+
+
+def test_the_stretch_that_ends_a_cramp_on_a_tone_does_not_replace_it() -> None:
+    """Tuning-world held-out night 628: a 211-s right-calf cramp on a tone change ends in a
+    15-s stretch, a rise on the cramp's own settled plateau that the model finds more probable
+    than the cramp. The cramp is reported and the stretch is not a second event."""
+    spec = NightSpec(seed=628, duration_s=3600.0, emg_fs_hz=1000.0,
+                     world=night_mod.tuning_world(), lookalikes=night_mod.ALL_KINDS)
+    legs, night = _gen(spec)
+    res = detect_cramps(legs, start=spec.start)
+    right = night.cramps().filter((pl.col("leg") == "right") & (pl.col("onset_s") > 1700.0)
+                                  & (pl.col("onset_s") < 1800.0))
+    assert right.height == 1
+    ev = res.events.filter((pl.col("leg") == "right") & (pl.col("offset_s") > 1700.0)
+                           & (pl.col("onset_s") < 2000.0))
+    assert ev.height == 1
+    assert abs(ev["onset_s"][0] - right["onset_s"][0]) < 15.0
+    assert "inside_reported_span" in res.rejected["reason"].to_list()

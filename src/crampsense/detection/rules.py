@@ -117,6 +117,10 @@ NESTED_MAX_SPREAD: Final = 1.25
 NESTED_MIN_SPAN_S: Final = 120.0
 NESTED_SETTLE_S: Final = 120.0
 NESTED_MIN_BASE: Final = 1.5
+#: A rise that ends within this long (s) of its span's event is the stretch that ends a cramp
+#: (stretching raises the EMG, and the cramp is over when it stops), never a cramp of its own
+#: in place of the span. A cramp on a tone change ends before the tone does.
+NESTED_STRETCH_END_S: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -891,9 +895,11 @@ def leg_events(st: LegState, other: LegState | None, params: DetectionParams,
             pd = out[n.parent]
             if d.event is not None and pd.event is not None:
                 # one episode, two readings: a cramp on a tone (the rise) or one long
-                # contraction with a stronger part (the span); the more probable one stands
-                loser, why = ((pd, "nested_rise") if (d.probability or 0.0) > (pd.probability
-                                                                                or 0.0)
+                # contraction with a stronger part (the span); the more probable one stands,
+                # except that a rise ending with its span is the stretch that ends a cramp
+                stretch = (pd.offset_s or 0.0) - (d.offset_s or 0.0) <= NESTED_STRETCH_END_S
+                rise_wins = not stretch and (d.probability or 0.0) > (pd.probability or 0.0)
+                loser, why = ((pd, "nested_rise") if rise_wins
                               else (d, "inside_reported_span"))
                 demoted = replace(loser, event=None, rejected=(
                     st.leg, float(loser.onset_s or 0.0), float(loser.offset_s or 0.0), why))
