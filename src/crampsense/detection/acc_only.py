@@ -702,14 +702,20 @@ def _wake_bursts(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], ep: AccEpo
     return out
 
 
+def _twitch(ep: AccEpochs, s0: int, s1: int) -> bool:
+    """Whether the burst ``[s0, s1)`` moved at most WAKE_BREAK_MG (False without a valid
+    epoch: an unknown burst counts as movement)."""
+    with _quiet_nan():
+        peak = float(np.nanmax(ep.motion_mg[s0:s1]))
+    return peak <= WAKE_BREAK_MG
+
+
 def _prev_end(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], m0: int,
               ep: AccEpochs) -> int:
     """End of the last burst before ``m0`` that moved more than WAKE_BREAK_MG (0: none)."""
     b0, b1 = bursts
     for k in np.flatnonzero(b1 <= m0)[::-1]:
-        with _quiet_nan():
-            peak = float(np.nanmax(ep.motion_mg[int(b0[k]):int(b1[k])]))
-        if not peak <= WAKE_BREAK_MG:  # nan (no valid epoch) breaks the spell too
+        if not _twitch(ep, int(b0[k]), int(b1[k])):
             return int(b1[k])
     return 0
 
@@ -728,9 +734,7 @@ def _wake_offset(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], ep: AccEpo
             break
         if standing[int(s0):int(s1)].any():
             return int(s0)  # got up: the cramp ends when the person stands
-        with _quiet_nan():
-            peak = float(np.nanmax(ep.motion_mg[int(s0):int(s1)]))
-        if peak <= WAKE_BREAK_MG:
+        if _twitch(ep, int(s0), int(s1)):
             continue
         return int(min(tail, s0))
     return tail
@@ -780,9 +784,10 @@ def _wake_features(ep: AccEpochs, bursts: tuple[NDArray[np.int64], NDArray[np.in
     es = ep.epoch_s
     n = ep.n
     b0, b1 = bursts
-    inside = np.flatnonzero((b0 >= onset_i - round(2.0 / es)) & (b0 < offset_i))
     if wake_at is not None:  # an awakening candidate: the burst it came from
         inside = np.flatnonzero(b0 == wake_at)
+    else:
+        inside = np.flatnonzero((b0 >= onset_i - round(2.0 / es)) & (b0 < offset_i))
     out = {"wake_trigger": 0.0 if hi[onset_i:offset_i].any() else 1.0,
            "log_wake_mg": 0.0, "log_wake_s": 0.0, "log_other_wake_mg": 0.0,
            "wake_turn_deg": 0.0, "log_post_still_s": 0.0, "log_pre_wake_ratio": 0.0}

@@ -509,10 +509,10 @@ PAUSE_PRE_S: Final = 60.0
 PAUSE_PRE_GAP_S: Final = 10.0
 
 
-def _finite_median(x: NDArray[np.float64]) -> float:
-    """Median of the finite values of ``x``; NaN when there are none."""
+def _finite_median(x: NDArray[np.float64], default: float = math.nan) -> float:
+    """Median of the finite values of ``x``; ``default`` when there are none."""
     x = x[np.isfinite(x)]
-    return float(np.median(x)) if x.size else math.nan
+    return float(np.median(x)) if x.size else default
 
 
 def _bridge_pauses(ratio: NDArray[np.float64], spans: NDArray[np.int64], *, hop: float,
@@ -532,11 +532,10 @@ def _bridge_pauses(ratio: NDArray[np.float64], spans: NDArray[np.int64], *, hop:
             head = int(out[-1][0])
             pre = _finite_median(ratio[max(0, head - pre_n):max(0, head - gap_n)])
         gap = ratio[out[-1][1]:s]
-        last = _finite_median(ratio[out[-1][0]:out[-1][1]])
-        need = (max(level, PAUSE_ABOVE_PRE * pre, PAUSE_OF_SPAN * last)
-                if math.isfinite(pre) else math.inf)
-        ok = 0 < gap.size <= max_n
+        ok = 0 < gap.size <= max_n and math.isfinite(pre)
         if ok:
+            last = _finite_median(ratio[out[-1][0]:out[-1][1]])
+            need = max(level, PAUSE_ABOVE_PRE * pre, PAUSE_OF_SPAN * last)
             n_blk = max(1, gap.size // blk)
             ok = all(_finite_median(b) >= need for b in np.array_split(gap, n_blk))
         if ok:
@@ -790,10 +789,8 @@ def event_features(st: LegState, other: LegState | None, on_i: int, s_i: int, e_
     starts = st.cands[:, 1]
     near = np.abs(starts - s_i) <= round(NEIGHBOUR_WINDOW_S / hop)
     neighbours = int(near.sum()) - 1
-    pre = st.ratio[max(0, on_i - round(PRE_WINDOW_S / hop)):max(0, on_i - round(PRE_GAP_S
-                                                                                / hop))]
-    pre = pre[np.isfinite(pre)]
-    pre_rel = float(np.median(pre)) if pre.size else 1.0
+    pre_rel = _finite_median(st.ratio[max(0, on_i - round(PRE_WINDOW_S / hop)):
+                                      max(0, on_i - round(PRE_GAP_S / hop))], default=1.0)
     core = st.ratio[s_i:e_i]
     core = core[np.isfinite(core)]
     cv = float(core.std() / core.mean()) if core.size and core.mean() > 0 else 0.0
@@ -802,9 +799,8 @@ def event_features(st: LegState, other: LegState | None, on_i: int, s_i: int, e_
     wobble = float(np.median(np.abs(lc[lag:] - lc[:-lag]))) if lc.size > lag else 0.0
     elevated = _elevated_s(st, on_i, s_i)
     p0 = min(st.ratio.size, e_i + round(POST_GAP_S / hop))
-    post = st.ratio[p0:min(st.ratio.size, p0 + round(POST_WINDOW_S / hop))]
-    post = post[np.isfinite(post)]
-    post_rel = float(np.median(post)) if post.size else 1.0
+    post_rel = _finite_median(st.ratio[p0:min(st.ratio.size, p0 + round(POST_WINDOW_S / hop))],
+                              default=1.0)
     onset_move = 0.0
     late_move = 0.0
     move_share = 0.0
