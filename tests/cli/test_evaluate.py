@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from crampsense.detection.scoring import (
     EMG,
     SWEEP_ON_RATIOS,
     TARGETS,
+    calibrated_ece,
     false_by_class,
     reliability,
     score_records,
@@ -236,6 +238,32 @@ def test_reliability_table_and_ece() -> None:
     assert (top["n"], top["share_true"]) == (2, 0.5)
     # |0.5 - 0.85| x 2/3 + |0 - 0.15| x 1/3
     assert r["ece"] == pytest.approx(0.35 * 2 / 3 + 0.15 / 3)
+    # three events are too few to tell anything from calibration
+    assert r["ece_calibrated_p95"] > r["ece"]
+
+
+def test_calibrated_ece_is_the_noise_of_few_events() -> None:
+    # n events at confidence p, each true with probability p: |share - p| has mean
+    # sqrt(2 p (1 - p) / (pi n)), 0.0398 for p = 0.55 and n = 100, half that for 4x the events
+    few, few_p95 = calibrated_ece([0.55] * 100)
+    many, _ = calibrated_ece([0.55] * 400)
+    assert few == pytest.approx(math.sqrt(2 * 0.55 * 0.45 / (math.pi * 100)), rel=0.1)
+    assert many == pytest.approx(few / 2, rel=0.15)
+    assert few_p95 > few
+    assert calibrated_ece([1.0] * 50) == (0.0, 0.0)
+    assert all(math.isnan(v) for v in calibrated_ece([]))
+
+
+def test_a_miscalibrated_confidence_stands_out_of_the_calibrated_reference() -> None:
+    truth = [("left", 100.0 + 200.0 * k, 160.0 + 200.0 * k, True) for k in range(40)]
+    # 80 events at 0.9: only the 40 on a true cramp are true (share 0.5)
+    det = [("left", 100.0 + 100.0 * k, 160.0 + 100.0 * k, "cramp", 0.9, "emg")
+           for k in range(80)]
+    rec = {"set": "x", "seed": 1, "hours": 5.0, "sleep_hours": 5.0, "truth": truth,
+           "runs": {EMG: det}}
+    r = reliability([rec])
+    assert r["ece"] == pytest.approx(0.4)
+    assert r["ece"] > r["ece_calibrated_p95"]
 
 
 def test_shifted_corpus_has_world_nights_and_a_look_alike_mix() -> None:

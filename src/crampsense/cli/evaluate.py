@@ -194,10 +194,14 @@ def _class_table(title: str, rows: Sequence[dict[str, Any]]) -> Table:
 
 
 def _reliability_table(run: str, calib: dict[str, Any]) -> Table:
+    ref = ""
+    if calib.get("ece_calibrated") is not None:
+        ref = (f" (perfectly calibrated confidences would show {_f(calib['ece_calibrated'], 3)}"
+               f" on these events, 95 % up to {_f(calib['ece_calibrated_p95'], 3)})")
     t = Table(title=f"Reliability of the confidence, {run} events (all nights): share of the "
               f"events in each bin that were true cramps; ECE {_f(calib['ece'], 3)} over "
-              f"{calib['n']} events", title_justify="left", show_edge=False, pad_edge=False,
-              box=box.SIMPLE_HEAD)
+              f"{calib['n']} events{ref}", title_justify="left", show_edge=False,
+              pad_edge=False, box=box.SIMPLE_HEAD)
     for c in ("confidence", "events", "mean confidence", "share true"):
         t.add_column(c, justify="right")
     for b in calib["bins"]:

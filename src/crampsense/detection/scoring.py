@@ -598,6 +598,62 @@ def false_by_class(records: Sequence[dict[str, Any]], run: str = EMG) -> list[di
     return rows
 
 
+def _ece(c: NDArray[np.float64], y: NDArray[np.float64], edges: Sequence[float]
+         ) -> tuple[NDArray[np.float64], list[dict[str, Any]]]:
+    """Expected calibration error of confidences ``c`` against each row of outcomes ``y``
+    (draws x events), and the bins of the first row."""
+    ece = np.zeros(y.shape[0])
+    bins = []
+    lo = 0.0
+    for hi in edges:
+        m = (c > lo) & (c <= hi) if lo > 0 else (c >= lo) & (c <= hi)
+        n = int(m.sum())
+        mc = float(c[m].mean()) if n else None
+        share = y[:, m].mean(axis=1) if n else None
+        if mc is not None and share is not None:
+            ece += n / c.size * np.abs(share - mc)
+        bins.append({"lo": lo, "hi": hi, "n": n, "mean_confidence": mc,
+                     "share_true": float(share[0]) if share is not None else None})
+        lo = hi
+    return ece, bins
+
+
+#: Draws of the calibrated reference (see :func:`reliability`); its generator's seed.
+CALIBRATED_DRAWS: Final = 2000
+CALIBRATED_SEED: Final = 20261207
+
+
+def calibrated_ece(confidence: Sequence[float] | NDArray[np.float64],
+                   edges: Sequence[float] = RELIABILITY_EDGES,
+                   draws: int = CALIBRATED_DRAWS) -> tuple[float, float]:
+    """The ECE a perfectly calibrated detector would show with these confidences.
+
+    Each draw makes every event true with the probability it was reported with, so the
+    confidences are calibrated by construction, and what their ECE still measures is the
+    noise of estimating each bin's share from few events: the binned error of a finite sample
+    is biased upwards. This is the consistency resampling of Bröcker & Smith (2007). A
+    measured ECE inside this reference's spread cannot be told from perfect calibration with
+    this many events.
+
+    Returns
+    -------
+    tuple of float
+        Mean and 95th percentile of the calibrated ECE (nan without events).
+
+    References
+    ----------
+    Bröcker J, Smith LA. Increasing the reliability of reliability diagrams. Weather and
+    Forecasting 22 (2007) 651-661.
+    """
+    c = np.asarray(confidence, dtype=float)
+    if c.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(CALIBRATED_SEED)
+    y = (rng.random((draws, c.size)) < c[None, :]).astype(float)
+    e, _ = _ece(c, y, edges)
+    return float(e.mean()), float(np.quantile(e, 0.95))
+
+
 def reliability(records: Sequence[dict[str, Any]], run: str = EMG,
                 edges: Sequence[float] = RELIABILITY_EDGES) -> dict[str, Any]:
     """Reliability table of the reported confidence: detections binned by confidence vs the
@@ -608,7 +664,9 @@ def reliability(records: Sequence[dict[str, Any]], run: str = EMG,
     dict
         ``bins`` (list of ``lo``, ``hi``, ``n``, ``mean_confidence``, ``share_true``), ``n``,
         ``ece`` (sum over bins of n_bin / n x |share_true - mean_confidence|; ``None`` without
-        detections).
+        detections), ``ece_calibrated`` and ``ece_calibrated_p95`` (mean and 95th percentile
+        of the ECE that perfectly calibrated confidences would show on these events,
+        :func:`calibrated_ece`; ``None`` without detections).
     """
     conf: list[float] = []
     ok: list[bool] = []
@@ -621,18 +679,11 @@ def reliability(records: Sequence[dict[str, Any]], run: str = EMG,
         for i, d in enumerate(det):
             conf.append(float(d[4]) if len(d) > 4 else 1.0)
             ok.append(i in gs)
-    c = np.asarray(conf)
+    c = np.asarray(conf, dtype=float)
     y = np.asarray(ok, dtype=float)
-    bins = []
-    ece = 0.0
-    lo = 0.0
-    for hi in edges:
-        m = (c > lo) & (c <= hi) if lo > 0 else (c >= lo) & (c <= hi)
-        n = int(m.sum())
-        mc = float(c[m].mean()) if n else None
-        st = float(y[m].mean()) if n else None
-        if n and mc is not None and st is not None:
-            ece += n / c.size * abs(st - mc)
-        bins.append({"lo": lo, "hi": hi, "n": n, "mean_confidence": mc, "share_true": st})
-        lo = hi
-    return {"bins": bins, "n": int(c.size), "ece": float(ece) if c.size else None}
+    ece, bins = _ece(c, y[None, :], edges)
+    null_mean, null_p95 = calibrated_ece(c, edges)
+    has = bool(c.size)
+    return {"bins": bins, "n": int(c.size), "ece": float(ece[0]) if has else None,
+            "ece_calibrated": null_mean if has else None,
+            "ece_calibrated_p95": null_p95 if has else None}
