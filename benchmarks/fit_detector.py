@@ -59,6 +59,12 @@ NIGHT_PLAN = ((2.0, 500.0, 3, True), (2.0, 1000.0, 3, True), (2.0, 200.0, 3, Tru
 #: log-normal draws few of them, and without them the model learns that short = look-alike).
 SHORT_MAX_S = 40.0
 SHORT_RATES_HZ = (500.0, 1000.0)
+#: Whole nights: 8 h with the world's own number of cramps (0-3) and look-alikes at a whole
+#: night's density. The 2-h nights hold three cramps each, more cramps per candidate than a
+#: real night; a model fitted on them alone overstates the chance that a candidate of a whole
+#: night is a cramp, and never sees the hours-long still spells and wake periods of one.
+LONG_HOURS = 8.0
+LONG_RATES_HZ = (1000.0, 500.0)
 ROUNDS = 100
 DEPTH = 2
 RATE = 0.2
@@ -276,6 +282,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dump", type=Path, help="also write every candidate row (JSON)")
     ap.add_argument("--short-nights", type=int, default=32,
                     help="extra 1-h nights whose cramps last 10-40 s (default 32)")
+    ap.add_argument("--long-nights", type=int, default=0,
+                    help="extra 8-h nights with the world's own 0-3 cramps (default 0)")
     ap.add_argument("--load", type=Path, nargs="+",
                     help="fit on rows written by --dump (no nights run)")
     ap.add_argument("--kinds", default=",".join(FEATURES),
@@ -292,6 +300,9 @@ def main(argv: list[str] | None = None) -> None:
         jobs.append((a.seed_base + i, hours, fs, cramps))
     for i in range(a.short_nights):  # short cramps: the literature's "seconds up to 10 min"
         jobs.append((a.seed_base + a.nights + i, 1.0, SHORT_RATES_HZ[i % 2], 3, SHORT_MAX_S))
+    for i in range(a.long_nights):
+        jobs.append((a.seed_base + a.nights + a.short_nights + i, LONG_HOURS,
+                     LONG_RATES_HZ[i % 2], None))
     t0 = time.perf_counter()
     if a.load is not None:
         nights, loaded = [], []
@@ -313,7 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, Any] = {k: v for k, v in old.get("fit", {}).items() if k not in kinds}
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     command = (f"python benchmarks/fit_detector.py --nights {a.nights} --short-nights "
-               f"{a.short_nights} --seed-base {a.seed_base} --kinds {','.join(kinds)}")
+               f"{a.short_nights} --long-nights {a.long_nights} --seed-base {a.seed_base} "
+               f"--kinds {','.join(kinds)}")
     for kind, names in FEATURES.items():
         if kind not in kinds:
             continue
