@@ -42,7 +42,8 @@ import numpy as np
 import polars as pl
 
 from crampsense.detection import LegSignals, compare_events, detect_cramps
-from crampsense.detection.model import FEATURES, fit_isotonic, fit_trees
+from crampsense.detection.model import FEATURES, REPORT_PROBABILITY, fit_isotonic, fit_trees
+from crampsense.detection.scoring import expected_calibration_error
 from firmware_sims.night import ALL_KINDS, NightSpec, generate_night, tuning_world
 from firmware_sims.night.corpus import analog_envelope
 
@@ -137,22 +138,15 @@ FOLDS = 4
 CALIBRATE_ABOVE_ECE = 0.05
 
 
-def _ece(p: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> float:
-    """Expected calibration error of the reported candidates (p >= ``threshold``), 0.1-wide
-    bins (as the evaluation's reliability table)."""
+def _ece(p: np.ndarray, y: np.ndarray, threshold: float = REPORT_PROBABILITY) -> float:
+    """Expected calibration error of the reported candidates (p >= ``threshold``), measured
+    as the evaluation's reliability table measures it."""
     rep = p >= threshold
-    if not rep.any():
-        return float("nan")
-    bins = np.minimum((p[rep] * 10).astype(int), 9)
-    err = 0.0
-    for b in np.unique(bins):
-        sel = bins == b
-        err += sel.sum() * abs(p[rep][sel].mean() - y[rep][sel].mean())
-    return float(err / rep.sum())
+    return expected_calibration_error(p[rep], y[rep])
 
 
-def _figures(p: np.ndarray, y: np.ndarray, n_cramps: int, threshold: float = 0.5
-             ) -> dict[str, float]:
+def _figures(p: np.ndarray, y: np.ndarray, n_cramps: int,
+             threshold: float = REPORT_PROBABILITY) -> dict[str, float]:
     rep = p >= threshold
     tp, fp = int((rep & (y == 1)).sum()), int((rep & (y == 0)).sum())
     fn = n_cramps - tp
@@ -183,7 +177,7 @@ def _choose_threshold(p: np.ndarray, rows: list[dict[str, Any]], night_of: np.nd
     n_cramps = sum(t.height for t in truths)
     win_all = _winners(p, rows, night_of)
     sweep: dict[str, Any] = {}
-    best, best_f1 = 0.5, -1.0
+    best, best_f1 = REPORT_PROBABILITY, -1.0
     for thr in sorted(THRESHOLDS, reverse=True):
         win = win_all & (p >= thr)
         yw = _rematched(win, rows, night_of, truths)
@@ -364,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
             extra["out_of_fold"]["report_probability"] = thr
             extra["out_of_fold"]["by_threshold"] = sweep
         p = np.array([m.probability(dict(zip(names, row, strict=True))) for row in x])
-        rep = p >= float(models[kind].get("report_probability", 0.5))
+        rep = p >= float(models[kind].get("report_probability", REPORT_PROBABILITY))
         report[kind] = {"rows": len(y_fit), "positives": int(y_fit.sum()),
                         "in_sample_tp": int((rep & (y_fit == 1)).sum()),
                         "in_sample_fp": int((rep & (y_fit == 0)).sum()),

@@ -26,6 +26,7 @@ from crampsense.detection.scoring import (
     SWEEP_ON_RATIOS,
     TARGETS,
     calibrated_ece,
+    expected_calibration_error,
     false_by_class,
     reliability,
     score_records,
@@ -240,6 +241,9 @@ def test_reliability_table_and_ece() -> None:
     assert r["ece"] == pytest.approx(0.35 * 2 / 3 + 0.15 / 3)
     # three events are too few to tell anything from calibration
     assert r["ece_calibrated_p95"] > r["ece"]
+    # the same measure from confidences and outcomes (as the fit uses it)
+    assert expected_calibration_error([0.85, 0.85, 0.15], [1, 0, 0]) == pytest.approx(r["ece"])
+    assert math.isnan(expected_calibration_error([], []))
 
 
 def test_calibrated_ece_is_the_noise_of_few_events() -> None:

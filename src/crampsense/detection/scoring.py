@@ -30,8 +30,10 @@ __all__ = [
     "SWEEP_ON_RATIOS",
     "TARGETS",
     "EventScores",
+    "calibrated_ece",
     "compare_events",
     "confidence_sweep",
+    "expected_calibration_error",
     "fa_upper_bound",
     "false_by_class",
     "per_set_scores",
@@ -616,6 +618,18 @@ def _ece(c: NDArray[np.float64], y: NDArray[np.float64], edges: Sequence[float]
                      "share_true": float(share[0]) if share is not None else None})
         lo = hi
     return ece, bins
+
+
+def expected_calibration_error(confidence: Sequence[float] | NDArray[np.float64],
+                               true: Sequence[float] | NDArray[np.float64],
+                               edges: Sequence[float] = RELIABILITY_EDGES) -> float:
+    """Expected calibration error of events reported with ``confidence`` whose outcomes are
+    ``true`` (1 or 0): sum over the bins of ``edges`` of n_bin / n x |share true - mean
+    confidence| (nan without events). The measure of :func:`reliability` and of the fit."""
+    c = np.asarray(confidence, dtype=float)
+    if c.size == 0:
+        return math.nan
+    return float(_ece(c, np.asarray(true, dtype=float)[None, :], edges)[0][0])
 
 
 #: Draws of the calibrated reference (see :func:`reliability`); its generator's seed.
