@@ -402,8 +402,8 @@ def possible_cramps(
     # The awakening: a cramp without visible vibration still wakes the sleeper, who moves
     # that one leg tens of seconds into the contraction and then lies still (or gets up).
     standing = _standing(epochs, es)
-    for m0, m1 in _wake_bursts(bursts, epochs, es, standing):
-        onset_i = max(_prev_end(bursts, m0, epochs), m0 - round(WAKE_LEAD_S / es))
+    for m0, m1, prev in _wake_bursts(bursts, epochs, es, standing):
+        onset_i = max(prev, m0 - round(WAKE_LEAD_S / es))
         offset_i = _wake_offset(bursts, epochs, m1, n, es, standing=standing)
         if any(_iou(c[0], c[1], onset_i, offset_i) >= WAKE_SAME_IOU for c in cands):
             continue  # a vibration candidate holds this awakening already
@@ -685,10 +685,11 @@ def _standing(ep: AccEpochs, es: float) -> BOOL:
 
 
 def _wake_bursts(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], ep: AccEpochs,
-                 es: float, standing: BOOL) -> list[tuple[int, int]]:
-    """Bursts that could be a cramp's awakening: short, lying, after a still spell."""
+                 es: float, standing: BOOL) -> list[tuple[int, int, int]]:
+    """Bursts that could be a cramp's awakening: short, lying, after a still spell; each with
+    the end of the movement before it (:func:`_prev_end`)."""
     b0, b1 = bursts
-    out: list[tuple[int, int]] = []
+    out: list[tuple[int, int, int]] = []
     for k in range(b0.size):
         m0, m1 = int(b0[k]), int(b1[k])
         up = np.flatnonzero(standing[m0:m1])
@@ -696,9 +697,10 @@ def _wake_bursts(bursts: tuple[NDArray[np.int64], NDArray[np.int64]], ep: AccEpo
             m1 = m0 + int(up[0])
         if m1 <= m0 or (m1 - m0) * es > WAKE_MAX_S:
             continue
-        if (m0 - _prev_end(bursts, m0, ep)) * es < WAKE_PRE_STILL_S:
+        prev = _prev_end(bursts, m0, ep)
+        if (m0 - prev) * es < WAKE_PRE_STILL_S:
             continue
-        out.append((m0, m1))
+        out.append((m0, m1, prev))
     return out
 
 
