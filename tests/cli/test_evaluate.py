@@ -244,6 +244,24 @@ def test_reliability_table_and_ece() -> None:
     # the same measure from confidences and outcomes (as the fit uses it)
     assert expected_calibration_error([0.85, 0.85, 0.15], [1, 0, 0]) == pytest.approx(r["ece"])
     assert math.isnan(expected_calibration_error([], []))
+    # a weight counts an event that many times (the fit weighs cramp-dense nights' cramps)
+    assert expected_calibration_error([0.85, 0.85, 0.15], [1, 0, 0], weights=[2, 1, 1]) == (
+        pytest.approx(expected_calibration_error([0.85, 0.85, 0.85, 0.15], [1, 1, 0, 0])))
+    assert expected_calibration_error([0.85, 0.85, 0.15], [1, 0, 0], weights=[2, 1, 1]) != (
+        pytest.approx(r["ece"]))
+
+
+def test_calibrated_ece_of_weighed_events() -> None:
+    c = np.full(200, 0.8)
+    plain = calibrated_ece(c, draws=400)
+    # weight 1 when true is the unweighted reference, draw for draw
+    assert calibrated_ece(c, draws=400, weight_if_true=np.ones(200)) == pytest.approx(plain)
+    # true events weighed down: calibrated draws are true more often, so that the weighed
+    # share stays 0.8; 200 events all true at weight 0.25 are far outside that reference
+    w = np.full(200, 0.25)
+    mean, p95 = calibrated_ece(c, draws=400, weight_if_true=w)
+    assert mean < p95 < 0.1
+    assert expected_calibration_error(c, np.ones(200), weights=w) == pytest.approx(0.2)
 
 
 def test_calibrated_ece_is_the_noise_of_few_events() -> None:

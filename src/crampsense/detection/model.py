@@ -346,14 +346,15 @@ class TreeModel:
                    calibration)
 
 
-def fit_isotonic(p: NDArray[np.float64], y: NDArray[np.float64], *, min_count: int = 10
+def fit_isotonic(p: NDArray[np.float64], y: NDArray[np.float64], *, min_count: int = 10,
+                 weights: NDArray[np.float64] | None = None
                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Monotone calibration map of probabilities ``p`` to outcomes ``y`` (pool adjacent
     violators on blocks of at least ``min_count`` sorted predictions).
 
     Returns knots ``(x, y)`` for linear interpolation: x are the merged blocks' mean
     predictions, y their share of positives (non-decreasing); beyond the end knots the map
-    is flat.
+    is flat. ``weights`` (default 1 each) count a prediction that many times in both.
 
     References
     ----------
@@ -362,10 +363,12 @@ def fit_isotonic(p: NDArray[np.float64], y: NDArray[np.float64], *, min_count: i
     """
     order = np.argsort(p, kind="stable")
     ps, ys = np.asarray(p, dtype=np.float64)[order], np.asarray(y, dtype=np.float64)[order]
-    blocks: list[list[float]] = []  # [sum p, sum y, count]
+    ws = (np.ones(ps.size) if weights is None
+          else np.asarray(weights, dtype=np.float64)[order])
+    blocks: list[list[float]] = []  # [sum w p, sum w y, sum w]
     for i in range(0, ps.size, max(1, min_count)):
-        blocks.append([float(ps[i:i + min_count].sum()), float(ys[i:i + min_count].sum()),
-                       float(ps[i:i + min_count].size)])
+        sl = slice(i, i + max(1, min_count))
+        blocks.append([float(ws[sl] @ ps[sl]), float(ws[sl] @ ys[sl]), float(ws[sl].sum())])
     merged: list[list[float]] = []
     for b in blocks:
         merged.append(b)

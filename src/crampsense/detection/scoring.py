@@ -600,20 +600,24 @@ def false_by_class(records: Sequence[dict[str, Any]], run: str = EMG) -> list[di
     return rows
 
 
-def _ece(c: NDArray[np.float64], y: NDArray[np.float64], edges: Sequence[float]
+def _ece(c: NDArray[np.float64], y: NDArray[np.float64], edges: Sequence[float],
+         w: NDArray[np.float64] | None = None
          ) -> tuple[NDArray[np.float64], list[dict[str, Any]]]:
     """Expected calibration error of confidences ``c`` against each row of outcomes ``y``
-    (draws x events), and the bins of the first row."""
+    (draws x events), and the bins of the first row; ``w``: each event's weight (1)."""
+    w = np.ones(c.size) if w is None else w
+    total = float(w.sum())
     ece = np.zeros(y.shape[0])
     bins = []
     lo = 0.0
     for hi in edges:
         m = (c > lo) & (c <= hi) if lo > 0 else (c >= lo) & (c <= hi)
         n = int(m.sum())
-        mc = float(c[m].mean()) if n else None
-        share = y[:, m].mean(axis=1) if n else None
+        wm = float(w[m].sum())
+        mc = float(np.average(c[m], weights=w[m])) if n and wm > 0 else None
+        share = (y[:, m] @ w[m]) / wm if n and wm > 0 else None
         if mc is not None and share is not None:
-            ece += n / c.size * np.abs(share - mc)
+            ece += wm / total * np.abs(share - mc)
         bins.append({"lo": lo, "hi": hi, "n": n, "mean_confidence": mc,
                      "share_true": float(share[0]) if share is not None else None})
         lo = hi
@@ -622,14 +626,19 @@ def _ece(c: NDArray[np.float64], y: NDArray[np.float64], edges: Sequence[float]
 
 def expected_calibration_error(confidence: Sequence[float] | NDArray[np.float64],
                                true: Sequence[float] | NDArray[np.float64],
-                               edges: Sequence[float] = RELIABILITY_EDGES) -> float:
+                               edges: Sequence[float] = RELIABILITY_EDGES, *,
+                               weights: Sequence[float] | NDArray[np.float64] | None = None
+                               ) -> float:
     """Expected calibration error of events reported with ``confidence`` whose outcomes are
     ``true`` (1 or 0): sum over the bins of ``edges`` of n_bin / n x |share true - mean
-    confidence| (nan without events). The measure of :func:`reliability` and of the fit."""
+    confidence| (nan without events). The measure of :func:`reliability` and of the fit.
+    ``weights`` (default 1 each) count an event that many times: the fit weighs the events of
+    its cramp-dense nights to a whole night's share of cramps."""
     c = np.asarray(confidence, dtype=float)
     if c.size == 0:
         return math.nan
-    return float(_ece(c, np.asarray(true, dtype=float)[None, :], edges)[0][0])
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    return float(_ece(c, np.asarray(true, dtype=float)[None, :], edges, w)[0][0])
 
 
 #: Draws of the calibrated reference (see :func:`reliability`); its generator's seed.
@@ -639,7 +648,9 @@ CALIBRATED_SEED: Final = 20261207
 
 def calibrated_ece(confidence: Sequence[float] | NDArray[np.float64],
                    edges: Sequence[float] = RELIABILITY_EDGES,
-                   draws: int = CALIBRATED_DRAWS) -> tuple[float, float]:
+                   draws: int = CALIBRATED_DRAWS, *,
+                   weight_if_true: Sequence[float] | NDArray[np.float64] | None = None
+                   ) -> tuple[float, float]:
     """The ECE a perfectly calibrated detector would show with these confidences.
 
     Each draw makes every event true with the probability it was reported with, so the
@@ -647,7 +658,9 @@ def calibrated_ece(confidence: Sequence[float] | NDArray[np.float64],
     noise of estimating each bin's share from few events: the binned error of a finite sample
     is biased upwards. This is the consistency resampling of Bröcker & Smith (2007). A
     measured ECE inside this reference's spread cannot be told from perfect calibration with
-    this many events.
+    this many events. ``weight_if_true`` (per event): the weight an event carries in the
+    weighed ECE (:func:`expected_calibration_error`) when it is true (false ones weigh 1),
+    as the fit weighs the cramps of its cramp-dense nights.
 
     Returns
     -------
@@ -663,8 +676,17 @@ def calibrated_ece(confidence: Sequence[float] | NDArray[np.float64],
     if c.size == 0:
         return math.nan, math.nan
     rng = np.random.default_rng(CALIBRATED_SEED)
-    y = (rng.random((draws, c.size)) < c[None, :]).astype(float)
-    e, _ = _ece(c, y, edges)
+    if weight_if_true is None:
+        y = (rng.random((draws, c.size)) < c[None, :]).astype(float)
+        e, _ = _ece(c, y, edges)
+        return float(e.mean()), float(np.quantile(e, 0.95))
+    # an event true with weight w (else 1) is calibrated when its weighed chance of being
+    # true is c: drawn true with q = c / (c + w (1 - c))
+    w = np.asarray(weight_if_true, dtype=float)
+    q = c / np.maximum(c + w * (1.0 - c), 1e-12)
+    y = (rng.random((draws, c.size)) < q[None, :]).astype(float)
+    e = np.array([_ece(c, y[k:k + 1], edges, np.where(y[k] == 1, w, 1.0))[0][0]
+                  for k in range(draws)])
     return float(e.mean()), float(np.quantile(e, 0.95))
 
 
