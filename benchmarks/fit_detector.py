@@ -20,7 +20,10 @@ trees when the trees' own out-of-fold calibration error is above 0.05; the file 
 out-of-fold figures before and after it and whether the map is used. The accelerometer
 model's report threshold is the one of 0.20-0.60 with the highest out-of-fold F1 on the same
 predictions (``report_probability`` in its entry, the figures of every threshold in its
-report); the EMG models report at 0.5. ``--kinds acc`` renders
+report); the EMG models report at 0.5. The accelerometer model is fitted to a whole night's
+share of cramps (``--whole-night-prior``): the cramps of the cramp-dense 1-h and 2-h nights
+are weighed down to the 8-h nights' cramp odds in the trees, the map, and the out-of-fold F1
+and ECE. ``--kinds acc`` renders
 only the accelerometers (about 2 min for the default nights on 2 cores).
 """
 

@@ -196,10 +196,12 @@ class CrampResults:
             parts.append(
                 f" The {' and '.join(acc_legs)} leg had no EMG: its events are possible "
                 "cramps from the accelerometer alone (sustained 5-25 Hz mechanomyographic "
-                "vibration of the calf in a still leg, Orizio 1993; Beck et al. 2005; rolling "
-                "over, a bed partner and orientation jumps rejected), weighed by their own "
-                "decision model whose probability is the confidence; severity is graded on "
-                "duration only; see crampsense.detection.acc_only.")
+                "vibration of the calf in a still leg, Orizio 1993; Beck et al. 2005, or the "
+                "awakening movement of that one leg after a still spell; rolling over, a bed "
+                "partner and orientation jumps rejected), weighed by their own decision model "
+                "whose probability, calibrated to a whole night's share of cramps, is the "
+                "confidence; severity is graded on duration only; see "
+                "crampsense.detection.acc_only.")
         if self.sleep:
             first = next(iter(self.sleep.values()))
             parts.append(" " + first.methods.split(" The sleep period ran")[0]
