@@ -217,6 +217,32 @@ def test_acc_in_g_and_mg_give_identical_events(
     assert mg["events"]
 
 
+def test_accelerometer_only_file_gives_the_librarys_possible_cramps(
+    night: SyntheticNight, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file with accelerometers and no EMG (most consumer wearables): the command says so
+    in one note, covers both legs and reports the library's accelerometer-only events."""
+    path = tmp_path / "acc.edf"
+    sigs = [sg for sg in _edf_signals(night) if sg.label.startswith("Acc")]
+    write_edf(path, sigs, start=night.spec.start)
+    code, out, err = run_cli(["analyze", str(path)], capsys)
+    assert code == 0, err
+    notes = [line for line in (out + err).splitlines() if line.startswith("note: no EMG")]
+    assert notes == ["note: no EMG mapped; events come from the accelerometer alone "
+                     "(possible cramps; an accelerometer under 25 Hz is not covered)"]
+    doc = _analyze_json([str(path)], capsys)
+    legs = [LegSignals(leg, None, None, acc_mg=night.render(leg)[1], acc_fs_hz=50.0)
+            for leg in LEGS]
+    lib = detect_cramps(legs, start=night.spec.start).events
+    assert doc["events"]  # the right leg's cramp woke the sleeper: a possible cramp
+    assert [(e["leg"], e["kind"], e["evidence"]) for e in doc["events"]] == [
+        (r["leg"], "possible_cramp", "acc") for r in lib.iter_rows(named=True)]
+    assert [e["onset_s"] for e in doc["events"]] == pytest.approx(lib["onset_s"].to_list(),
+                                                                  abs=0.1)
+    for leg in LEGS:
+        assert all(g["reason"] != "no-emg" for g in doc["coverage"]["legs"][leg]["not_covered"])
+
+
 def test_bdf_explicit_mapping_and_parquet_agree(
     night: SyntheticNight, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

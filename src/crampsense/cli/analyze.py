@@ -221,8 +221,9 @@ def run(ctx: click.Context, file: Path, emg_args: tuple[str, ...],
         for line in cmap.describe():
             info.print(f"using {line}", markup=False)
         if not cmap.emg:
-            info.print("note: no EMG mapped; accelerometer-only legs are reported as not "
-                       "covered", markup=False)
+            info.print("note: no EMG mapped; events come from the accelerometer alone "
+                       "(possible cramps; an accelerometer under 25 Hz is not covered)",
+                       markup=False)
         start = loaded.start
         results = detect_cramps(loaded.legs, start=start, params=params)
         file_format = loaded.file_format
