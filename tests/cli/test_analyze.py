@@ -228,8 +228,8 @@ def test_accelerometer_only_file_gives_the_librarys_possible_cramps(
     code, out, err = run_cli(["analyze", str(path)], capsys)
     assert code == 0, err
     notes = [line for line in (out + err).splitlines() if line.startswith("note: no EMG")]
-    assert notes == ["note: no EMG mapped; events come from the accelerometer alone "
-                     "(possible cramps; an accelerometer under 25 Hz is not covered)"]
+    assert notes == [("note: no EMG mapped; events come from the accelerometer alone "
+                      "(possible cramps; an accelerometer under 25 Hz is not covered)")]
     doc = _analyze_json([str(path)], capsys)
     legs = [LegSignals(leg, None, None, acc_mg=night.render(leg)[1], acc_fs_hz=50.0)
             for leg in LEGS]
