@@ -141,26 +141,26 @@ FOLDS = 4
 CALIBRATE_ABOVE_ECE = 0.05
 
 
-#: Cramp-dense nights (the 1-h and 2-h nights of three cramps) put far more cramps among
-#: their candidates than a whole night does (tuning rows: a positive per 5-16 candidates
-#: against one per 60 on the 8-h nights). Their cramps are weighed down so that the share of
-#: cramps among all candidates is a whole night's: a probability is then the chance that a
-#: candidate of a whole night is a cramp (the prior shift of Saerens et al. 2002; the 8-h
-#: nights set the share).
-
-
-#: Models fitted with that weighing. Only the accelerometer's: its candidates are weak
-#: evidence (an awakening, a faint vibration), so the share of cramps among them sets much of
-#: its probability, and whole nights showed it (tuning world, full corpus: ECE 0.28 on 8-h
-#: nights, 0.09 on 2-h ones). The EMG models' reports sit at 0.95 and above; weighed, their
-#: out-of-fold recall fell from 299 to 263 of 338 cramps for 8 fewer false.
+#: Models fitted to a whole night's share of cramps (:func:`_dense_cramp_weight`). Only the
+#: accelerometer's: its candidates are weak evidence (an awakening, a faint vibration), so the
+#: share of cramps among them sets much of its probability, and whole nights showed it
+#: (tuning world, full corpus: ECE 0.28 on 8-h nights, 0.09 on 2-h ones). The EMG models'
+#: reports sit at 0.95 and above; weighed, their out-of-fold recall fell from 299 to 263 of
+#: 338 cramps for 8 fewer false.
 WHOLE_NIGHT_PRIOR_KINDS = ("acc",)
 
 
 def _dense_cramp_weight(y: np.ndarray, keep: np.ndarray, dense: np.ndarray) -> float:
     """Weight of a cramp of a cramp-dense night: the cramp odds among the kept candidates of
     whole nights over those of dense nights (``dense``: per row; at most 1, and 1 without
-    both kinds of night)."""
+    both kinds of night).
+
+    Cramp-dense nights (the 1-h and 2-h nights of three cramps) put far more cramps among
+    their candidates than a whole night does (tuning rows: a positive per 5-16 candidates
+    against one per 60 on the 8-h nights). Their cramps weighed by this, the share of cramps
+    among all candidates is a whole night's, and a probability is the chance that a candidate
+    of a whole night is a cramp (the prior shift of Saerens et al. 2002).
+    """
     long_, short = keep & ~dense, keep & dense
     pl_, nl = y[long_].sum(), (y[long_] == 0).sum()
     ps, ns = y[short].sum(), (y[short] == 0).sum()
@@ -213,6 +213,7 @@ def _choose_threshold(p: np.ndarray, rows: list[dict[str, Any]], night_of: np.nd
     probable one) are matched against the truth among themselves.
     """
     n_cramps = sum(t.height for t in truths)
+    n_w = _n_cramps_w(truths, night_w)
     win_all = _winners(p, rows, night_of)
     sweep: dict[str, Any] = {}
     best, best_f1 = REPORT_PROBABILITY, -1.0
@@ -220,11 +221,16 @@ def _choose_threshold(p: np.ndarray, rows: list[dict[str, Any]], night_of: np.nd
         win = win_all & (p >= thr)
         yw = _rematched(win, rows, night_of, truths)
         fig = _figures(p[win], yw[win], n_cramps, thr, w_cramp=night_w[night_of[win]],
-                       n_cramps_w=_n_cramps_w(truths, night_w))
+                       n_cramps_w=n_w)
         sweep[f"{thr:.2f}"] = fig
         if fig["f1"] > best_f1:
             best, best_f1 = thr, fig["f1"]
     return best, dict(sorted(sweep.items()))
+
+
+def _cramp_weights(y: np.ndarray, night_of: np.ndarray, night_w: np.ndarray) -> np.ndarray:
+    """Per row: its night's weight when it is a cramp, 1 when it is not."""
+    return np.where(y == 1, night_w[night_of], 1.0)
 
 
 def _n_cramps_w(truths: list[pl.DataFrame], night_w: np.ndarray) -> float:
@@ -276,7 +282,7 @@ def _calibrate_out_of_fold(x: np.ndarray, y: np.ndarray, keep: np.ndarray, *,
     n_w = _n_cramps_w(truths, night_w)
     fold = night_of % FOLDS
     raw = np.zeros(len(y))
-    row_w = np.where(y == 1, night_w[night_of], 1.0)
+    row_w = _cramp_weights(y, night_of, night_w)
     for k in range(FOLDS):
         train = keep & (fold != k)
         xt, yt, wt = ((_with_acc_free(x[train], y[train], names, row_w[train])) if acc_free
@@ -286,7 +292,7 @@ def _calibrate_out_of_fold(x: np.ndarray, y: np.ndarray, keep: np.ndarray, *,
                           for row in x[fold == k]]
     win = _winners(raw, rows, night_of)
     yw = _rematched(win, rows, night_of, truths)
-    ww = np.where(yw == 1, night_w[night_of], 1.0)
+    ww = _cramp_weights(yw, night_of, night_w)
     cal = fit_isotonic(raw[win], yw[win], weights=ww[win])
     nested = np.zeros(len(y))
     for k in range(FOLDS):
@@ -375,6 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     command = (f"python benchmarks/fit_detector.py --nights {a.nights} --short-nights "
                f"{a.short_nights} --long-nights {a.long_nights} --seed-base {a.seed_base} "
                f"--kinds {','.join(kinds)} --whole-night-prior {','.join(sorted(prior_kinds))}")
+    dense = np.array([job[1] < LONG_HOURS for job in jobs])  # per night
     for kind, names in FEATURES.items():
         if kind not in kinds:
             continue
@@ -390,11 +397,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{kind}: no positive candidates; model left at 0.5", file=sys.stderr)
             continue
         x_all = np.array([[float(r[f]) for f in names] for r in rows])
-        dense = np.array([jobs[i][1] < LONG_HOURS for i in range(len(jobs))])
         ratio = _dense_cramp_weight(y, keep, dense[night_of]) if kind in prior_kinds else 1.0
         night_w = np.where(dense, ratio, 1.0)
         x, y_fit = x_all[keep], y[keep]
-        w = np.where(y_fit == 1, night_w[night_of[keep]], 1.0)
+        w = _cramp_weights(y_fit, night_of[keep], night_w)
         if kind != "acc":  # the same rows without an accelerometer (EMG-only legs)
             x, y_fit, w = _with_acc_free(x, y_fit, names, w)
         m = fit_trees(x, y_fit, names, rounds=ROUNDS, depth=DEPTH, rate=RATE, weights=w)

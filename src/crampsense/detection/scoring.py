@@ -604,21 +604,25 @@ def _ece(c: NDArray[np.float64], y: NDArray[np.float64], edges: Sequence[float],
          w: NDArray[np.float64] | None = None
          ) -> tuple[NDArray[np.float64], list[dict[str, Any]]]:
     """Expected calibration error of confidences ``c`` against each row of outcomes ``y``
-    (draws x events), and the bins of the first row; ``w``: each event's weight (1)."""
-    w = np.ones(c.size) if w is None else w
-    total = float(w.sum())
+    (draws x events), and the bins of the first row; ``w``: each event's weight (default 1),
+    one row for all draws or one row per draw."""
+    w2 = np.ones_like(y) if w is None else np.broadcast_to(w, y.shape)
+    total = w2.sum(axis=1)
     ece = np.zeros(y.shape[0])
     bins = []
     lo = 0.0
     for hi in edges:
         m = (c > lo) & (c <= hi) if lo > 0 else (c >= lo) & (c <= hi)
         n = int(m.sum())
-        wm = float(w[m].sum())
-        mc = float(np.average(c[m], weights=w[m])) if n and wm > 0 else None
-        share = (y[:, m] @ w[m]) / wm if n and wm > 0 else None
-        if mc is not None and share is not None:
+        mc = share = None
+        if n:
+            wb = w2[:, m]
+            wm = wb.sum(axis=1)
+            mc = (wb @ c[m]) / wm
+            share = (wb * y[:, m]).sum(axis=1) / wm
             ece += wm / total * np.abs(share - mc)
-        bins.append({"lo": lo, "hi": hi, "n": n, "mean_confidence": mc,
+        bins.append({"lo": lo, "hi": hi, "n": n,
+                     "mean_confidence": float(mc[0]) if mc is not None else None,
                      "share_true": float(share[0]) if share is not None else None})
         lo = hi
     return ece, bins
@@ -685,8 +689,7 @@ def calibrated_ece(confidence: Sequence[float] | NDArray[np.float64],
     w = np.asarray(weight_if_true, dtype=float)
     q = c / np.maximum(c + w * (1.0 - c), 1e-12)
     y = (rng.random((draws, c.size)) < q[None, :]).astype(float)
-    e = np.array([_ece(c, y[k:k + 1], edges, np.where(y[k] == 1, w, 1.0))[0][0]
-                  for k in range(draws)])
+    e, _ = _ece(c, y, edges, np.where(y == 1, w[None, :], 1.0))
     return float(e.mean()), float(np.quantile(e, 0.95))
 
 
