@@ -346,9 +346,10 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     prior_kinds = {k.strip() for k in a.whole_night_prior.split(",") if k.strip()}
     kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
-    unknown = sorted((set(kinds) | prior_kinds) - set(FEATURES))
-    if unknown:
-        ap.error(f"{','.join(unknown)}: not a model (use {', '.join(FEATURES)})")
+    for option, given in (("--kinds", set(kinds)), ("--whole-night-prior", prior_kinds)):
+        unknown = sorted(given - set(FEATURES))
+        if unknown:
+            ap.error(f"{option} {','.join(unknown)}: not a model (use {', '.join(FEATURES)})")
     jobs: list[tuple[Any, ...]] = []
     for i in range(a.nights):
         hours, fs, cramps, _ = NIGHT_PLAN[i % len(NIGHT_PLAN)]
